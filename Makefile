@@ -1,0 +1,34 @@
+# careerqa: `make demo` sets everything up and answers a question; `make test` sets up and runs the tests.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN = $(VENV)/bin
+QUESTION ?= What kind of math should I focus on for AI?
+export HF_HUB_OFFLINE = 1
+export TRANSFORMERS_OFFLINE = 1
+
+.PHONY: demo test bench lint setup
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+# llama-cpp-python compiles from source on first install (several minutes on 2 cores).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/careerqa ask "$(QUESTION)"
+
+test: setup
+	$(BIN)/python -m pytest -q -rs
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+bench: setup
+	$(BIN)/python bench/bench_index.py
+	$(BIN)/python bench/bench_generator.py

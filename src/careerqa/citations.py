@@ -1,0 +1,105 @@
+"""Citation markers: parse ``[n]`` in model output, drop dangling ones, renumber in reading order.
+
+The model numbers passages as they appear in the prompt; the reader sees citations numbered by first
+mention, and only for passages that exist. ``CitationStream`` does this while text streams, holding
+back only a possible marker, so what streams is what the final answer says.
+Not handled here: whether a cited passage supports its sentence (``grounding.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# "[1]", "[1, 2]", "[1][2]" and "[Passage 1]" are all markers; "df['x']" is not.
+MARKER = re.compile(r"\[\s*(?:passages?\s*)?(\d+(?:\s*[,;]\s*(?:passages?\s*)?\d+)*)\s*\]", re.IGNORECASE)
+_MARKER_PREFIX = re.compile(r"\[\s*(?:p(?:a(?:s(?:s(?:a(?:g(?:e(?:s)?)?)?)?)?)?)?\s*)?[\d\s,;]*$", re.I)
+
+
+class CitationStream:
+    """Rewrite markers in streamed text: valid ones renumbered by first mention, others removed."""
+
+    def __init__(self, n_passages: int) -> None:
+        self.n_passages = n_passages
+        self.order: list[int] = []  # prompt passage numbers, in order of first citation
+        self._pending = ""
+        self.text = ""
+
+    def feed(self, piece: str) -> str:
+        buf = self._pending + piece
+        out: list[str] = []
+        while buf:
+            start = buf.find("[")
+            if start < 0:
+                out.append(buf)
+                buf = ""
+                break
+            out.append(buf[:start])
+            buf = buf[start:]
+            match = MARKER.match(buf)
+            if match:
+                out.append(self._render(match.group(1)))
+                buf = buf[match.end() :]
+            elif _MARKER_PREFIX.match(buf) and len(buf) < 40:
+                break  # may still become a marker: wait for more text
+            else:
+                out.append("[")
+                buf = buf[1:]
+        self._pending = buf
+        emitted = "".join(out)
+        self.text += emitted
+        return emitted
+
+    def finish(self) -> str:
+        rest, self._pending = self._pending, ""
+        self.text += rest
+        return rest
+
+    def _render(self, numbers: str) -> str:
+        shown: list[int] = []
+        for raw in re.findall(r"\d+", numbers):
+            n = int(raw)
+            if not 1 <= n <= self.n_passages:
+                continue  # dangling: never shown
+            if n not in self.order:
+                self.order.append(n)
+            display = self.order.index(n) + 1
+            if display not in shown:
+                shown.append(display)
+        return "".join(f"[{d}]" for d in shown)
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Marker numbers in order of first mention."""
+    seen: list[int] = []
+    for match in MARKER.finditer(text):
+        for raw in re.findall(r"\d+", match.group(1)):
+            if int(raw) not in seen:
+                seen.append(int(raw))
+    return seen
+
+
+def renumber(text: str, keep: Iterable[int]) -> tuple[str, list[int]]:
+    """Keep only markers whose number is in ``keep``; renumber them 1.. by first mention.
+
+    Returns the new text and the old numbers in their new order (``order[i]`` is now ``[i+1]``).
+    """
+    allowed = set(keep)
+    order: list[int] = []
+
+    def sub(match: re.Match[str]) -> str:
+        shown = []
+        for raw in re.findall(r"\d+", match.group(1)):
+            n = int(raw)
+            if n not in allowed:
+                continue
+            if n not in order:
+                order.append(n)
+            d = order.index(n) + 1
+            if d not in shown:
+                shown.append(d)
+        return "".join(f"[{d}]" for d in shown)
+
+    new = MARKER.sub(sub, text)
+    new = re.sub(r"[ \t]+([.,;:!?])", r"\1", new)  # "fact [9]." with [9] dropped -> "fact."
+    return new, order

@@ -1,0 +1,237 @@
+"""The ``careerqa`` command: the only module that prints for people.
+
+Library errors (``CareerQAError``) become one line on stderr and a non-zero exit code; anything else
+is a bug and keeps its traceback. Heavy modules are imported inside the commands so that
+``careerqa --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .errors import CareerQAError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .indexing import SyncReport
+    from .types import Answer
+
+app = typer.Typer(
+    help="Answer questions about AI careers from a local corpus, citing every claim.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [default: ./corpus].")]
+IndexOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index folder [default: ./index].")]
+TopKOpt = Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to retrieve.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except CareerQAError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _engine(corpus: Path | None, index_dir: Path | None, quiet: bool = False, **overrides: Any) -> Engine:
+    from .config import Settings
+    from .engine import Engine
+
+    settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir, **overrides)
+    return Engine(settings, progress=None if quiet else _progress_printer(), show_model_progress=not quiet)
+
+
+def _progress_printer() -> Callable[[str, int], None]:
+    bar: Any = None
+
+    def progress(event: str, amount: int) -> None:
+        nonlocal bar
+        from tqdm import tqdm
+
+        if event == "embed_total":
+            bar = tqdm(total=amount, desc="embedding chunks", unit="chunk", file=sys.stderr, leave=False)
+        elif event == "embedded" and bar is not None:
+            bar.update(amount)
+            if bar.n >= bar.total:
+                bar.close()
+
+    return progress
+
+
+def _report_line(report: SyncReport) -> str:
+    r = report
+    files = (
+        f"files: {len(r.files_added)} added, {len(r.files_changed)} changed, "
+        f"{len(r.files_removed)} removed, {len(r.files_unchanged)} unchanged"
+    )
+    chunks = (
+        f"chunks: {r.chunks_added} added, {r.chunks_removed} removed, {r.chunks_unchanged} unchanged "
+        f"({r.chunks_embedded} embedded; {r.chunk_count} in the index)"
+    )
+    return f"{files}\n{chunks}"
+
+
+@app.command()
+def index(
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild from scratch, ignoring the old index.")
+    ] = False,
+    as_json: JsonOpt = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Build or update the index from the corpus, embedding only what changed."""
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=as_json)
+        report = engine.sync(full=full)
+    for warning in report.warnings:
+        _err(f"warning: {warning}")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    typer.echo(_report_line(report))
+    if not report.written:
+        typer.echo("index is up to date")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    top_k: TopKOpt = None,
+    as_json: JsonOpt = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Show the passages that best match QUERY (dense + BM25, fused by rank)."""
+    from .types import hit_to_dict
+
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=as_json)
+        hits = engine.search(query, top_k)
+    if as_json:
+        typer.echo(json.dumps({"results": [hit_to_dict(h) for h in hits]}, indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        typer.echo("no passages found")
+    for hit in hits:
+        c = hit.chunk
+        typer.secho(
+            f"[{hit.rank}] {c.source} › {c.section}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
+            bold=True,
+        )
+        typer.echo(_indent(_clip(c.text, 400)) + "\n")
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
+    if streamed is None or " ".join(streamed.split()) != " ".join(answer.text.split()):
+        if streamed is not None:
+            typer.echo("\n\nVerified answer (unsupported sentences removed):")
+        typer.echo(answer.text)
+    else:
+        typer.echo()
+    if answer.abstained:
+        return
+    typer.echo(f"\nSources ({answer.sentences_supported}/{answer.sentences_total} sentences supported):")
+    for cite in answer.citations:
+        c = cite.hit.chunk
+        typer.echo(f"  [{cite.n}] {c.source} › {c.section}\n      “{_clip(c.text, 160)}”")
+
+
+def _ask_once(
+    engine: Engine, question: str, history: list[tuple[str, str]], top_k: int | None, stream: bool
+) -> Answer:
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        typer.echo(piece, nl=False)
+
+    answer = engine.ask(question, history=history, top_k=top_k, on_text=on_text if stream else None)
+    _print_answer_tail(answer, "".join(pieces) if stream else None)
+    return answer
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    top_k: TopKOpt = None,
+    as_json: JsonOpt = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Print the answer only when complete.")
+    ] = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Answer QUESTION from the corpus, with numbered citations (or say it is not in the corpus)."""
+    from .types import answer_to_dict
+
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=as_json)
+        if as_json:
+            answer = engine.ask(question, top_k=top_k)
+            typer.echo(json.dumps(answer_to_dict(answer), indent=2, ensure_ascii=False))
+        else:
+            _ask_once(engine, question, [], top_k, stream=not no_stream)
+
+
+@app.command()
+def chat(
+    top_k: TopKOpt = None,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Talk with careerqa: follow-up questions are understood in the context of the conversation."""
+    with _user_errors():
+        engine = _engine(corpus, index_dir)
+        engine.answerer  # load the index and models before the first prompt  # noqa: B018
+    typer.echo("careerqa chat — ask about AI careers. Empty line, 'exit' or Ctrl-D to leave.")
+    history: list[tuple[str, str]] = []
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            return
+        if question.lower() in {"", "exit", "quit", ":q"}:
+            return
+        typer.echo("careerqa> ", nl=False)
+        try:
+            answer = _ask_once(engine, question, history, top_k, stream=True)
+        except CareerQAError as exc:
+            _err(f"error: {exc}")
+            continue
+        if answer.standalone_question:
+            typer.echo(f"  (understood as: {answer.standalone_question})")
+        history.append((question, answer.text))
+
+
+def main() -> None:
+    app()

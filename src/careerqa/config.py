@@ -1,0 +1,83 @@
+"""Settings: one object, built when needed and passed in (never a module-level singleton).
+
+Every field can be set from the environment as ``CAREERQA_<FIELD>`` (for example
+``CAREERQA_INDEX_DIR=/tmp/idx``); command-line options override the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput
+
+ENV_PREFIX = "CAREERQA_"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "careerqa"
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    # The assembled GGUF lives here, outside the repository.
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+
+    embedder: str = "all-MiniLM-L6-v2"
+    embed_batch_size: int = 32
+
+    # Chunking, in words.
+    chunk_min_words: int = 60
+    chunk_max_words: int = 180  # all-MiniLM-L6-v2 reads 256 word pieces at most
+
+    # Retrieval.
+    top_k: int = 5
+    candidates: int = 30  # per retriever, before fusion
+    rrf_k: int = 60
+
+    # Answering.
+    generator: str = "qwen2.5-coder-1.5b"  # or "qwen2.5-coder-0.5b" (the fast profile)
+    # Abstain before generating when the best passage's cosine similarity is below this.
+    # Calibrated by bench/calibrate_abstention.py on eval/calibration.jsonl.
+    min_dense_score: float = 0.35
+    context_tokens: int = 1400  # budget for the numbered passages in the prompt
+    max_answer_tokens: int = 220
+    n_ctx: int = 4096
+    threads: int = 0  # 0: all cores
+
+    # Verification: a sentence is supported when its support score reaches this.
+    support_threshold: float = 0.5
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then ``CAREERQA_*`` variables, then ``overrides`` that are not None."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if "Path" in kind:
+            return Path(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise BadInput(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

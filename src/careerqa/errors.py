@@ -1,0 +1,43 @@
+"""Errors that are shown to the user.
+
+The library raises these; only ``cli.py`` and ``api.py`` turn them into messages, exit codes
+and HTTP statuses. Anything that is not a ``CareerQAError`` is a bug and keeps its traceback.
+"""
+
+
+class CareerQAError(Exception):
+    """An error with a message meant for the person using careerqa."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class BadInput(CareerQAError):
+    """The request itself is wrong (empty question, bad option value, unreadable file)."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class CorpusEmpty(CareerQAError):
+    """The corpus folder is missing or holds no readable documents."""
+
+    http_status = 409
+
+
+class IndexMissing(CareerQAError):
+    """No index has been built yet."""
+
+    http_status = 409
+
+
+class IndexStale(CareerQAError):
+    """The index on disk was built by another format or embedder and must be rebuilt."""
+
+    http_status = 409
+
+
+class ModelUnavailable(CareerQAError):
+    """A model package is missing, corrupt or cannot be loaded."""
+
+    http_status = 503

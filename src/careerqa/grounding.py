@@ -1,0 +1,111 @@
+"""Is each answer sentence supported by the passages it cites?
+
+No NLI or cross-encoder model is shipped for this machine, so support is measured with two signals:
+- lexical coverage: the share of the sentence's content words (stemmed, stopwords removed) that
+  occur in the cited passage;
+- semantic similarity: the best cosine between the sentence and any sentence of the cited passage,
+  with the same embedder the index uses.
+The score is their mean; a sentence is supported when the score of its best cited passage reaches
+the threshold. Used by answering (to drop unsupported sentences) and by the eval (to report it),
+the eval's own grounding metric is a separate, string-level check.
+Not handled here: contradiction (a sentence that reuses a passage's words to say the opposite can
+pass); numbers are compared as words only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .citations import MARKER
+from .embedding import Embedder
+from .retrieval import tokenize
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+\])*\s+(?=[A-Z0-9\"'“‘(*-])")
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    text: str  # the sentence with its markers
+    cited: tuple[int, ...]  # marker numbers in the sentence
+    best: int | None  # the cited number with the best score (or the best passage if none cited)
+    lexical: float
+    semantic: float
+    score: float
+    supported: bool
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split answer text into sentences, keeping each sentence's trailing markers with it."""
+    parts: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start() + len(match.group(0).rstrip())
+        parts.append(text[start:end].strip())
+        start = match.end()
+    parts.append(text[start:].strip())
+    return [p for p in parts if p and re.search(r"\w", MARKER.sub("", p))]
+
+
+def passage_sentences(text: str) -> list[str]:
+    pieces = re.split(r"(?<=[.!?:])\s+|\n+", text)
+    return [p.strip() for p in pieces if len(p.split()) >= 3] or [text]
+
+
+def lexical_coverage(sentence: str, passage: str) -> float:
+    words = set(tokenize(MARKER.sub("", sentence)))
+    if not words:
+        return 0.0
+    return len(words & set(tokenize(passage))) / len(words)
+
+
+class Verifier:
+    def __init__(self, embedder: Embedder, threshold: float = 0.5) -> None:
+        self.embedder = embedder
+        self.threshold = threshold
+
+    def check(
+        self, answer: str, passages: dict[int, str], attach_uncited: bool = True
+    ) -> list[SentenceSupport]:
+        """Score every sentence of ``answer`` against the passages it cites (numbers → text).
+
+        A sentence with no marker is scored against every passage; when ``attach_uncited`` is set
+        and one supports it, that passage becomes its citation (``best``).
+        """
+        sentences = split_sentences(answer)
+        if not sentences:
+            return []
+        numbers = sorted(passages)
+        pieces = {n: passage_sentences(passages[n]) for n in numbers}
+        flat = [s for n in numbers for s in pieces[n]]
+        vectors = self.embedder.embed_batch([MARKER.sub("", s).strip() for s in sentences] + flat)
+        sent_vecs, piece_vecs = vectors[: len(sentences)], vectors[len(sentences) :]
+        owner = np.array([n for n in numbers for _ in pieces[n]])
+
+        results = []
+        for sentence, vec in zip(sentences, sent_vecs, strict=True):
+            cited = tuple(int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))
+            candidates = [n for n in cited if n in passages] or (numbers if attach_uncited else [])
+            best: tuple[float, float, float, int | None] = (0.0, 0.0, 0.0, None)
+            sims = piece_vecs @ vec if len(flat) else np.zeros(0)
+            for n in candidates:
+                semantic = float(sims[owner == n].max()) if (owner == n).any() else 0.0
+                lexical = lexical_coverage(sentence, passages[n])
+                score = (lexical + max(semantic, 0.0)) / 2
+                if best[3] is None or score > best[0]:
+                    best = (score, lexical, semantic, n)
+            score, lexical, semantic, n_best = best
+            results.append(
+                SentenceSupport(
+                    text=sentence,
+                    cited=cited,
+                    best=n_best,
+                    lexical=round(lexical, 4),
+                    semantic=round(semantic, 4),
+                    score=round(score, 4),
+                    supported=n_best is not None and score >= self.threshold,
+                )
+            )
+        return results

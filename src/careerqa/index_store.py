@@ -1,0 +1,236 @@
+"""The on-disk index: a FAISS inner-product index with an ID map, the chunk table and a manifest.
+
+Layout of ``index/``::
+
+    manifest.json            the commit point: format, embedder, chunking, files, chunk ids
+    vectors-<digest>.faiss   IndexIDMap2(IndexFlatIP) over unit vectors (so scores are cosines)
+    chunks-<digest>.jsonl    one chunk per line, in the order of the manifest's ``chunk_ids``
+
+A save writes new data files beside the old ones, then replaces ``manifest.json`` by rename.
+A build that fails or is killed before that rename leaves the previous index untouched; the data
+files of older generations are deleted only after the new manifest is in place. JSON, never pickle.
+
+Not handled here: deciding what to embed (``indexing.py``) and lexical search (``retrieval.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexMissing, IndexStale
+from .types import Chunk
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REBUILD_HINT = "run `careerqa index --full` to rebuild it"
+
+
+def faiss_id(chunk_id: str) -> int:
+    """A stable, positive int64 FAISS id for a chunk id (its first 60 bits)."""
+    return int(chunk_id[:15], 16)
+
+
+class IndexStore:
+    """Chunks and their vectors, in memory; ``load`` and ``save`` move them to and from disk."""
+
+    def __init__(self, dim: int, manifest: dict[str, Any] | None = None) -> None:
+        import faiss
+
+        self.dim = dim
+        self.manifest: dict[str, Any] = manifest or {}
+        self.chunks: dict[str, Chunk] = {}
+        self._by_fid: dict[int, str] = {}
+        self._faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, index_dir: Path, embedder: str, dim: int) -> IndexStore:
+        """Load the index, checking that it was built by this format and embedder."""
+        import faiss
+
+        manifest = read_manifest(index_dir)
+        check_compatible(manifest, embedder, dim)
+        store = cls(dim, manifest)
+        try:
+            index = faiss.read_index(str(index_dir / manifest["vectors_file"]))
+            with open(index_dir / manifest["chunks_file"], encoding="utf-8") as fh:
+                chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise IndexStale(f"the index in {index_dir} is damaged ({exc}); {REBUILD_HINT}") from exc
+        if index.ntotal != len(chunks) or index.d != dim:
+            raise IndexStale(
+                f"the index in {index_dir} holds {index.ntotal} vectors for {len(chunks)} chunks; "
+                + REBUILD_HINT
+            )
+        store._faiss = index
+        for chunk in chunks:
+            store.chunks[chunk.chunk_id] = chunk
+            store._by_fid[faiss_id(chunk.chunk_id)] = chunk.chunk_id
+        return store
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self.chunks
+
+    def vectors(self, chunk_ids: Iterable[str]) -> np.ndarray:
+        ids = list(chunk_ids)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for row, chunk_id in enumerate(ids):
+            out[row] = self._faiss.reconstruct(faiss_id(chunk_id))
+        return out
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """For each query vector, up to ``k`` (chunk id, cosine) pairs, best first."""
+        if len(self.chunks) == 0:
+            return [[] for _ in range(len(vectors))]
+        scores, fids = self._faiss.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        return [
+            [(self._by_fid[int(f)], float(s)) for s, f in zip(row_s, row_f, strict=True) if f != -1]
+            for row_s, row_f in zip(scores, fids, strict=True)
+        ]
+
+    # --- changing ----------------------------------------------------------------------------
+
+    def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        if not chunks:
+            return
+        fids = np.array([faiss_id(c.chunk_id) for c in chunks], dtype=np.int64)
+        self._faiss.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), fids)
+        for chunk in chunks:
+            self.chunks[chunk.chunk_id] = chunk
+            self._by_fid[faiss_id(chunk.chunk_id)] = chunk.chunk_id
+
+    def refresh(self, chunks: Iterable[Chunk]) -> None:
+        """Replace the metadata (span, kind) of chunks already indexed; vectors are untouched."""
+        for chunk in chunks:
+            if chunk.chunk_id not in self.chunks:
+                raise KeyError(chunk.chunk_id)
+            self.chunks[chunk.chunk_id] = chunk
+
+    def remove(self, chunk_ids: Iterable[str]) -> None:
+        ids = [c for c in chunk_ids if c in self.chunks]
+        if not ids:
+            return
+        self._faiss.remove_ids(np.array([faiss_id(c) for c in ids], dtype=np.int64))
+        for chunk_id in ids:
+            del self.chunks[chunk_id]
+            del self._by_fid[faiss_id(chunk_id)]
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def save(self, index_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Write the index atomically; return the manifest as written."""
+        import faiss
+
+        index_dir.mkdir(parents=True, exist_ok=True)
+        ordered = [self.chunks[c] for c in sorted(self.chunks)]
+        table = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in ordered)
+        digest = hashlib.sha256(table.encode("utf-8")).hexdigest()[:16]
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        vectors_file, chunks_file = f"vectors-{stamp}-{digest}.faiss", f"chunks-{stamp}-{digest}.jsonl"
+
+        # The FAISS file's row order follows insertion; the chunk table is sorted. Loading maps
+        # rows through FAISS ids, so the two orders need not agree.
+        _write_atomic(index_dir / chunks_file, table.encode("utf-8"))
+        tmp = index_dir / f".{vectors_file}.tmp"
+        faiss.write_index(self._faiss, str(tmp))
+        _fsync_path(tmp)
+        os.replace(tmp, index_dir / vectors_file)
+
+        manifest = {
+            **manifest,
+            "format_version": FORMAT_VERSION,
+            "embedder": {"name": manifest["embedder"]["name"], "dim": self.dim},
+            "chunk_count": len(ordered),
+            "vectors_file": vectors_file,
+            "chunks_file": chunks_file,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        self.manifest = manifest
+        _remove_stale_files(index_dir, keep={vectors_file, chunks_file})
+        return manifest
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    path = index_dir / MANIFEST
+    if not path.exists():
+        raise IndexMissing(f"no index in {index_dir}: run `careerqa index` to build it")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexStale(f"{path} is unreadable ({exc}); {REBUILD_HINT}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexStale(f"{path} is not an index manifest; {REBUILD_HINT}")
+    return manifest
+
+
+def check_compatible(manifest: dict[str, Any], embedder: str, dim: int) -> None:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexStale(
+            f"the index has format version {version}, this careerqa reads {FORMAT_VERSION}; {REBUILD_HINT}"
+        )
+    built_with = manifest.get("embedder") or {}
+    if built_with.get("name") != embedder or built_with.get("dim") != dim:
+        raise IndexStale(
+            f"the index was built with embedder {built_with.get('name')!r} ({built_with.get('dim')} dims), "
+            f"but {embedder!r} ({dim} dims) is configured; {REBUILD_HINT}"
+        )
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """Serialise writers: two `careerqa index` runs never interleave their saves."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_path(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _remove_stale_files(index_dir: Path, keep: set[str]) -> None:
+    for path in index_dir.iterdir():
+        name = path.name
+        stale_data = name.startswith(("vectors-", "chunks-")) and name not in keep
+        if stale_data or (name.startswith(".") and name.endswith(".tmp")):
+            with contextlib.suppress(OSError):
+                path.unlink()

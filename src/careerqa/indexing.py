@@ -1,0 +1,154 @@
+"""Bring the index in line with the corpus, embedding only what changed.
+
+``sync_index`` compares the corpus files' sha256 with the manifest: unchanged files keep their
+chunks and vectors; new and changed files are chunked again and only chunks whose id (a hash of
+source, section and text) is not in the index are embedded; chunks of deleted files, and chunks a
+changed file no longer has, are removed. The embedder is built only when something must be embedded,
+so a no-op sync loads no model. Not handled here: watching the folder for changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .chunking import CHUNKER_VERSION, chunk_document
+from .config import Settings
+from .corpus import load_corpus
+from .embedding import Embedder
+from .errors import IndexMissing, IndexStale
+from .index_store import IndexStore, check_compatible, read_manifest, write_lock
+from .types import Chunk
+
+# Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch.
+ProgressFn = Callable[[str, int], None]
+
+
+@dataclass
+class SyncReport:
+    files_added: list[str] = field(default_factory=list)
+    files_changed: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    files_unchanged: list[str] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_unchanged: int = 0
+    chunks_embedded: int = 0
+    chunk_count: int = 0
+    full: bool = False
+    written: bool = False
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files_added or self.files_changed or self.files_removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def chunking_params(settings: Settings) -> dict[str, Any]:
+    return {
+        "version": CHUNKER_VERSION,
+        "min_words": settings.chunk_min_words,
+        "max_words": settings.chunk_max_words,
+    }
+
+
+def sync_index(
+    settings: Settings,
+    embedder_factory: Callable[[], Embedder],
+    *,
+    embedder_name: str,
+    dim: int,
+    full: bool = False,
+    progress: ProgressFn | None = None,
+) -> SyncReport:
+    """Update ``settings.index_dir`` from ``settings.corpus_dir``; see the module docstring."""
+    report = SyncReport(full=full)
+    t0 = time.perf_counter()
+    documents, report.warnings = load_corpus(settings.corpus_dir)
+    report.seconds["read"] = time.perf_counter() - t0
+
+    with write_lock(settings.index_dir):
+        store, old_files = _load_previous(settings, embedder_name, dim, full)
+        params = chunking_params(settings)
+        rechunk_all = store.manifest.get("chunking") != params
+
+        t1 = time.perf_counter()
+        files: dict[str, dict[str, Any]] = {}
+        wanted: dict[str, Chunk] = {}
+        for doc in documents:
+            previous = old_files.get(doc.path)
+            if previous is not None and previous["sha256"] == doc.sha256 and not rechunk_all:
+                report.files_unchanged.append(doc.path)
+                files[doc.path] = previous
+                wanted.update((cid, store.chunks[cid]) for cid in previous["chunk_ids"])
+                continue
+            (report.files_changed if previous is not None else report.files_added).append(doc.path)
+            chunks = chunk_document(doc, settings.chunk_min_words, settings.chunk_max_words)
+            files[doc.path] = {"sha256": doc.sha256, "chunk_ids": [c.chunk_id for c in chunks]}
+            wanted.update((c.chunk_id, c) for c in chunks)
+        report.files_removed = sorted(set(old_files) - set(files))
+        report.seconds["chunk"] = time.perf_counter() - t1
+
+        stale = [cid for cid in store.chunks if cid not in wanted]
+        new = [chunk for cid, chunk in wanted.items() if cid not in store]
+        report.chunks_removed = len(stale)
+        report.chunks_added = len(new)
+        report.chunks_unchanged = len(wanted) - len(new)
+        report.chunk_count = len(wanted)
+
+        if not (new or stale or report.changed or rechunk_all or full):
+            return report
+
+        t2 = time.perf_counter()
+        if new:
+            embedder = embedder_factory()
+            if progress:
+                progress("embed_total", len(new))
+            vectors = embedder.embed(
+                [c.embedding_text() for c in new],
+                batch_size=settings.embed_batch_size,
+                on_progress=(lambda n: progress("embedded", n)) if progress else None,
+            )
+            report.chunks_embedded = len(new)
+        report.seconds["embed"] = time.perf_counter() - t2
+
+        store.remove(stale)
+        if new:
+            store.add(new, vectors)
+        # A kept chunk of a changed file may have moved: take its new span, keep its vector.
+        store.refresh(c for c in wanted.values() if c.chunk_id in store)
+        manifest = {
+            "embedder": {"name": embedder_name, "dim": dim},
+            "chunking": params,
+            "files": dict(sorted(files.items())),
+            "chunk_ids": sorted(wanted),
+        }
+        t3 = time.perf_counter()
+        store.save(settings.index_dir, manifest)
+        report.seconds["save"] = time.perf_counter() - t3
+        report.written = True
+    report.seconds["total"] = time.perf_counter() - t0
+    return report
+
+
+def _load_previous(
+    settings: Settings, embedder_name: str, dim: int, full: bool
+) -> tuple[IndexStore, dict[str, dict[str, Any]]]:
+    if full:
+        return IndexStore(dim), {}
+    try:
+        manifest = read_manifest(settings.index_dir)
+    except IndexMissing:
+        return IndexStore(dim), {}
+    check_compatible(manifest, embedder_name, dim)  # an incompatible index needs --full
+    store = IndexStore.load(settings.index_dir, embedder_name, dim)
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise IndexStale(f"the manifest in {settings.index_dir} lists no files; run `careerqa index --full`")
+    return store, files

@@ -1,0 +1,127 @@
+"""Hybrid retrieval: dense (FAISS cosine) and lexical (BM25) rankings fused by reciprocal rank.
+
+The BM25 postings are built once, when a ``Retriever`` is made from a loaded index, never per
+query. Dense scores are kept on each ``Hit`` because the fused score is rank-based and says nothing
+about how well the best passage matches: answering uses the cosine to decide whether to abstain.
+Not handled here: reranking with a cross-encoder (none is shipped for this machine).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .embedding import Embedder
+from .errors import BadInput
+from .index_store import IndexStore
+from .types import Chunk, Hit
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[+#][+#]?)?")
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers him his how i if in into is it its itself just me more most my
+    no nor not now of off on once only or other our ours out over own same she should so some such
+    than that the their theirs them then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours""".split()
+)
+
+
+def _stem(token: str) -> str:
+    """A light suffix stripper: enough to match 'maths'/'math', 'models'/'model', 'learning'/'learn'."""
+    for suffix, min_len in (("ies", 5), ("ing", 6), ("ed", 5), ("es", 5), ("s", 4)):
+        if token.endswith(suffix) and len(token) >= min_len and not token.endswith("ss"):
+            return token[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return token
+
+
+def tokenize(text: str) -> list[str]:
+    return [_stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+
+
+class BM25:
+    """Okapi BM25 over a fixed list of texts, with an inverted index for fast scoring."""
+
+    def __init__(self, texts: Iterable[str], k1: float = 1.5, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self.lengths: list[int] = []
+        for doc_index, text in enumerate(texts):
+            tokens = tokenize(text)
+            self.lengths.append(len(tokens))
+            for term, tf in Counter(tokens).items():
+                self.postings[term].append((doc_index, tf))
+        n = len(self.lengths)
+        self.avg_length = (sum(self.lengths) / n) if n else 0.0
+        self.idf = {
+            term: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for term, p in self.postings.items()
+        }
+
+    def scores(self, query: str) -> dict[int, float]:
+        out: dict[int, float] = defaultdict(float)
+        for term in set(tokenize(query)):
+            idf = self.idf.get(term)
+            if idf is None:
+                continue
+            for doc_index, tf in self.postings[term]:
+                norm = self.k1 * (1 - self.b + self.b * self.lengths[doc_index] / (self.avg_length or 1))
+                out[doc_index] += idf * tf * (self.k1 + 1) / (tf + norm)
+        return out
+
+
+class Retriever:
+    """Search one loaded index with one embedder."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, candidates: int = 30, rrf_k: int = 60):
+        self.store = store
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self._chunks: list[Chunk] = list(store.chunks.values())
+        self._row = {c.chunk_id: i for i, c in enumerate(self._chunks)}
+        self._bm25 = BM25(c.embedding_text() for c in self._chunks)
+
+    def search(self, query: str, top_k: int = 5) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise BadInput("the query is empty")
+        if top_k < 1:
+            raise BadInput(f"top-k must be at least 1, not {top_k}")
+        return self.search_many([query], top_k)[0]
+
+    def search_many(self, queries: Sequence[str], top_k: int = 5) -> list[list[Hit]]:
+        """Search several queries with one embedder call (used by the benchmark and eval)."""
+        vectors = self.embedder.embed_batch(list(queries))
+        dense_all = self.store.search(vectors, self.candidates)
+        return [
+            self._fuse(q, v, dense, top_k) for q, v, dense in zip(queries, vectors, dense_all, strict=True)
+        ]
+
+    def _fuse(self, query: str, vector: np.ndarray, dense: list[tuple[str, float]], top_k: int) -> list[Hit]:
+        lexical = sorted(self._bm25.scores(query).items(), key=lambda kv: -kv[1])[: self.candidates]
+        dense_score = dict(dense)
+        lexical_score = {self._chunks[i].chunk_id: s for i, s in lexical}
+        fused: dict[str, float] = defaultdict(float)
+        for rank, (chunk_id, _) in enumerate(dense):
+            fused[chunk_id] += 1.0 / (self.rrf_k + rank + 1)
+        for rank, (i, _) in enumerate(lexical):
+            fused[self._chunks[i].chunk_id] += 1.0 / (self.rrf_k + rank + 1)
+        missing = [cid for cid in fused if cid not in dense_score]
+        if missing:  # lexical-only hits still get a cosine, so every hit can be judged alike
+            vectors = self.store.vectors(missing)
+            dense_score.update((cid, float(v @ vector)) for cid, v in zip(missing, vectors, strict=True))
+        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], -dense_score.get(kv[0], 0.0)))[:top_k]
+        return [
+            Hit(
+                chunk=self.store.chunks[cid],
+                score=round(score, 6),
+                dense_score=round(dense_score[cid], 6),
+                lexical_score=round(lexical_score[cid], 6) if cid in lexical_score else None,
+                rank=rank + 1,
+            )
+            for rank, (cid, score) in enumerate(ranked)
+        ]

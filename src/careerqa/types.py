@@ -1,0 +1,108 @@
+"""Plain, frozen data objects passed between the modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus file after cleaning.
+
+    ``text`` is the cleaned text; ``offsets[i]`` is the index in the raw file of ``text[i]``
+    (with one extra entry for the end), so spans found in ``text`` map back to the file.
+    """
+
+    path: str  # relative to the corpus root, with forward slashes
+    sha256: str  # of the raw file bytes
+    kind: str  # "text", "markdown" or "html"
+    text: str
+    offsets: tuple[int, ...] = field(repr=False, compare=False, default=())
+
+    def raw_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a ``[start, end)`` span of the cleaned text to the raw file."""
+        if not self.offsets:
+            return start, end
+        raw_end = self.offsets[end - 1] + 1 if end > start else self.offsets[start]
+        return self.offsets[start], raw_end
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: the unit that is embedded, retrieved and cited."""
+
+    chunk_id: str  # derived from source, section and text
+    source: str
+    section: str
+    text: str
+    start: int  # character span in the raw source file
+    end: int
+    kind: str = "text"  # "text", "list", "table", "faq", "code"
+
+    def embedding_text(self) -> str:
+        """What the embedder sees: the section title gives a passage its context."""
+        if self.section and not self.text.startswith(self.section):
+            return f"{self.section}\n{self.text}"
+        return self.text
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk returned by retrieval, with its fused score and the scores behind it."""
+
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None
+    lexical_score: float | None = None
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer cites, numbered as the answer's ``[n]`` markers are."""
+
+    n: int
+    hit: Hit
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    retrieved: tuple[Hit, ...]
+    timings_ms: dict[str, float]
+    standalone_question: str | None = None
+    abstain_reason: str | None = None
+    sentences_total: int = 0
+    sentences_supported: int = 0
+
+
+def hit_to_dict(hit: Hit, n: int | None = None) -> dict[str, object]:
+    """The JSON shape of a passage, shared by ``search --json``, ``ask --json`` and the web API."""
+    c = hit.chunk
+    return {
+        "n": hit.rank if n is None else n,
+        "chunk_id": c.chunk_id,
+        "source": c.source,
+        "section": c.section,
+        "text": c.text,
+        "score": hit.score,
+        "dense_score": hit.dense_score,
+        "span": [c.start, c.end],
+    }
+
+
+def answer_to_dict(answer: Answer) -> dict[str, object]:
+    return {
+        "question": answer.question,
+        "standalone_question": answer.standalone_question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "abstain_reason": answer.abstain_reason,
+        "citations": [hit_to_dict(c.hit, c.n) for c in answer.citations],
+        "retrieved": [hit_to_dict(h) for h in answer.retrieved],
+        "sentences": {"total": answer.sentences_total, "supported": answer.sentences_supported},
+        "timings_ms": answer.timings_ms,
+    }

@@ -1,0 +1,90 @@
+"""Shared fixtures: a deterministic bag-of-words embedder and small corpora under tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from careerqa.config import Settings
+from careerqa.embedding import Embedder
+from careerqa.retrieval import tokenize
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "corpus" / "skills-required-for-ai-jobs.txt"
+
+
+class FakeEmbedder(Embedder):
+    """Hashes stemmed words into buckets: texts that share words get similar vectors."""
+
+    name = "fake-bow"
+    dim = 256
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts: list[str] = []
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in tokenize(text):
+                bucket = int(hashlib.md5(token.encode()).hexdigest(), 16) % self.dim
+                out[row, bucket] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+            if not norm:
+                out[row, 0] = 1.0
+        return out
+
+
+DOCS = {
+    "maths.md": """# Maths for AI
+
+Linear algebra, calculus and statistics are the foundation of machine learning. Vectors and matrices
+describe how data flows through a neural network, and gradients tell the optimiser where to go.
+
+If your maths feels rusty, Khan Academy and MIT OpenCourseWare have free courses on all three topics.
+""",
+    "cloud.md": """# Cloud and MLOps
+
+Kubernetes schedules containers across a cluster, and Docker packages a model with its dependencies.
+Monitoring catches data drift after a model is deployed to production.
+""",
+    "soft.txt": """Soft Skills
+
+Communication matters: explain technical ideas to managers and clients in plain words.
+Teamwork and code review are daily work in most AI teams.
+""",
+}
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for name, text in DOCS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+    return Settings(
+        corpus_dir=corpus_dir,
+        index_dir=tmp_path / "index",
+        cache_dir=tmp_path / "cache",
+        embedder=FakeEmbedder.name,
+        min_dense_score=0.2,
+    )
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
