@@ -233,5 +233,45 @@ def chat(
         history.append((question, answer.text))
 
 
+@app.command("eval")
+def eval_(
+    eval_set: Annotated[Path, typer.Option("--set", help="Eval set (JSON lines).")] = Path("eval/test.jsonl"),
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report here (JSON).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="Only suggest the retrieval abstention threshold.")
+    ] = False,
+    as_json: JsonOpt = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Answer an eval set and report answered, grounded and abstention rates, and latency."""
+    from .evaluation import calibrate as run_calibration
+    from .evaluation import load_eval_set, run_eval
+
+    with _user_errors():
+        items = load_eval_set(eval_set)[:limit]
+        engine = _engine(corpus, index_dir, quiet=as_json)
+        if calibrate:
+            report = run_calibration(lambda q: max(h.dense_score or 0.0 for h in engine.search(q)), items)
+        else:
+
+            def show(record: dict[str, Any]) -> None:
+                if not as_json:
+                    mark = "abstained" if record["abstained"] else ("ok" if record.get("grounded") else "--")
+                    typer.echo(f"{record['id']:10} {mark:9} {record['question']}", err=True)
+
+            report = run_eval(engine.ask, items, on_record=show)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary = {k: v for k, v in report.items() if k != "scores"} if calibrate else report["summary"]
+    if as_json:
+        typer.echo(json.dumps(report if calibrate else summary, indent=2, ensure_ascii=False))
+    else:
+        for key, value in summary.items():
+            typer.echo(f"{key:28} {value}")
+
+
 def main() -> None:
     app()

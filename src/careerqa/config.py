@@ -44,8 +44,8 @@ class Settings:
     # Answering.
     generator: str = "qwen2.5-coder-1.5b"  # or "qwen2.5-coder-0.5b" (the fast profile)
     # Abstain before generating when the best passage's cosine similarity is below this.
-    # Calibrated by bench/calibrate_abstention.py on eval/calibration.jsonl.
-    min_dense_score: float = 0.35
+    # Calibrated on eval/dev.jsonl by `careerqa eval --calibrate` (see README).
+    min_dense_score: float = 0.25
     context_tokens: int = 1400  # budget for the numbered passages in the prompt
     max_answer_tokens: int = 220
     n_ctx: int = 4096
