@@ -1,8 +1,9 @@
 """Benchmark the packaged generators on this machine's CPU.
 
 For each profile: load time, prompt processing of a ~600-token RAG-style prompt on a cold cache,
-time to first token, decode speed over (up to) 128 greedy tokens, and the prompt time of a second
-call that shares only the system prompt with the first (llama.cpp reuses the KV cache for it).
+time to first token, decode speed over 128 greedy tokens (of a reply sure to be that long), and the
+prompt time of a second call that shares only the system prompt with the first (llama.cpp reuses the
+KV cache for it).
 Medians of ``--runs`` runs (a fresh load each run) go to ``bench/results/generator.json``.
 
     python bench/bench_generator.py [--runs 3] [--profiles qwen2.5-coder-1.5b qwen2.5-coder-0.5b]
@@ -51,6 +52,13 @@ PASSAGES_A = [
     "end-to-end projects on real data, publish them with a short write-up, and apply for analyst or junior "
     "roles that let you grow into modelling. Bootcamps can add structure but are not required; employers "
     "look at what you have built and how you explain your choices.",
+    "Interviews for machine learning roles usually combine a coding round, a statistics or modelling round, "
+    "a system design round about serving models at scale, and a conversation about past projects. "
+    "Practising explaining a project end to end, including what went wrong, is the most common advice "
+    "from hiring panels.",
+    "Certificates from online courses help you structure your learning, but the recruiters interviewed for "
+    "this guide said they rarely filter on them. They read the project descriptions on your CV and open your "
+    "repositories; a clear README and tests in those repositories make a visible difference.",
 ]
 PASSAGES_B = [
     "Research scientists in AI usually hold a PhD and publish at venues such as NeurIPS or ICML. Their work "
@@ -62,9 +70,17 @@ PASSAGES_B = [
     "Salaries vary widely by country, company size and seniority. The surveys cited in this corpus agree "
     "only that machine learning roles pay more on average than general software roles at the same level, "
     "and that remote roles attract many more applicants per opening.",
+    "Applied scientists sit between research and engineering: they adapt published methods to a company's "
+    "data and products. Job postings for applied scientists list a master's degree or PhD as preferred "
+    "rather than required, and value experience running experiments on real user data.",
+    "Many research labs run residency programmes of one or two years for people without a PhD who show "
+    "strong mathematical ability and some research output, such as a workshop paper or a well-documented "
+    "reproduction of a published result. Residents often go on to PhD programmes or research engineer roles.",
 ]
 QUESTION_A = "How can I move from data analytics into machine learning engineering? Please answer in detail."
 QUESTION_B = "Do I need a PhD to become a research scientist?"
+# Decode speed is measured on a reply that is sure to be long: a RAG answer may stop after ten tokens.
+DECODE = [{"role": "user", "content": "Count from 1 to 200 in words, separated by commas."}]
 
 
 def messages(passages: list[str], question: str) -> list[dict[str, str]]:
@@ -116,6 +132,7 @@ def bench_profile(name: str, settings: Settings, runs: int) -> dict[str, Any]:
         token_counts = {"first": len(tokens_a), "second": len(tokens_b), "shared_prefix": shared}
         first = timed_call(gen, msgs_a, max_tokens=128)
         second = timed_call(gen, msgs_b, max_tokens=8)
+        decode = timed_call(gen, DECODE, max_tokens=128)
         rows.append(
             {
                 "load_ms": load_ms,
@@ -123,8 +140,9 @@ def bench_profile(name: str, settings: Settings, runs: int) -> dict[str, Any]:
                 "prompt_ms": first["prompt_ms"],
                 "prompt_tok_per_s": first["prompt_tokens_evaluated"] / (first["prompt_ms"] / 1000),
                 "ttft_ms": first["ttft_ms"],
-                "gen_tokens": first["gen_tokens"],
-                "gen_tok_per_s": first["gen_tok_per_s"],
+                "answer_tokens": first["gen_tokens"],
+                "gen_tokens": decode["gen_tokens"],
+                "gen_tok_per_s": decode["gen_tok_per_s"],
                 "second_prompt_tokens_evaluated": second["prompt_tokens_evaluated"],
                 "second_prompt_ms": second["prompt_ms"],
                 "second_ttft_ms": second["ttft_ms"],
@@ -160,10 +178,12 @@ def main() -> None:
         "threads": settings.threads or os.cpu_count(),
         "n_ctx": settings.n_ctx,
         "runs": args.runs,
+        "load_average_before": os.getloadavg(),
         "profiles": {},
     }
     for name in args.profiles:
         results["profiles"][name] = bench_profile(name, settings, args.runs)
+    results["load_average_after"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -173,7 +193,10 @@ def main() -> None:
         f"{'profile':<20} {'load s':>7} {'prompt tok':>10} {'prompt s':>8} {'TTFT s':>7} "
         f"{'gen tok':>7} {'gen tok/s':>9} {'2nd eval/total':>14} {'2nd prompt s':>12}"
     )
-    print(f"medians of {args.runs} runs, {results['threads']} threads")
+    print(
+        f"medians of {args.runs} runs, {results['threads']} threads; load average before "
+        f"{results['load_average_before'][0]:.2f}, after {results['load_average_after'][0]:.2f}"
+    )
     print(header)
     for name, res in results["profiles"].items():
         m = res["median"]

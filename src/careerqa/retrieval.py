@@ -32,10 +32,17 @@ STOPWORDS = frozenset(
 
 
 def _stem(token: str) -> str:
-    """A light suffix stripper: enough to match 'maths'/'math', 'models'/'model', 'learning'/'learn'."""
-    for suffix, min_len in (("ies", 5), ("ing", 6), ("ed", 5), ("es", 5), ("s", 4)):
-        if token.endswith(suffix) and len(token) >= min_len and not token.endswith("ss"):
-            return token[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    """A light suffix stripper: enough to match 'maths'/'math', 'schedules'/'schedule', 'learning'/'learn'."""
+    if len(token) <= 3 or token.endswith(("ss", "us", "is")):
+        return token
+    if token.endswith("ies") and len(token) > 4:
+        return token[:-3] + "y"
+    if token.endswith("es") and token[:-2].endswith(("s", "x", "z", "ch", "sh")):
+        return token[:-2]
+    if token.endswith("s"):
+        return token[:-1]
+    if token.endswith("ing") and len(token) >= 7:
+        return token[:-3]
     return token
 
 
