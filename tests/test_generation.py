@@ -14,7 +14,14 @@ import pytest
 from careerqa import generation
 from careerqa.config import Settings
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generation import MODELS, FakeGenerator, ModelProfile, ensure_model, load_generator
+from careerqa.generation import (
+    MODELS,
+    FakeGenerator,
+    LlamaGenerator,
+    ModelProfile,
+    ensure_model,
+    load_generator,
+)
 
 # --------------------------------------------------------------------------- FakeGenerator
 
@@ -227,6 +234,59 @@ def test_registry_profiles_are_consistent() -> None:
         assert profile.filename.endswith(".gguf")
 
 
+# --------------------------------------------------------------------------- LlamaGenerator, no model
+
+
+class _FakeLlama:
+    """Stands in for llama_cpp.Llama: streams OpenAI-style chunks and records the sampling options."""
+
+    def __init__(self) -> None:
+        self.kwargs: dict[str, object] = {}
+
+    def create_chat_completion(self, **kwargs: object) -> object:
+        self.kwargs = kwargs
+        if kwargs["messages"] == "too long":
+            raise ValueError("Requested tokens (5000) exceed context window of 4096")
+        deltas = [{"role": "assistant"}, {"content": "Hello"}, {"content": " world"}, {}]
+        return iter({"choices": [{"delta": d}]} for d in deltas)
+
+
+def _llama_generator() -> tuple[LlamaGenerator, _FakeLlama]:
+    gen = LlamaGenerator.__new__(LlamaGenerator)  # skip loading a model
+    fake = _FakeLlama()
+    gen._llama = fake  # type: ignore[assignment]
+    gen.name, gen._lock, gen._owner = "fake-llama", threading.Lock(), None
+    return gen, fake
+
+
+def test_llama_generator_streams_deltas_greedily() -> None:
+    gen, fake = _llama_generator()
+    assert list(gen.stream([{"role": "user", "content": "hi"}], max_tokens=5, stop=["\n\n"])) == [
+        "Hello",
+        " world",
+    ]
+    assert fake.kwargs["stream"] is True
+    assert (fake.kwargs["temperature"], fake.kwargs["top_k"], fake.kwargs["repeat_penalty"]) == (0.0, 1, 1.0)
+    assert (fake.kwargs["max_tokens"], fake.kwargs["stop"]) == (5, ["\n\n"])
+
+
+def test_llama_generator_context_overflow_is_bad_input() -> None:
+    gen, _ = _llama_generator()
+    with pytest.raises(BadInput, match="too long"):
+        gen.generate("too long", max_tokens=5)  # type: ignore[arg-type]
+    assert gen.generate([{"role": "user", "content": "hi"}], max_tokens=5) == "Hello world"  # lock released
+
+
+def test_llama_generator_refuses_a_nested_stream_instead_of_deadlocking() -> None:
+    gen, _ = _llama_generator()
+    first = gen.stream([{"role": "user", "content": "hi"}], max_tokens=5)
+    next(first)
+    with pytest.raises(RuntimeError, match="still open"):
+        gen.generate([{"role": "user", "content": "again"}], max_tokens=5)
+    first.close()
+    assert gen.generate([{"role": "user", "content": "again"}], max_tokens=5) == "Hello world"
+
+
 # --------------------------------------------------------------------------- the real model
 
 
@@ -244,3 +304,19 @@ def test_real_model_generates_greedily() -> None:
     assert gen.count_tokens(text) <= 16
     assert gen.generate(messages, max_tokens=16) == text  # greedy: the same answer again
     assert 0 < gen.count_tokens("Machine learning engineer") < 10
+
+
+@pytest.mark.real
+def test_real_model_reuses_the_kv_cache_for_a_shared_system_prompt() -> None:
+    import llama_cpp
+
+    gen = load_generator(Settings.from_env(generator="qwen2.5-coder-0.5b"), progress=False)
+    assert isinstance(gen, LlamaGenerator)
+    system = {"role": "system", "content": "You are a careers adviser. " * 40}
+    evaluated = []
+    for question in ("Name one AI job.", "Name one data job."):
+        llama_cpp.llama_perf_context_reset(gen._llama._ctx.ctx)
+        gen.generate([system, {"role": "user", "content": question}], max_tokens=2)
+        evaluated.append(llama_cpp.llama_perf_context(gen._llama._ctx.ctx).n_p_eval)
+    assert evaluated[0] > 200
+    assert evaluated[1] < 30  # only the new question and the chat markup after the system prompt

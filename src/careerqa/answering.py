@@ -171,6 +171,8 @@ class Answerer:
             if first_token is None:
                 first_token = _ms(t2)
             shown = stream.feed(piece)
+            if stream.idle >= 8:
+                break  # the model is repeating markers and punctuation: the answer is over
             if on_text is None or not shown:
                 continue
             if committed:

@@ -24,6 +24,7 @@ class CitationStream:
         self.order: list[int] = []  # prompt passage numbers, in order of first citation
         self._pending = ""
         self.text = ""
+        self.idle = 0  # consecutive feeds that added no words (a model looping on markers)
 
     def feed(self, piece: str) -> str:
         buf = self._pending + piece
@@ -47,6 +48,10 @@ class CitationStream:
                 buf = buf[1:]
         self._pending = buf
         emitted = "".join(out)
+        if re.fullmatch(r"[\s\[\]\d.,;]*", emitted) and re.fullmatch(r"[\s\[\]\d.,;]*", piece):
+            self.idle += 1
+        else:
+            self.idle = 0
         self.text += emitted
         return emitted
 
@@ -57,6 +62,7 @@ class CitationStream:
 
     def _render(self, numbers: str) -> str:
         shown: list[int] = []
+        previous = re.search(r"((?:\[\d+\])+)[\s.,;]*$", self.text)
         for raw in re.findall(r"\d+", numbers):
             n = int(raw)
             if not 1 <= n <= self.n_passages:
@@ -66,7 +72,14 @@ class CitationStream:
             display = self.order.index(n) + 1
             if display not in shown:
                 shown.append(display)
-        return "".join(f"[{d}]" for d in shown)
+        rendered = "".join(f"[{d}]" for d in shown)
+        if (
+            previous
+            and rendered
+            and set(re.findall(r"\d+", rendered)) <= set(re.findall(r"\d+", previous.group(1)))
+        ):
+            return ""  # the same marker again right after itself: a repetition, not a new citation
+        return rendered
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -100,6 +113,15 @@ def renumber(text: str, keep: Iterable[int]) -> tuple[str, list[int]]:
                 shown.append(d)
         return "".join(f"[{d}]" for d in shown)
 
-    new = MARKER.sub(sub, text)
-    new = re.sub(r"[ \t]+([.,;:!?])", r"\1", new)  # "fact [9]." with [9] dropped -> "fact."
-    return new, order
+    return tidy(MARKER.sub(sub, text)), order
+
+
+def tidy(text: str) -> str:
+    """Collapse repeated markers and put a marker that follows a sentence's full stop before it."""
+    text = re.sub(r"(\[\d+\])(?:\s*\1)+", r"\1", text)  # "[1] [1] [1]" -> "[1]"
+    text = re.sub(
+        r"([.!?])((?:\s*\[\d+\])+)(?=\s|$)", lambda m: " " + "".join(m.group(2).split()) + m.group(1), text
+    )
+    text = re.sub(r"(\[\d+\])\s+(?=\[\d+\])", r"\1", text)  # "[1] [2]" -> "[1][2]"
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)  # "fact [9]." with [9] dropped -> "fact."
+    return re.sub(r"[ \t]{2,}", " ", text).strip()

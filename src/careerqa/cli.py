@@ -151,9 +151,10 @@ def _indent(text: str) -> str:
 
 
 def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
-    if streamed is None or " ".join(streamed.split()) != " ".join(answer.text.split()):
-        if streamed is not None:
-            typer.echo("\n\nVerified answer (unsupported sentences removed):")
+    if streamed is None:
+        typer.echo(answer.text)
+    elif answer.sentences_supported < answer.sentences_total:
+        typer.echo("\n\nVerified answer (unsupported sentences removed):")
         typer.echo(answer.text)
     else:
         typer.echo()

@@ -287,13 +287,21 @@ class LlamaGenerator(Generator):
         self.name = name or Path(model_path).stem
         self.n_ctx = settings.n_ctx
         self._lock = threading.Lock()
+        self._owner: int | None = None  # thread id of the stream holding the lock
 
     def stream(
         self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
     ) -> Iterator[str]:
+        if self._owner == threading.get_ident():
+            # Waiting would deadlock: this thread holds the context through an unfinished stream.
+            raise RuntimeError(
+                "a previous stream() from this thread is still open; finish or close() it first"
+            )
         with self._lock:
+            self._owner = threading.get_ident()
             try:
-                chunks = self._llama.create_chat_completion(
+                # With stream=True the result is an iterator of OpenAI-style chunks.
+                chunks: Iterator[Any] = self._llama.create_chat_completion(  # type: ignore[assignment]
                     messages=messages,  # type: ignore[arg-type]
                     stream=True,
                     temperature=0.0,
@@ -306,13 +314,15 @@ class LlamaGenerator(Generator):
                     seed=_SEED,
                 )
                 for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                    piece = chunk["choices"][0]["delta"].get("content")
                     if piece:
                         yield piece
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise BadInput(f"the prompt is too long for the model's context: {exc}") from exc
                 raise
+            finally:
+                self._owner = None
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
