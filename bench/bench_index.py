@@ -31,13 +31,26 @@ from careerqa.index_store import IndexStore
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY_STEMS = [
-    "what maths do I need for AI", "where can I learn linear algebra", "is python required",
-    "which deep learning framework should I learn", "do I need a PhD", "what is MLOps",
-    "how do I deploy a model", "what soft skills matter", "how to handle missing values",
-    "what is feature engineering", "which cloud platform for machine learning", "what is docker for",
-    "how important is data cleaning", "are prompt engineering skills in demand",
-    "what are CNNs used for", "tensorflow vs pytorch debugging", "how to evaluate a classifier",
-    "what is reinforcement learning", "should I learn SQL", "how to get hands-on experience",
+    "what maths do I need for AI",
+    "where can I learn linear algebra",
+    "is python required",
+    "which deep learning framework should I learn",
+    "do I need a PhD",
+    "what is MLOps",
+    "how do I deploy a model",
+    "what soft skills matter",
+    "how to handle missing values",
+    "what is feature engineering",
+    "which cloud platform for machine learning",
+    "what is docker for",
+    "how important is data cleaning",
+    "are prompt engineering skills in demand",
+    "what are CNNs used for",
+    "tensorflow vs pytorch debugging",
+    "how to evaluate a classifier",
+    "what is reinforcement learning",
+    "should I learn SQL",
+    "how to get hands-on experience",
 ]
 
 
@@ -85,8 +98,10 @@ def main() -> None:
             incremental.append(time.perf_counter() - t)
             embedded.append(report.chunks_embedded)
 
-        queries = [QUERY_STEMS[i % len(QUERY_STEMS)] + ("?" * (i // len(QUERY_STEMS) % 3)) for i in
-                   range(args.queries)]
+        queries = [
+            QUERY_STEMS[i % len(QUERY_STEMS)] + ("?" * (i // len(QUERY_STEMS) % 3))
+            for i in range(args.queries)
+        ]
         retriever = engine.retriever
         retriever.search(queries[0])  # warm-up
         hybrid, dense = [], []

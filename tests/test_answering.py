@@ -28,8 +28,11 @@ def _engine(settings, fake_embedder, reply):
 def test_citations_map_to_the_cited_passages(settings, fake_embedder):
     def reply(messages):
         user = messages[-1]["content"]
-        maths = next(n for n, body in re.findall(r'<passage n="(\d+)"[^>]*>\n(.*?)</passage>', user, re.S)
-                     if "Khan Academy" in body)
+        maths = next(
+            n
+            for n, body in re.findall(r'<passage n="(\d+)"[^>]*>\n(.*?)</passage>', user, re.S)
+            if "Khan Academy" in body
+        )
         return f"Khan Academy and MIT OpenCourseWare have free courses for rusty maths [{maths}]."
 
     engine = _engine(settings, fake_embedder, reply)
@@ -168,8 +171,12 @@ def test_renumber_drops_and_reorders():
 
 @pytest.mark.parametrize(
     "text,expected",
-    [(ABSTAIN_TEXT, True), ("The passages do not mention salaries.", True), ("", True),
-     ("Python is essential [1].", False)],
+    [
+        (ABSTAIN_TEXT, True),
+        ("The passages do not mention salaries.", True),
+        ("", True),
+        ("Python is essential [1].", False),
+    ],
 )
 def test_is_abstention(text, expected):
     assert is_abstention(text) is expected

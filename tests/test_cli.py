@@ -25,8 +25,9 @@ def fake_cli(settings, monkeypatch):
     state: dict = {"replies": ["Khan Academy has free maths courses [1]."] * 10}
 
     def make(corpus, index_dir, quiet=False, **overrides):
-        s = settings.replace(**{k: v for k, v in
-                                {"corpus_dir": corpus, "index_dir": index_dir, **overrides}.items() if v})
+        s = settings.replace(
+            **{k: v for k, v in {"corpus_dir": corpus, "index_dir": index_dir, **overrides}.items() if v}
+        )
         state["engine"] = Engine(s, embedder=FakeEmbedder(), generator=FakeGenerator(state["replies"]))
         return state["engine"]
 
@@ -36,16 +37,24 @@ def fake_cli(settings, monkeypatch):
 
 def test_help_is_instant_and_lists_commands():
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "careerqa", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "careerqa", "--help"], capture_output=True, text=True, timeout=60
+    )
     elapsed = time.perf_counter() - t
     assert out.returncode == 0
     for command in ("index", "search", "ask", "chat", "eval"):
         assert command in out.stdout
     assert elapsed < 5, f"--help took {elapsed:.1f}s: a heavy import is not lazy"
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, careerqa.cli; print(sorted(m for m in sys.modules if m in "
-         "{'torch','faiss','sentence_transformers','llama_cpp','transformers'}))"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys, careerqa.cli; print(sorted(m for m in sys.modules if m in "
+            "{'torch','faiss','sentence_transformers','llama_cpp','transformers'}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert loaded.stdout.strip() == "[]"
 
@@ -115,7 +124,9 @@ def test_chat_rewrites_follow_up(fake_cli):
         "What free courses help with maths?",  # the rewrite of the follow-up
         "Khan Academy has free maths courses [1].",
     ]
-    result = runner.invoke(cli.app, ["chat"], input="what does kubernetes schedule?\nand what about the maths?\n\n")
+    result = runner.invoke(
+        cli.app, ["chat"], input="what does kubernetes schedule?\nand what about the maths?\n\n"
+    )
     assert result.exit_code == 0, result.output
     assert "Kubernetes schedules containers" in result.stdout
     assert "understood as: What free courses help with maths?" in result.stdout

@@ -57,6 +57,8 @@ class CitationStream:
 
     def finish(self) -> str:
         rest, self._pending = self._pending, ""
+        if _MARKER_PREFIX.match(rest):
+            return ""  # an unfinished marker ("[1" at the end of the output) is never shown
         self.text += rest
         return rest
 

@@ -52,7 +52,7 @@ class IndexStore:
         self.manifest: dict[str, Any] = manifest or {}
         self.chunks: dict[str, Chunk] = {}
         self._by_fid: dict[int, str] = {}
-        self._faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._faiss: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))  # faiss's stubs are incomplete
 
     # --- reading -----------------------------------------------------------------------------
 
