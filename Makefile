@@ -6,7 +6,7 @@ QUESTION ?= What kind of math should I focus on for AI?
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: demo test bench lint setup
+.PHONY: demo test bench lint setup browser
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/careerqa ask "$(QUESTION)"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -rs
 
 lint: setup
@@ -32,3 +32,16 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_generator.py
+
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+
+# The chat page tests drive headless Chromium; Debian packages it with its driver (about 100 MB).
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  echo "installing chromium and chromium-driver for the chat page tests"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver; \
+	fi

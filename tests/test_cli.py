@@ -42,7 +42,7 @@ def test_help_is_instant_and_lists_commands():
     )
     elapsed = time.perf_counter() - t
     assert out.returncode == 0
-    for command in ("index", "search", "ask", "chat", "eval"):
+    for command in ("index", "search", "ask", "chat", "eval", "serve"):
         assert command in out.stdout
     assert elapsed < 5, f"--help took {elapsed:.1f}s: a heavy import is not lazy"
     loaded = subprocess.run(
@@ -59,7 +59,7 @@ def test_help_is_instant_and_lists_commands():
     assert loaded.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["index", "search", "ask", "chat", "eval"])
+@pytest.mark.parametrize("command", ["index", "search", "ask", "chat", "eval", "serve"])
 def test_every_command_has_help(command):
     result = runner.invoke(cli.app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output

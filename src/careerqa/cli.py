@@ -234,6 +234,25 @@ def chat(
         history.append((question, answer.text))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Serve the web chat and its JSON API at http://HOST:PORT/ (models load before it listens)."""
+    import uvicorn
+
+    from .api import create_app
+    from .config import Settings
+
+    with _user_errors():
+        settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)
+    _err("loading the index and models…")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 @app.command("eval")
 def eval_(
     eval_set: Annotated[Path, typer.Option("--set", help="Eval set (JSON lines).")] = Path("eval/test.jsonl"),

