@@ -180,3 +180,17 @@ def test_renumber_drops_and_reorders():
 )
 def test_is_abstention(text, expected):
     assert is_abstention(text) is expected
+
+
+def test_misnumbered_citation_moves_to_the_supporting_passage(settings, fake_embedder):
+    def reply(messages):
+        nums = _passage_numbers(messages)
+        wrong = nums["soft.txt"]  # the model cites the wrong passage for a claim from cloud.md
+        return f"Kubernetes schedules containers across a cluster [{wrong}]."
+
+    answer = _engine(settings, fake_embedder, reply).ask(
+        "kubernetes schedules containers cluster teamwork", top_k=3
+    )
+    assert not answer.abstained
+    assert answer.text == "Kubernetes schedules containers across a cluster [1]."
+    assert [c.hit.chunk.source for c in answer.citations] == ["cloud.md"]

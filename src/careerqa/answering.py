@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 
-from .citations import CitationStream, renumber
+from .citations import MARKER, CitationStream, renumber
 from .config import Settings
 from .errors import BadInput
 from .generation import Generator
@@ -87,10 +87,7 @@ def build_messages(
         blocks.append(block)
         used.append(hit)
         spent += cost
-    user = (
-        "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n"
-        "Answer:"
-    )
+    user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
 
 
@@ -153,6 +150,8 @@ class Answerer:
         hits = self.retriever.search(standalone, top_k)
         timings["retrieve"] = _ms(t1)
 
+        draft: str | None = None
+
         def abstain(reason: str) -> Answer:
             if on_text is not None:
                 on_text(ABSTAIN_TEXT)
@@ -166,6 +165,7 @@ class Answerer:
                 timings_ms=timings,
                 standalone_question=standalone if standalone != question else None,
                 abstain_reason=reason,
+                draft=draft,
             )
 
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
@@ -208,22 +208,23 @@ class Answerer:
         if on_text is not None:
             on_text(tail if committed else held + tail)
 
-        # Markers in the draft are numbered by first mention; map them back to prompt passages.
+        # Markers in the draft are numbered by first mention; map them back to prompt passages, and
+        # give the passages it did not cite the next numbers, so verification can move a misnumbered
+        # citation to the passage that supports the sentence.
         by_display = {d + 1: used[n - 1] for d, n in enumerate(stream.order)}
+        for hit in used:
+            if all(hit is not h for h in by_display.values()):
+                by_display[len(by_display) + 1] = hit
         t3 = time.perf_counter()
-        checks = (
-            self.verifier.check(draft, {d: h.chunk.text for d, h in by_display.items()}) if by_display else []
-        )
-        if not by_display:  # the model cited nothing: score its sentences against every passage used
-            by_display = {i + 1: h for i, h in enumerate(used)}
-            checks = self.verifier.check(draft, {d: h.chunk.text for d, h in by_display.items()})
+        checks = self.verifier.check(draft, {d: h.chunk.text for d, h in by_display.items()})
         timings["verify"] = _ms(t3)
         kept = []
         for check in checks:
             if not check.supported or check.best is None:
                 continue
             sentence = check.text
-            if not check.cited:  # attach the passage that supports it
+            if check.best not in check.cited:  # uncited or misnumbered: cite the supporting passage
+                sentence = MARKER.sub("", sentence).rstrip()
                 sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
             kept.append(sentence)
         if not kept:
@@ -241,6 +242,7 @@ class Answerer:
             standalone_question=standalone if standalone != question else None,
             sentences_total=len(checks),
             sentences_supported=len(kept),
+            draft=draft,
         )
 
 

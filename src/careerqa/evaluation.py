@@ -84,6 +84,7 @@ def score_answer(item: EvalItem, answer: Answer) -> dict[str, Any]:
         "question": item.question,
         "answerable": item.answerable,
         "answer": answer.text,
+        "draft": answer.draft,
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "cited_sources": [f"{c.hit.chunk.source} › {c.hit.chunk.section}" for c in answer.citations],

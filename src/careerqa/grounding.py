@@ -30,7 +30,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+\])*\s+(?=[A-Z0-9\"'“‘(*-]
 class SentenceSupport:
     text: str  # the sentence with its markers
     cited: tuple[int, ...]  # marker numbers in the sentence
-    best: int | None  # the cited number with the best score (or the best passage if none cited)
+    best: int | None  # the passage that supports it best: a cited one if any supports it
     lexical: float
     semantic: float
     score: float
@@ -66,13 +66,12 @@ class Verifier:
         self.embedder = embedder
         self.threshold = threshold
 
-    def check(
-        self, answer: str, passages: dict[int, str], attach_uncited: bool = True
-    ) -> list[SentenceSupport]:
+    def check(self, answer: str, passages: dict[int, str]) -> list[SentenceSupport]:
         """Score every sentence of ``answer`` against the passages it cites (numbers → text).
 
-        A sentence with no marker is scored against every passage; when ``attach_uncited`` is set
-        and one supports it, that passage becomes its citation (``best``).
+        ``passages`` holds every passage the model was shown, cited or not. A sentence whose cited
+        passages do not support it, or that cites nothing, is scored against all of them: when one
+        supports it, that passage becomes its citation (``best``); the model misnumbered it.
         """
         sentences = split_sentences(answer)
         if not sentences:
@@ -87,25 +86,26 @@ class Verifier:
         results = []
         for sentence, vec in zip(sentences, sent_vecs, strict=True):
             cited = tuple(int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))
-            candidates = [n for n in cited if n in passages] or (numbers if attach_uncited else [])
-            best: tuple[float, float, float, int | None] = (0.0, 0.0, 0.0, None)
-            sims = piece_vecs @ vec if len(flat) else np.zeros(0)
-            for n in candidates:
+            sims = piece_vecs @ vec
+            scored: dict[int, tuple[float, float, float]] = {}
+            for n in numbers:
                 semantic = float(sims[owner == n].max()) if (owner == n).any() else 0.0
                 lexical = lexical_coverage(sentence, passages[n])
-                score = (lexical + max(semantic, 0.0)) / 2
-                if best[3] is None or score > best[0]:
-                    best = (score, lexical, semantic, n)
-            score, lexical, semantic, n_best = best
+                scored[n] = ((lexical + max(semantic, 0.0)) / 2, lexical, semantic)
+            in_cited = [n for n in cited if n in scored]
+            best = max(in_cited, key=lambda n: scored[n][0]) if in_cited else None
+            if best is None or scored[best][0] < self.threshold:
+                best = max(numbers, key=lambda n: scored[n][0]) if numbers else None
+            total, lexical, semantic = scored[best] if best is not None else (0.0, 0.0, 0.0)
             results.append(
                 SentenceSupport(
                     text=sentence,
                     cited=cited,
-                    best=n_best,
+                    best=best,
                     lexical=round(lexical, 4),
                     semantic=round(semantic, 4),
-                    score=round(score, 4),
-                    supported=n_best is not None and score >= self.threshold,
+                    score=round(total, 4),
+                    supported=best is not None and total >= self.threshold,
                 )
             )
         return results

@@ -77,6 +77,7 @@ class Answer:
     abstain_reason: str | None = None
     sentences_total: int = 0
     sentences_supported: int = 0
+    draft: str | None = None  # the model's text before verification (markers renumbered)
 
 
 def hit_to_dict(hit: Hit, n: int | None = None) -> dict[str, object]:
@@ -104,5 +105,6 @@ def answer_to_dict(answer: Answer) -> dict[str, object]:
         "citations": [hit_to_dict(c.hit, c.n) for c in answer.citations],
         "retrieved": [hit_to_dict(h) for h in answer.retrieved],
         "sentences": {"total": answer.sentences_total, "supported": answer.sentences_supported},
+        "draft": answer.draft,
         "timings_ms": answer.timings_ms,
     }
