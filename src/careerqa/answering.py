@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from .citations import MARKER, CitationStream, renumber
 from .config import Settings
 from .errors import BadInput
-from .excerpts import excerpts
 from .generation import Generator
 from .grounding import Verifier
 from .retrieval import Retriever
@@ -64,16 +63,9 @@ Turn = tuple[str, str]  # (question, answer text)
 
 
 def build_messages(
-    question: str,
-    hits: Sequence[Hit],
-    count_tokens: Callable[[str], int],
-    budget: int,
-    shown: dict[str, str] | None = None,
+    question: str, hits: Sequence[Hit], count_tokens: Callable[[str], int], budget: int
 ) -> tuple[list[dict[str, str]], list[Hit]]:
-    """The chat messages for ``question``, and the hits that fit the token budget, numbered 1..
-
-    ``shown`` maps chunk ids to the text to show instead of the whole passage (an excerpt).
-    """
+    """The chat messages for ``question``, and the hits that fit the token budget, numbered 1.."""
     blocks: list[str] = []
     used: list[Hit] = []
     spent = 0
@@ -83,7 +75,7 @@ def build_messages(
         if len(chunk.text.split()) < MIN_PASSAGE_WORDS:
             continue  # a bare heading ("FAQs") answers nothing and costs a passage slot
         # Passages are quoted data: a closing tag inside one cannot end the data early.
-        body = (shown or {}).get(chunk.chunk_id, chunk.text).replace("</passage>", "</ passage>")
+        body = chunk.text.replace("</passage>", "</ passage>")
         block = f'<passage n="{n}" source="{chunk.source}" section="{chunk.section}">\n{body}\n</passage>'
         cost = count_tokens(block)
         if used and spent + cost > budget:
@@ -180,11 +172,8 @@ class Answerer:
         if best < self.settings.min_dense_score:
             return abstain(f"retrieval: best passage similarity {best:.2f} < {self.settings.min_dense_score}")
 
-        excerpt_texts = excerpts(
-            standalone, hits, self.retriever.embedder, keep=self.settings.excerpt_sentences
-        )
         messages, used = build_messages(
-            standalone, hits, self.generator.count_tokens, self.settings.context_tokens, excerpt_texts
+            standalone, hits, self.generator.count_tokens, self.settings.context_tokens
         )
         stream = CitationStream(len(used))
         t2 = time.perf_counter()

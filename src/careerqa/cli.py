@@ -67,7 +67,9 @@ def _progress_printer() -> Callable[[str, int], None]:
         nonlocal bar
         from tqdm import tqdm
 
-        if event == "embed_total":
+        if event == "index_missing":
+            _err("no index yet: building it from the corpus (first use)")
+        elif event == "embed_total":
             bar = tqdm(total=amount, desc="embedding chunks", unit="chunk", file=sys.stderr, leave=False)
         elif event == "embedded" and bar is not None:
             bar.update(amount)

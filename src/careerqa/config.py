@@ -48,9 +48,6 @@ class Settings:
     min_dense_score: float = 0.25
     context_tokens: int = 600  # budget for the numbered passages in the prompt (~3 passages)
     max_answer_tokens: int = 160
-    # Long passages are shown to the model as their title and this many sentences closest to the
-    # question (0: whole passages). Shorter prompts answer sooner; see bench/bench_answer.py.
-    excerpt_sentences: int = 4
     n_ctx: int = 4096
     threads: int = 0  # 0: all cores
 

