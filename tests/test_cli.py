@@ -131,3 +131,11 @@ def test_chat_rewrites_follow_up(fake_cli):
     assert "Kubernetes schedules containers" in result.stdout
     assert "understood as: What free courses help with maths?" in result.stdout
     assert "Khan Academy" in result.stdout
+
+
+def test_ask_shows_verified_answer_when_citations_were_fixed(fake_cli):
+    fake_cli["replies"] = ["Khan Academy and MIT OpenCourseWare have free maths courses."] * 2
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"])
+    assert result.exit_code == 0, result.output
+    assert "Verified answer (citations checked):" in result.stdout
+    assert "have free maths courses [1]." in result.stdout

@@ -155,8 +155,11 @@ def _indent(text: str) -> str:
 def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
     if streamed is None:
         typer.echo(answer.text)
-    elif answer.sentences_supported < answer.sentences_total:
-        typer.echo("\n\nVerified answer (unsupported sentences removed):")
+    elif " ".join(streamed.split()) != " ".join(answer.text.split()):
+        # Verification removed unsupported sentences or fixed citations: show what it kept.
+        removed = answer.sentences_total - answer.sentences_supported
+        note = f"{removed} unsupported sentence(s) removed" if removed else "citations checked"
+        typer.echo(f"\n\nVerified answer ({note}):")
         typer.echo(answer.text)
     else:
         typer.echo()
