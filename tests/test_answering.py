@@ -194,3 +194,12 @@ def test_misnumbered_citation_moves_to_the_supporting_passage(settings, fake_emb
     assert not answer.abstained
     assert answer.text == "Kubernetes schedules containers across a cluster [1]."
     assert [c.hit.chunk.source for c in answer.citations] == ["cloud.md"]
+
+
+def test_streamed_answer_rejected_by_verification_is_not_followed_by_a_second_text(settings, fake_embedder):
+    reply = "Bananas are yellow and grow on tall plants in warm tropical countries around the world [1]."
+    pieces: list[str] = []
+    answer = _engine(settings, fake_embedder, reply).ask("maths courses", on_text=pieces.append)
+    assert answer.abstained and answer.abstain_reason.startswith("verification")
+    assert answer.sentences_total == 1 and answer.sentences_supported == 0
+    assert "".join(pieces).startswith("Bananas") and ABSTAIN_TEXT not in "".join(pieces)

@@ -151,9 +151,10 @@ class Answerer:
         timings["retrieve"] = _ms(t1)
 
         draft: str | None = None
+        committed = False  # whether some of the answer has been streamed to on_text
 
-        def abstain(reason: str) -> Answer:
-            if on_text is not None:
+        def abstain(reason: str, sentences_total: int = 0) -> Answer:
+            if on_text is not None and not committed:
                 on_text(ABSTAIN_TEXT)
             timings["total"] = _ms(t0)
             return Answer(
@@ -165,6 +166,7 @@ class Answerer:
                 timings_ms=timings,
                 standalone_question=standalone if standalone != question else None,
                 abstain_reason=reason,
+                sentences_total=sentences_total,
                 draft=draft,
             )
 
@@ -179,7 +181,6 @@ class Answerer:
         t2 = time.perf_counter()
         first_token: float | None = None
         held = ""  # shown text is held back until it can no longer be an abstention
-        committed = False
         pieces = self.generator.stream(messages, max_tokens=self.settings.max_answer_tokens)
         for piece in pieces:
             if first_token is None:
@@ -228,7 +229,7 @@ class Answerer:
                 sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
             kept.append(sentence)
         if not kept:
-            return abstain("verification: no sentence is supported by the passage it cites")
+            return abstain("verification: no sentence is supported by the passage it cites", len(checks))
         text, order = renumber(" ".join(kept), by_display)
         citations = tuple(Citation(n=i + 1, hit=by_display[old]) for i, old in enumerate(order))
         timings["total"] = _ms(t0)

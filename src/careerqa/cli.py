@@ -158,7 +158,10 @@ def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
     elif " ".join(streamed.split()) != " ".join(answer.text.split()):
         # Verification removed unsupported sentences or fixed citations: show what it kept.
         removed = answer.sentences_total - answer.sentences_supported
-        note = f"{removed} unsupported sentence(s) removed" if removed else "citations checked"
+        if answer.abstained:
+            note = "no sentence is supported by the passages"
+        else:
+            note = f"{removed} unsupported sentence(s) removed" if removed else "citations checked"
         typer.echo(f"\n\nVerified answer ({note}):")
         typer.echo(answer.text)
     else:
