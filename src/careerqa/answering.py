@@ -109,6 +109,13 @@ class Answerer:
         self.generator = generator
         self.verifier = verifier
 
+    def warm_up(self) -> None:
+        """Have the model read the constant system prompt now, so the first question does not wait
+        for it (llama.cpp keeps it in its KV cache for the questions that follow)."""
+        self.generator.prefill(
+            [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ""}]
+        )
+
     def rewrite(self, question: str, history: Sequence[Turn]) -> str:
         """Turn a follow-up into a standalone question using the last turns of the conversation."""
         if not history:

@@ -233,7 +233,7 @@ def _error_response(exc: CareerQAError) -> JSONResponse:
 def _warm_up(engine: Engine, load_models: bool) -> None:
     try:
         if load_models:
-            engine.answerer  # index, embedder and generator  # noqa: B018
+            engine.answerer.warm_up()  # index, embedder, generator, and the system prompt read once
         else:
             engine.retriever  # noqa: B018
     except CareerQAError as exc:

@@ -251,6 +251,10 @@ class Generator(ABC):
         """The whole reply, as one string."""
         return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop))
 
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        """Read ``messages`` into the model's cache ahead of time; a no-op for backends without one."""
+        return None
+
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` takes; this default is a word count, backends give the exact number."""
         return len(text.split())
@@ -323,6 +327,11 @@ class LlamaGenerator(Generator):
                 raise
             finally:
                 self._owner = None
+
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        # One generated token makes llama.cpp evaluate the whole prompt, which then stays in its KV
+        # cache: later prompts that start with the same system message skip re-reading it.
+        self.generate(messages, max_tokens=1)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
