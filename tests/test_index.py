@@ -156,3 +156,21 @@ def test_moved_chunk_gets_new_span(settings, corpus_dir, fake_embedder):
     for chunk in store.chunks.values():
         if chunk.source == "cloud.md":
             assert raw[chunk.start : chunk.end].split()[:3] == chunk.text.split()[:3]
+
+
+def test_engine_updates_a_stale_index_when_it_loads(settings, corpus_dir, fake_embedder):
+    Engine(settings, embedder=fake_embedder).sync()
+    (corpus_dir / "cloud.md").write_text("# Cloud\n\nTerraform provisions infrastructure as code.\n")
+    events = []
+    engine = Engine(settings, embedder=fake_embedder, progress=lambda e, n: events.append(e))
+    hits = engine.search("Terraform infrastructure as code")
+    assert hits[0].chunk.source == "cloud.md" and "Terraform" in hits[0].chunk.text
+    assert "corpus_changed" in events and engine.last_sync.files_changed == ["cloud.md"]
+
+    events.clear()
+    Engine(settings, embedder=fake_embedder, progress=lambda e, n: events.append(e)).search("Terraform")
+    assert events == []  # in step now: nothing to do
+
+    frozen = Engine(settings, embedder=fake_embedder, auto_sync=False)
+    (corpus_dir / "cloud.md").unlink()
+    assert frozen.search("Terraform")[0].chunk.source == "cloud.md"  # auto_sync off: index as built

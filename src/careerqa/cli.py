@@ -69,6 +69,8 @@ def _progress_printer() -> Callable[[str, int], None]:
 
         if event == "index_missing":
             _err("no index yet: building it from the corpus (first use)")
+        elif event == "corpus_changed":
+            _err("the corpus changed since the index was built: updating the index")
         elif event == "embed_total":
             bar = tqdm(total=amount, desc="embedding chunks", unit="chunk", file=sys.stderr, leave=False)
         elif event == "embedded" and bar is not None:

@@ -7,11 +7,13 @@ The CLI and the web service both hold one ``Engine``; tests build one with fakes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .answering import Answerer, TextCallback, Turn
 from .config import Settings
+from .corpus import file_hashes
 from .embedding import Embedder, load_embedder
-from .errors import IndexMissing
+from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
 from .index_store import IndexStore
@@ -30,6 +32,7 @@ class Engine:
         generator: Generator | None = None,
         progress: ProgressFn | None = None,
         show_model_progress: bool = True,
+        auto_sync: bool = True,
     ) -> None:
         self.settings = settings
         self._embedder = embedder
@@ -38,6 +41,9 @@ class Engine:
         self._answerer: Answerer | None = None
         self.progress = progress
         self.show_model_progress = show_model_progress
+        # Bring the index up to date with the corpus when it is first loaded (hashing the files is
+        # cheap; only changed chunks are embedded).
+        self.auto_sync = auto_sync
         self.last_sync: SyncReport | None = None
 
     # --- parts, made lazily ----------------------------------------------------------------------
@@ -83,15 +89,32 @@ class Engine:
     @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            try:
-                store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
-            except IndexMissing:
-                if self.progress:
-                    self.progress("index_missing", 0)
-                self.sync()  # first use: build the index, then load it
-                store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+            store = self._load_current_index()
             self._retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
         return self._retriever
+
+    def _load_current_index(self) -> IndexStore:
+        """Load the index, first building it (first use) or updating it (the corpus changed)."""
+        try:
+            store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+        except IndexMissing:
+            event = "index_missing"
+        else:
+            if not (self.auto_sync and self._corpus_changed(store.manifest)):
+                return store
+            event = "corpus_changed"
+        if self.progress:
+            self.progress(event, 0)
+        self.sync()
+        return IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+
+    def _corpus_changed(self, manifest: dict[str, Any]) -> bool:
+        try:
+            current = file_hashes(self.settings.corpus_dir)
+        except CareerQAError:
+            return False  # no readable corpus here: serve the index as it is
+        known = {path: entry.get("sha256") for path, entry in (manifest.get("files") or {}).items()}
+        return current != known
 
     @property
     def answerer(self) -> Answerer:

@@ -23,7 +23,7 @@ from .index_store import IndexStore, check_compatible, read_manifest, write_lock
 from .types import Chunk
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
-# the engine adds ("index_missing", 0) before it builds an index on first use.
+# the engine adds ("index_missing", 0) or ("corpus_changed", 0) before it syncs on loading.
 ProgressFn = Callable[[str, int], None]
 
 
