@@ -65,24 +65,29 @@ Teamwork and code review are daily work in most AI teams.
 }
 
 
-@pytest.fixture
-def corpus_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "corpus"
-    root.mkdir()
-    for name, text in DOCS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    return root
-
-
-@pytest.fixture
-def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+def make_settings(root: Path, extra_docs: dict[str, str] | None = None) -> Settings:
+    """Settings for a small corpus (``DOCS`` plus ``extra_docs``) written under ``root``."""
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for name, text in {**DOCS, **(extra_docs or {})}.items():
+        (corpus / name).write_text(text, encoding="utf-8")
     return Settings(
-        corpus_dir=corpus_dir,
-        index_dir=tmp_path / "index",
-        cache_dir=tmp_path / "cache",
+        corpus_dir=corpus,
+        index_dir=root / "index",
+        cache_dir=root / "cache",
         embedder=FakeEmbedder.name,
         min_dense_score=0.2,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def corpus_dir(settings: Settings) -> Path:
+    return settings.corpus_dir
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from careerqa.engine import Engine
 from careerqa.errors import ModelUnavailable
 from careerqa.generation import FakeGenerator, Generator
 
-from .conftest import DOCS, FakeEmbedder
+from .conftest import FakeEmbedder, make_settings
 
 ANSWER = "Khan Academy has free maths courses [1]."
 # Over 60 characters: the answerer holds back shorter text until the end, in case it is an abstention.
@@ -52,20 +52,6 @@ def live_server(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def make_settings(root: Path, extra_docs: dict[str, str] | None = None) -> Settings:
-    corpus = root / "corpus"
-    corpus.mkdir(parents=True)
-    for name, text in {**DOCS, **(extra_docs or {})}.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    return Settings(
-        corpus_dir=corpus,
-        index_dir=root / "index",
-        cache_dir=root / "cache",
-        embedder=FakeEmbedder.name,
-        min_dense_score=0.2,
-    )
 
 
 def broken_engine(settings: Settings, root: Path) -> Engine:
