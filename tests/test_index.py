@@ -35,7 +35,8 @@ def test_first_build_then_noop(settings, fake_embedder):
 def test_manifest_contents(settings, fake_embedder):
     _sync(settings, fake_embedder)
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
+    assert (settings.index_dir / manifest["sentences_file"]).exists()
     assert manifest["embedder"] == {"name": "fake-bow", "dim": 256}
     assert manifest["chunking"]["max_words"] == settings.chunk_max_words
     assert set(manifest["files"]) == {"cloud.md", "maths.md", "soft.txt"}
@@ -56,8 +57,9 @@ def test_edit_embeds_only_changed_chunks(settings, corpus_dir, fake_embedder):
     report = _sync(settings, fake_embedder)
     assert report.files_changed == ["maths.md"]
     assert sorted(report.files_unchanged) == ["cloud.md", "soft.txt"]
-    assert report.chunks_embedded == len(fake_embedder.texts) == report.chunks_added
-    assert all("Bayes" in t for t in fake_embedder.texts)  # nothing else was embedded again
+    assert report.chunks_embedded == report.chunks_added == 1
+    # the new chunk, whole and sentence by sentence, and nothing else was embedded again
+    assert fake_embedder.texts and all("Bayes" in t for t in fake_embedder.texts)
 
 
 def test_deleted_file_is_gone_from_search(settings, corpus_dir, fake_embedder):

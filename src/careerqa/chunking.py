@@ -406,3 +406,10 @@ def _dominant(kinds: Counter[str]) -> str:
     if not content:
         return "text"
     return max(content, key=lambda item: (item[0], item[1] == "text"))[1]
+
+
+def passage_sentences(text: str) -> list[str]:
+    """A passage's sentences and lines of three words or more (the whole text if none): the units that
+    the index embeds one by one and that verification compares answer sentences with."""
+    pieces = re.split(r"(?<=[.!?:])\s+|\n+", text)
+    return [p.strip() for p in pieces if len(p.split()) >= 3] or [text]

@@ -72,7 +72,13 @@ def _progress_printer() -> Callable[[str, int], None]:
         elif event == "corpus_changed":
             _err("the corpus changed since the index was built: updating the index")
         elif event == "embed_total":
-            bar = tqdm(total=amount, desc="embedding chunks", unit="chunk", file=sys.stderr, leave=False)
+            bar = tqdm(
+                total=amount,
+                desc="embedding passages and their sentences",
+                unit="text",
+                file=sys.stderr,
+                leave=False,
+            )
         elif event == "embedded" and bar is not None:
             bar.update(amount)
             if bar.n >= bar.total:

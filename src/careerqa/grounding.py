@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .chunking import passage_sentences
 from .citations import MARKER
 from .embedding import Embedder
 from .retrieval import tokenize
@@ -47,11 +48,6 @@ def split_sentences(text: str) -> list[str]:
         start = match.end()
     parts.append(text[start:].strip())
     return [p for p in parts if p and re.search(r"\w", MARKER.sub("", p))]
-
-
-def passage_sentences(text: str) -> list[str]:
-    pieces = re.split(r"(?<=[.!?:])\s+|\n+", text)
-    return [p.strip() for p in pieces if len(p.split()) >= 3] or [text]
 
 
 def lexical_coverage(sentence: str, passage: str) -> float:

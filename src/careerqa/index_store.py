@@ -4,7 +4,8 @@ Layout of ``index/``::
 
     manifest.json            the commit point: format, embedder, chunking, files, chunk ids
     vectors-<digest>.faiss   IndexIDMap2(IndexFlatIP) over unit vectors (so scores are cosines)
-    chunks-<digest>.jsonl    one chunk per line, in the order of the manifest's ``chunk_ids``
+    sentences-<digest>.faiss the same for every sentence of every chunk (``passage_sentences``)
+    chunks-<digest>.jsonl    one chunk per line, sorted by chunk id
 
 A save writes new data files beside the old ones, then replaces ``manifest.json`` by rename.
 A build that fails or is killed before that rename leaves the previous index untouched; the data
@@ -29,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from .chunking import passage_sentences
 from .errors import IndexMissing, IndexStale
 from .types import Chunk
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence vectors beside the chunk vectors
 MANIFEST = "manifest.json"
 REBUILD_HINT = "run `careerqa index --full` to rebuild it"
 
@@ -40,6 +42,12 @@ REBUILD_HINT = "run `careerqa index --full` to rebuild it"
 def faiss_id(chunk_id: str) -> int:
     """A stable, positive int64 FAISS id for a chunk id (its first 60 bits)."""
     return int(chunk_id[:15], 16)
+
+
+def sentence_ids(chunk: Chunk) -> list[int]:
+    """FAISS ids of a chunk's sentences, derived from its id, so they need no table of their own."""
+    count = len(passage_sentences(chunk.text))
+    return [faiss_id(hashlib.sha256(f"{chunk.chunk_id}:{i}".encode()).hexdigest()) for i in range(count)]
 
 
 class IndexStore:
@@ -52,7 +60,9 @@ class IndexStore:
         self.manifest: dict[str, Any] = manifest or {}
         self.chunks: dict[str, Chunk] = {}
         self._by_fid: dict[int, str] = {}
+        self._by_sentence: dict[int, str] = {}  # sentence FAISS id -> chunk id
         self._faiss: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))  # faiss's stubs are incomplete
+        self._sentences: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -66,6 +76,7 @@ class IndexStore:
         store = cls(dim, manifest)
         try:
             index = faiss.read_index(str(index_dir / manifest["vectors_file"]))
+            sentences = faiss.read_index(str(index_dir / manifest["sentences_file"]))
             with open(index_dir / manifest["chunks_file"], encoding="utf-8") as fh:
                 chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
         except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
@@ -75,11 +86,18 @@ class IndexStore:
                 f"the index in {index_dir} holds {index.ntotal} vectors for {len(chunks)} chunks; "
                 + REBUILD_HINT
             )
-        store._faiss = index
+        store._faiss, store._sentences = index, sentences
         for chunk in chunks:
-            store.chunks[chunk.chunk_id] = chunk
-            store._by_fid[faiss_id(chunk.chunk_id)] = chunk.chunk_id
+            store._remember(chunk)
+        if sentences.ntotal != len(store._by_sentence) or sentences.d != dim:
+            raise IndexStale(f"the sentence vectors in {index_dir} do not match its chunks; " + REBUILD_HINT)
         return store
+
+    def _remember(self, chunk: Chunk) -> None:
+        self.chunks[chunk.chunk_id] = chunk
+        self._by_fid[faiss_id(chunk.chunk_id)] = chunk.chunk_id
+        for sid in sentence_ids(chunk):
+            self._by_sentence[sid] = chunk.chunk_id
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -96,26 +114,46 @@ class IndexStore:
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """For each query vector, up to ``k`` (chunk id, cosine) pairs, best first."""
+        return self._search(self._faiss, self._by_fid, vectors, k, k)
+
+    def search_sentences(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """For each query vector, up to ``k`` chunks ranked by their best-matching sentence."""
+        return self._search(self._sentences, self._by_sentence, vectors, 4 * k, k)
+
+    def _search(
+        self, index: Any, owner: dict[int, str], vectors: np.ndarray, fetch: int, k: int
+    ) -> list[list[tuple[str, float]]]:
         if len(self.chunks) == 0:
             return [[] for _ in range(len(vectors))]
-        scores, fids = self._faiss.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-        return [
-            [(self._by_fid[int(f)], float(s)) for s, f in zip(row_s, row_f, strict=True) if f != -1]
-            for row_s, row_f in zip(scores, fids, strict=True)
-        ]
+        scores, fids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), fetch)
+        out = []
+        for row_s, row_f in zip(scores, fids, strict=True):
+            best: dict[str, float] = {}  # first (best) score of each chunk
+            for score, fid in zip(row_s, row_f, strict=True):
+                if fid != -1:
+                    best.setdefault(owner[int(fid)], float(score))
+            out.append(list(best.items())[:k])
+        return out
 
     # --- changing ----------------------------------------------------------------------------
 
-    def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+    def add(self, chunks: list[Chunk], vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
+        """Add chunks with their vectors and the vectors of their sentences, chunk after chunk."""
+        sids = [sid for c in chunks for sid in sentence_ids(c)]
+        if len(chunks) != len(vectors) or len(sids) != len(sentence_vectors):
+            raise ValueError(
+                f"{len(chunks)} chunks with {len(sids)} sentences, "
+                f"but {len(vectors)} chunk vectors and {len(sentence_vectors)} sentence vectors"
+            )
         if not chunks:
             return
         fids = np.array([faiss_id(c.chunk_id) for c in chunks], dtype=np.int64)
         self._faiss.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), fids)
+        self._sentences.add_with_ids(
+            np.ascontiguousarray(sentence_vectors, dtype=np.float32), np.array(sids, dtype=np.int64)
+        )
         for chunk in chunks:
-            self.chunks[chunk.chunk_id] = chunk
-            self._by_fid[faiss_id(chunk.chunk_id)] = chunk.chunk_id
+            self._remember(chunk)
 
     def refresh(self, chunks: Iterable[Chunk]) -> None:
         """Replace the metadata (span, kind) of chunks already indexed; vectors are untouched."""
@@ -129,9 +167,13 @@ class IndexStore:
         if not ids:
             return
         self._faiss.remove_ids(np.array([faiss_id(c) for c in ids], dtype=np.int64))
+        sids = [sid for c in ids for sid in sentence_ids(self.chunks[c])]
+        self._sentences.remove_ids(np.array(sids, dtype=np.int64))
         for chunk_id in ids:
             del self.chunks[chunk_id]
             del self._by_fid[faiss_id(chunk_id)]
+        for sid in sids:
+            del self._by_sentence[sid]
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -145,14 +187,16 @@ class IndexStore:
         digest = hashlib.sha256(table.encode("utf-8")).hexdigest()[:16]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         vectors_file, chunks_file = f"vectors-{stamp}-{digest}.faiss", f"chunks-{stamp}-{digest}.jsonl"
+        sentences_file = f"sentences-{stamp}-{digest}.faiss"
 
         # The FAISS file's row order follows insertion; the chunk table is sorted. Loading maps
         # rows through FAISS ids, so the two orders need not agree.
         _write_atomic(index_dir / chunks_file, table.encode("utf-8"))
-        tmp = index_dir / f".{vectors_file}.tmp"
-        faiss.write_index(self._faiss, str(tmp))
-        _fsync_path(tmp)
-        os.replace(tmp, index_dir / vectors_file)
+        for index, name in ((self._faiss, vectors_file), (self._sentences, sentences_file)):
+            tmp = index_dir / f".{name}.tmp"
+            faiss.write_index(index, str(tmp))
+            _fsync_path(tmp)
+            os.replace(tmp, index_dir / name)
 
         manifest = {
             **manifest,
@@ -160,12 +204,13 @@ class IndexStore:
             "embedder": {"name": manifest["embedder"]["name"], "dim": self.dim},
             "chunk_count": len(ordered),
             "vectors_file": vectors_file,
+            "sentences_file": sentences_file,
             "chunks_file": chunks_file,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
         self.manifest = manifest
-        _remove_stale_files(index_dir, keep={vectors_file, chunks_file})
+        _remove_stale_files(index_dir, keep={vectors_file, sentences_file, chunks_file})
         return manifest
 
 
@@ -230,7 +275,7 @@ def _fsync_path(path: Path) -> None:
 def _remove_stale_files(index_dir: Path, keep: set[str]) -> None:
     for path in index_dir.iterdir():
         name = path.name
-        stale_data = name.startswith(("vectors-", "chunks-")) and name not in keep
+        stale_data = name.startswith(("vectors-", "sentences-", "chunks-")) and name not in keep
         if stale_data or (name.startswith(".") and name.endswith(".tmp")):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .chunking import CHUNKER_VERSION, chunk_document
+from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
 from .corpus import load_corpus
 from .embedding import Embedder
@@ -109,10 +109,12 @@ def sync_index(
         t2 = time.perf_counter()
         if new:
             embedder = embedder_factory()
+            # Each new chunk is embedded whole and sentence by sentence (the retriever's third ranking).
+            texts = [c.embedding_text() for c in new] + [s for c in new for s in passage_sentences(c.text)]
             if progress:
-                progress("embed_total", len(new))
+                progress("embed_total", len(texts))
             vectors = embedder.embed(
-                [c.embedding_text() for c in new],
+                texts,
                 batch_size=settings.embed_batch_size,
                 on_progress=(lambda n: progress("embedded", n)) if progress else None,
             )
@@ -121,7 +123,7 @@ def sync_index(
 
         store.remove(stale)
         if new:
-            store.add(new, vectors)
+            store.add(new, vectors[: len(new)], vectors[len(new) :])
         # A kept chunk of a changed file may have moved: take its new span, keep its vector.
         store.refresh(c for c in wanted.values() if c.chunk_id in store)
         manifest = {

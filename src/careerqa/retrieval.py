@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS cosine) and lexical (BM25) rankings fused by reciprocal rank.
+"""Hybrid retrieval: dense chunk, dense best-sentence and BM25 rankings fused by reciprocal rank.
 
 The BM25 postings are built once, when a ``Retriever`` is made from a loaded index, never per
 query. Dense scores are kept on each ``Hit`` because the fused score is rank-based and says nothing
@@ -104,11 +104,20 @@ class Retriever:
         """Search several queries with one embedder call (used by the benchmark and eval)."""
         vectors = self.embedder.embed_batch(list(queries))
         dense_all = self.store.search(vectors, self.candidates)
+        sentence_all = self.store.search_sentences(vectors, self.candidates)
         return [
-            self._fuse(q, v, dense, top_k) for q, v, dense in zip(queries, vectors, dense_all, strict=True)
+            self._fuse(q, v, dense, by_sentence, top_k)
+            for q, v, dense, by_sentence in zip(queries, vectors, dense_all, sentence_all, strict=True)
         ]
 
-    def _fuse(self, query: str, vector: np.ndarray, dense: list[tuple[str, float]], top_k: int) -> list[Hit]:
+    def _fuse(
+        self,
+        query: str,
+        vector: np.ndarray,
+        dense: list[tuple[str, float]],
+        by_sentence: list[tuple[str, float]],
+        top_k: int,
+    ) -> list[Hit]:
         lexical = sorted(self._bm25.scores(query).items(), key=lambda kv: -kv[1])[: self.candidates]
         dense_score = dict(dense)
         lexical_score = {self._chunks[i].chunk_id: s for i, s in lexical}
@@ -117,6 +126,10 @@ class Retriever:
             fused[chunk_id] += 1.0 / (self.rrf_k + rank + 1)
         for rank, (i, _) in enumerate(lexical):
             fused[self._chunks[i].chunk_id] += 1.0 / (self.rrf_k + rank + 1)
+        # A chunk whose one sentence answers the question can rank low as a whole (a long passage
+        # about several things): its best sentence gives it a third chance.
+        for rank, (chunk_id, _) in enumerate(by_sentence):
+            fused[chunk_id] += 1.0 / (self.rrf_k + rank + 1)
         missing = [cid for cid in fused if cid not in dense_score]
         if missing:  # lexical-only hits still get a cosine, so every hit can be judged alike
             vectors = self.store.vectors(missing)
