@@ -51,3 +51,20 @@ def test_bm25_built_once_not_per_query(settings, fake_embedder, monkeypatch):
     engine.search("cloud")
     engine.search("teamwork")
     assert built == []
+
+
+def test_best_sentence_ranking_finds_a_needle_in_a_long_passage(tmp_path, fake_embedder):
+    from careerqa.index_store import IndexStore
+
+    from .conftest import make_settings
+
+    filler = " ".join(f"Gardeners plant tulips {w} in the spring season." for w in range(25))
+    settings = make_settings(tmp_path, {"long.md": f"# Garden\n\n{filler} Terraform provisions clusters.\n"})
+    engine = Engine(settings, embedder=fake_embedder)
+    engine.sync()
+    store = IndexStore.load(settings.index_dir, fake_embedder.name, fake_embedder.dim)
+    query = fake_embedder.embed_batch(["Terraform provisions clusters"])
+    by_sentence = store.search_sentences(query, 3)[0]
+    assert store.chunks[by_sentence[0][0]].source == "long.md"
+    assert by_sentence[0][1] > 0.9  # the sentence itself matches, whatever the rest of the passage says
+    assert any(h.chunk.source == "long.md" for h in engine.search("Terraform provisions clusters", top_k=3))
