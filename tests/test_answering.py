@@ -203,3 +203,21 @@ def test_streamed_answer_rejected_by_verification_is_not_followed_by_a_second_te
     assert answer.abstained and answer.abstain_reason.startswith("verification")
     assert answer.sentences_total == 1 and answer.sentences_supported == 0
     assert "".join(pieces).startswith("Bananas") and ABSTAIN_TEXT not in "".join(pieces)
+
+
+def test_verifier_uses_stored_passage_vectors_like_fresh_ones(settings, fake_embedder):
+    from careerqa.chunking import passage_sentences
+    from careerqa.grounding import Verifier
+
+    engine = Engine(settings, embedder=fake_embedder)
+    hits = engine.search("kubernetes docker khan academy", top_k=2)
+    passages = {i + 1: h.chunk.text for i, h in enumerate(hits)}
+    stored = {i + 1: engine.retriever.store.sentence_vectors(h.chunk) for i, h in enumerate(hits)}
+    assert [len(v) for v in stored.values()] == [len(passage_sentences(t)) for t in passages.values()]
+    answer = "Kubernetes schedules containers across a cluster [1]. Khan Academy has free courses [2]."
+    verifier = Verifier(fake_embedder)
+    fake_embedder.texts.clear()
+    with_stored = verifier.check(answer, passages, stored)
+    assert len(fake_embedder.texts) == 2  # only the answer's sentences were embedded
+    assert with_stored == verifier.check(answer, passages)
+    assert verifier.check(answer, {}) and not any(c.supported for c in verifier.check(answer, {}))

@@ -224,7 +224,11 @@ class Answerer:
             if all(hit is not h for h in by_display.values()):
                 by_display[len(by_display) + 1] = hit
         t3 = time.perf_counter()
-        checks = self.verifier.check(draft, {d: h.chunk.text for d, h in by_display.items()})
+        checks = self.verifier.check(
+            draft,
+            {d: h.chunk.text for d, h in by_display.items()},
+            {d: self.retriever.store.sentence_vectors(h.chunk) for d, h in by_display.items()},
+        )
         timings["verify"] = _ms(t3)
         kept = []
         for check in checks:

@@ -62,21 +62,33 @@ class Verifier:
         self.embedder = embedder
         self.threshold = threshold
 
-    def check(self, answer: str, passages: dict[int, str]) -> list[SentenceSupport]:
+    def check(
+        self,
+        answer: str,
+        passages: dict[int, str],
+        passage_vectors: dict[int, np.ndarray] | None = None,
+    ) -> list[SentenceSupport]:
         """Score every sentence of ``answer`` against the passages it cites (numbers → text).
 
         ``passages`` holds every passage the model was shown, cited or not. A sentence whose cited
         passages do not support it, or that cites nothing, is scored against all of them: when one
         supports it, that passage becomes its citation (``best``); the model misnumbered it.
+        ``passage_vectors`` may give the vectors of each passage's ``passage_sentences`` (the index
+        stores them); passages without them are embedded here.
         """
         sentences = split_sentences(answer)
         if not sentences:
             return []
         numbers = sorted(passages)
+        known = passage_vectors or {}
         pieces = {n: passage_sentences(passages[n]) for n in numbers}
-        flat = [s for n in numbers for s in pieces[n]]
-        vectors = self.embedder.embed_batch([MARKER.sub("", s).strip() for s in sentences] + flat)
-        sent_vecs, piece_vecs = vectors[: len(sentences)], vectors[len(sentences) :]
+        to_embed = [s for n in numbers if n not in known for s in pieces[n]]
+        vectors = self.embedder.embed_batch([MARKER.sub("", s).strip() for s in sentences] + to_embed)
+        sent_vecs, embedded = vectors[: len(sentences)], iter(vectors[len(sentences) :])
+        piece_vecs = np.concatenate(
+            [known[n] if n in known else np.stack([next(embedded) for _ in pieces[n]]) for n in numbers]
+            or [np.zeros((0, sent_vecs.shape[1]), dtype=np.float32)]
+        )
         owner = np.array([n for n in numbers for _ in pieces[n]])
 
         results = []

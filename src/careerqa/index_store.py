@@ -112,6 +112,10 @@ class IndexStore:
             out[row] = self._faiss.reconstruct(faiss_id(chunk_id))
         return out
 
+    def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
+        """The stored vectors of ``passage_sentences(chunk.text)``, in that order."""
+        return np.stack([self._sentences.reconstruct(sid) for sid in sentence_ids(chunk)])
+
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """For each query vector, up to ``k`` (chunk id, cosine) pairs, best first."""
         return self._search(self._faiss, self._by_fid, vectors, k, k)

@@ -121,15 +121,13 @@ class Retriever:
         lexical = sorted(self._bm25.scores(query).items(), key=lambda kv: -kv[1])[: self.candidates]
         dense_score = dict(dense)
         lexical_score = {self._chunks[i].chunk_id: s for i, s in lexical}
-        fused: dict[str, float] = defaultdict(float)
-        for rank, (chunk_id, _) in enumerate(dense):
-            fused[chunk_id] += 1.0 / (self.rrf_k + rank + 1)
-        for rank, (i, _) in enumerate(lexical):
-            fused[self._chunks[i].chunk_id] += 1.0 / (self.rrf_k + rank + 1)
         # A chunk whose one sentence answers the question can rank low as a whole (a long passage
         # about several things): its best sentence gives it a third chance.
-        for rank, (chunk_id, _) in enumerate(by_sentence):
-            fused[chunk_id] += 1.0 / (self.rrf_k + rank + 1)
+        rankings = ([cid for cid, _ in dense], list(lexical_score), [cid for cid, _ in by_sentence])
+        fused: dict[str, float] = defaultdict(float)
+        for ranking in rankings:
+            for rank, chunk_id in enumerate(ranking):
+                fused[chunk_id] += 1.0 / (self.rrf_k + rank + 1)
         missing = [cid for cid in fused if cid not in dense_score]
         if missing:  # lexical-only hits still get a cosine, so every hit can be judged alike
             vectors = self.store.vectors(missing)
