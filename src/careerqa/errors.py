@@ -37,6 +37,13 @@ class IndexStale(CareerQAError):
     http_status = 409
 
 
+class IndexCorrupt(IndexStale):
+    """A file of the index is missing, truncated or does not match the others; the message names it.
+
+    A subclass of ``IndexStale``: both are fixed by rebuilding the index with ``careerqa index --full``.
+    """
+
+
 class ModelUnavailable(CareerQAError):
     """A model package is missing, corrupt or cannot be loaded."""
 

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .chunking import passage_sentences
-from .errors import IndexMissing, IndexStale
+from .errors import IndexCorrupt, IndexMissing, IndexStale
 from .types import Chunk
 
 FORMAT_VERSION = 2  # 2: sentence vectors beside the chunk vectors
@@ -68,29 +69,35 @@ class IndexStore:
 
     @classmethod
     def load(cls, index_dir: Path, embedder: str, dim: int) -> IndexStore:
-        """Load the index, checking that it was built by this format and embedder."""
+        """Load the index, checking that it was built by this format and embedder and is whole.
+
+        Every way the files can disagree (a missing or truncated file, a chunk table that does not
+        match the checksum in its name, vectors that do not match the chunks) raises ``IndexCorrupt``
+        naming the file, so a damaged index is never searched.
+        """
         import faiss
 
         manifest = read_manifest(index_dir)
         check_compatible(manifest, embedder, dim)
+        _check_manifest(manifest, index_dir / MANIFEST)
         store = cls(dim, manifest)
-        try:
-            index = faiss.read_index(str(index_dir / manifest["vectors_file"]))
-            sentences = faiss.read_index(str(index_dir / manifest["sentences_file"]))
-            with open(index_dir / manifest["chunks_file"], encoding="utf-8") as fh:
-                chunks = [Chunk(**json.loads(line)) for line in fh if line.strip()]
-        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
-            raise IndexStale(f"the index in {index_dir} is damaged ({exc}); {REBUILD_HINT}") from exc
-        if index.ntotal != len(chunks) or index.d != dim:
-            raise IndexStale(
-                f"the index in {index_dir} holds {index.ntotal} vectors for {len(chunks)} chunks; "
-                + REBUILD_HINT
+        chunks = _read_chunk_table(index_dir / manifest["chunks_file"])
+        index = _read_faiss(faiss, index_dir / manifest["vectors_file"])
+        sentences = _read_faiss(faiss, index_dir / manifest["sentences_file"])
+        table_ids = sorted(c.chunk_id for c in chunks)
+        if len(set(table_ids)) != len(table_ids):
+            raise _corrupt(index_dir / manifest["chunks_file"], "lists a chunk twice")
+        if manifest.get("chunk_ids", table_ids) != table_ids:
+            raise _corrupt(
+                index_dir / MANIFEST, f"does not list the chunks of {manifest['chunks_file']}"
             )
         store._faiss, store._sentences = index, sentences
         for chunk in chunks:
             store._remember(chunk)
-        if sentences.ntotal != len(store._by_sentence) or sentences.d != dim:
-            raise IndexStale(f"the sentence vectors in {index_dir} do not match its chunks; " + REBUILD_HINT)
+        _check_vectors(index, index_dir / manifest["vectors_file"], dim, set(store._by_fid), "chunks")
+        _check_vectors(
+            sentences, index_dir / manifest["sentences_file"], dim, set(store._by_sentence), "sentences"
+        )
         return store
 
     def _remember(self, chunk: Chunk) -> None:
@@ -221,13 +228,19 @@ class IndexStore:
 def read_manifest(index_dir: Path) -> dict[str, Any]:
     path = index_dir / MANIFEST
     if not path.exists():
+        leftovers = [p.name for p in index_dir.glob("*-*.*") if p.name.startswith(_DATA_PREFIXES)]
+        if leftovers:
+            raise IndexMissing(
+                f"no index in {index_dir}: {path} is missing (its data files are still there); "
+                "run `careerqa index` to rebuild it"
+            )
         raise IndexMissing(f"no index in {index_dir}: run `careerqa index` to build it")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise IndexStale(f"{path} is unreadable ({exc}); {REBUILD_HINT}") from exc
+        raise IndexCorrupt(f"the index manifest {path} is unreadable ({exc}); {REBUILD_HINT}") from exc
     if not isinstance(manifest, dict):
-        raise IndexStale(f"{path} is not an index manifest; {REBUILD_HINT}")
+        raise IndexCorrupt(f"{path} is not an index manifest; {REBUILD_HINT}")
     return manifest
 
 
@@ -243,6 +256,67 @@ def check_compatible(manifest: dict[str, Any], embedder: str, dim: int) -> None:
             f"the index was built with embedder {built_with.get('name')!r} ({built_with.get('dim')} dims), "
             f"but {embedder!r} ({dim} dims) is configured; {REBUILD_HINT}"
         )
+
+
+_DATA_PREFIXES = ("vectors-", "sentences-", "chunks-")
+_TABLE_NAME = re.compile(r"chunks-.*-([0-9a-f]{16})\.jsonl")
+
+
+def _corrupt(path: Path, problem: str) -> IndexCorrupt:
+    return IndexCorrupt(f"the index file {path} {problem}; {REBUILD_HINT}")
+
+
+def _check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """The fields ``load`` and the sync read: data file names inside the index folder, file entries."""
+    for key in ("vectors_file", "sentences_file", "chunks_file"):
+        name = manifest.get(key)
+        # A plain file name: a manifest cannot point the loader outside the index folder.
+        if not isinstance(name, str) or not name.startswith(_DATA_PREFIXES) or Path(name).name != name:
+            raise _corrupt(path, f"has no valid {key!r}")
+    files = manifest.get("files", {})
+    ok = isinstance(files, dict) and all(
+        isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("chunk_ids"), list)
+        for e in files.values()
+    )
+    if not ok or not isinstance(manifest.get("chunk_ids", []), list):
+        raise _corrupt(path, "has malformed file entries")
+
+
+def _read_chunk_table(path: Path) -> list[Chunk]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _corrupt(path, f"cannot be read ({exc.strerror or exc})") from exc
+    named = _TABLE_NAME.fullmatch(path.name)
+    # ``save`` names the table after the sha256 of its contents: a truncated or altered table shows.
+    if named and hashlib.sha256(data).hexdigest()[:16] != named.group(1):
+        raise _corrupt(path, "is damaged (its contents do not match the checksum in its name)")
+    try:
+        return [Chunk(**json.loads(line)) for line in data.decode("utf-8").splitlines() if line.strip()]
+    except (ValueError, TypeError) as exc:
+        raise _corrupt(path, f"is damaged ({exc})") from exc
+
+
+def _read_faiss(faiss: Any, path: Path) -> Any:
+    if not path.is_file():
+        raise _corrupt(path, "is missing")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        # faiss's message is a C++ location; its last clause says what went wrong.
+        reason = str(exc).rsplit("Error: ", 1)[-1].strip()
+        raise _corrupt(path, f"is damaged or truncated ({reason})") from exc
+
+
+def _check_vectors(index: Any, path: Path, dim: int, ids: set[int], what: str) -> None:
+    if index.d != dim or index.ntotal != len(ids):
+        raise _corrupt(path, f"holds {index.ntotal} vectors of {index.d} dims for {len(ids)} {what}")
+    id_map = getattr(index, "id_map", None)
+    if id_map is not None:
+        import faiss
+
+        if set(faiss.vector_to_array(id_map).tolist()) != ids:
+            raise _corrupt(path, f"holds vectors for other {what} than the chunk table")
 
 
 @contextlib.contextmanager
