@@ -12,7 +12,7 @@ from careerqa.corpus import (
     load_corpus,
     looks_like_code,
 )
-from careerqa.errors import BadInput, CorpusEmpty
+from careerqa.errors import CorpusEmpty
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "corpus"
 SEED = SEED_DIR / "skills-required-for-ai-jobs.txt"
@@ -256,11 +256,13 @@ def test_skips_hidden_binary_and_unknown(tmp_path):
     assert file_hashes(tmp_path) == {d.path: d.sha256 for d in docs}
 
 
-def test_undecodable_file_is_an_error(tmp_path):
+def test_undecodable_file_is_skipped_with_a_warning(tmp_path):
     (tmp_path / "ok.txt").write_text("fine", encoding="utf-8")
     (tmp_path / "latin.txt").write_bytes(b"caf\xe9 au lait")
-    with pytest.raises(BadInput, match=r"latin\.txt.*offset 3"):
-        load_corpus(tmp_path)
+    docs, warnings = load_corpus(tmp_path)
+    assert [d.path for d in docs] == ["ok.txt"]  # one bad file does not block the others
+    assert len(warnings) == 1 and re.search(r"latin\.txt: not valid UTF-8.*offset 3", warnings[0])
+    assert file_hashes(tmp_path).keys() == {"ok.txt"}
 
 
 def test_byte_order_mark_dropped(tmp_path):

@@ -4,8 +4,10 @@ Text, Markdown and HTML files are read (recursively); cleaning is a sequence of 
 substitutions, so every character of ``Document.text`` maps back to the raw file through
 ``Document.offsets``. Cleaning repairs only unambiguous scraping artefacts and never drops words.
 
-Not handled here: PDFs, Word files and other binary formats (skipped with a warning), encodings
-other than UTF-8 (an error, never a guess), Markdown rendering (Markdown stays Markdown), full HTML
+Bad files never stop the others: see ``_walk`` for what is skipped with a warning.
+
+Not handled here: PDFs, Word files and other binary formats (skipped), encodings other than
+UTF-8 (skipped, never guessed), Markdown rendering (Markdown stays Markdown), full HTML
 parsing (a regex pass that suits scraped articles, not arbitrary web pages), and the "." the
 scraper put in place of ", and" (ambiguous, left as it is). Offsets count characters of the file
 decoded as ``utf-8-sig`` (a byte-order mark is not counted).
@@ -18,6 +20,7 @@ import hashlib
 import html
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -33,6 +36,10 @@ KINDS: dict[str, str] = {
     ".htm": "html",
 }
 _BINARY_SNIFF = 8192
+# Larger files are skipped with a warning: cleaning keeps one offset per character, so a 50 MB file
+# would take gigabytes of memory, and a corpus document is rarely over a few hundred kilobytes.
+MAX_FILE_BYTES = 5 * 2**20
+MAX_DEPTH = 32  # folders below the corpus folder; deeper ones are skipped with a warning
 
 Repl = str | Callable[[re.Match[str]], str]
 
@@ -40,8 +47,17 @@ Repl = str | Callable[[re.Match[str]], str]
 # --------------------------------------------------------------------------- reading
 
 
-def _walk(corpus_dir: Path) -> tuple[list[tuple[str, Path, bytes]], list[str]]:
-    """Supported, non-hidden, non-binary files as ``(relative path, path, raw bytes)``, sorted."""
+def _walk(
+    corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[list[tuple[str, Path, bytes]], list[str]]:
+    """Readable UTF-8 text files as ``(relative path, path, raw bytes)``, sorted; and warnings.
+
+    Everything else is skipped with a warning, never an error: hidden files and folders, symbolic
+    links (never followed, so a link can neither loop nor bring in a file from outside the folder),
+    special files, unsupported types, files over ``max_bytes``, binary files, files that are not
+    UTF-8, empty files, file names that are not UTF-8, unreadable files and folders deeper than
+    ``MAX_DEPTH``.
+    """
     if not corpus_dir.exists():
         raise CorpusEmpty(
             f"corpus folder {corpus_dir} does not exist; create it and put .txt, .md or .html files in it"
@@ -50,41 +66,104 @@ def _walk(corpus_dir: Path) -> tuple[list[tuple[str, Path, bytes]], list[str]]:
         raise CorpusEmpty(f"corpus path {corpus_dir} is not a folder")
     found: list[tuple[str, Path, bytes]] = []
     warnings: list[str] = []
-    for root, dirs, files in os.walk(corpus_dir):
+
+    def unreadable_folder(exc: OSError) -> None:
+        where = _show(_rel(Path(exc.filename), corpus_dir)) if exc.filename else str(corpus_dir)
+        warnings.append(f"skipped {where}/: cannot read the folder ({exc.strerror or exc})")
+
+    for root, dirs, files in os.walk(corpus_dir, onerror=unreadable_folder):
         root_path = Path(root)
+        depth = len(root_path.relative_to(corpus_dir).parts) + 1  # of the folders in ``dirs``
+        keep = []
         for name in sorted(dirs):
-            if name.startswith("."):
-                warnings.append(f"skipped hidden folder {_rel(root_path / name, corpus_dir)}/")
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
             path = root_path / name
-            rel = _rel(path, corpus_dir)
+            rel = _show(_rel(path, corpus_dir))
             if name.startswith("."):
-                warnings.append(f"skipped hidden file {rel}")
-                continue
-            suffix = path.suffix.lower()
-            if suffix not in KINDS:
-                warnings.append(f"skipped {rel}: unsupported file type {suffix or '(no extension)'!r}")
-                continue
-            raw = path.read_bytes()
-            if b"\x00" in raw[:_BINARY_SNIFF]:
-                warnings.append(f"skipped {rel}: looks like a binary file")
-                continue
-            if not raw.strip():
-                warnings.append(f"skipped {rel}: empty file")
-                continue
-            found.append((rel, path, raw))
+                warnings.append(f"skipped hidden folder {rel}/")
+            elif path.is_symlink():
+                warnings.append(f"skipped {rel}/: symbolic links are not followed")
+            elif depth > MAX_DEPTH:
+                warnings.append(f"skipped {rel}/: more than {MAX_DEPTH} folders deep")
+            else:
+                keep.append(name)
+        dirs[:] = keep
+        for name in sorted(files):
+            item = _read_file(root_path / name, corpus_dir, max_bytes, warnings)
+            if item is not None:
+                found.append(item)
     found.sort(key=lambda item: item[0])
     return found, warnings
+
+
+def _read_file(
+    path: Path, corpus_dir: Path, max_bytes: int, warnings: list[str]
+) -> tuple[str, Path, bytes] | None:
+    """One file's ``(relative path, path, raw bytes)``, or None with a warning saying why it is skipped."""
+    rel = _rel(path, corpus_dir)
+    shown = _show(rel)
+
+    def skip(reason: str) -> None:
+        warnings.append(f"skipped {shown}: {reason}")
+
+    if path.name.startswith("."):
+        warnings.append(f"skipped hidden file {shown}")
+        return None
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        skip(f"cannot read it ({exc.strerror or exc})")
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        skip("symbolic links are not followed")
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        skip("not a regular file")
+        return None
+    suffix = path.suffix.lower()
+    if suffix not in KINDS:
+        skip(f"unsupported file type {suffix or '(no extension)'!r}")
+        return None
+    if shown != rel:  # a name that is not UTF-8 could not be written to the manifest
+        skip("the file name is not valid UTF-8; rename it")
+        return None
+    if st.st_size > max_bytes:
+        skip(f"{st.st_size / 2**20:.1f} MiB is over the {max_bytes / 2**20:g} MiB limit for one file")
+        return None
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)  # the file may have grown since lstat
+    except OSError as exc:
+        skip(f"cannot read it ({exc.strerror or exc})")
+        return None
+    if len(raw) > max_bytes:
+        skip(f"over the {max_bytes / 2**20:g} MiB limit for one file")
+        return None
+    if b"\x00" in raw[:_BINARY_SNIFF]:
+        skip("looks like a binary file")
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        skip(f"not valid UTF-8 (bad byte at offset {exc.start}); convert it to UTF-8")
+        return None
+    if not text.strip():
+        skip("empty file")
+        return None
+    return rel, path, raw
+
+
+def _show(rel: str) -> str:
+    """``rel`` printable: bytes of a file name that are not UTF-8 appear as ``\\xNN``."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _rel(path: Path, corpus_dir: Path) -> str:
     return path.relative_to(corpus_dir).as_posix()
 
 
-def file_hashes(corpus_dir: Path) -> dict[str, str]:
+def file_hashes(corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES) -> dict[str, str]:
     """Relative path -> sha256 of the raw bytes, for the files ``load_corpus`` would read."""
-    found, _ = _walk(corpus_dir)
+    found, _ = _walk(corpus_dir, max_bytes)
     return {rel: hashlib.sha256(raw).hexdigest() for rel, _, raw in found}
 
 
@@ -111,9 +190,12 @@ def load_document(rel: str, raw: bytes) -> Document:
     )
 
 
-def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[str]]:
-    """Every readable document under ``corpus_dir`` (sorted by path) and the warnings for skipped files."""
-    found, warnings = _walk(corpus_dir)
+def load_corpus(corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Document], list[str]]:
+    """Every readable document under ``corpus_dir`` (sorted by path) and the warnings for skipped files.
+
+    A bad file never stops the others from loading: it is skipped with a warning (see ``_walk``).
+    """
+    found, warnings = _walk(corpus_dir, max_bytes)
     documents: list[Document] = []
     for rel, _, raw in found:
         doc = load_document(rel, raw)
@@ -122,7 +204,11 @@ def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[str]]:
             continue
         documents.append(doc)
     if not documents:
-        raise CorpusEmpty(f"corpus folder {corpus_dir} holds no readable .txt, .md or .html documents")
+        skipped = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
+        raise CorpusEmpty(
+            f"corpus folder {corpus_dir} holds no readable .txt, .md or .html documents"
+            + (f" ({skipped})" if skipped else "")
+        )
     return documents, warnings
 
 
