@@ -6,6 +6,7 @@ installs them. When they are missing these tests fail, they do not skip: the pag
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from .test_api import (
     make_settings,
 )
 
+# Screenshots kept as test artefacts (gitignored; CI can upload the folder).
+ARTIFACTS = Path(
+    os.environ.get("CAREERQA_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
+)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 20
@@ -141,6 +146,8 @@ def test_answer_with_citation_and_source(page, stack):
     assert page.find_element(By.ID, "question").get_attribute("value") == ""
     errors = [e["message"] for e in page.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []  # a Content-Security-Policy violation, for one, would show here
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert page.save_screenshot(str(ARTIFACTS / "chat_page_answer.png"))
 
 
 def test_long_passage_is_clipped_and_expands(page, stack):

@@ -1,12 +1,16 @@
-"""The web service: the chat page and a small JSON API over one ``Engine``.
+"""The web service: the chat page, a JSON API and an OpenAI-compatible endpoint over one ``Engine``.
 
-Routes are thin: pydantic validates the request, the engine runs in a worker thread, and a
-``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status. The engine (index,
-embedder, generator) is built in the lifespan, never at import, and held on ``app.state``; tests pass
-their own engine to ``create_app`` or override ``get_engine``.
+Routes are thin: pydantic validates the request (``api_schemas.py``), the engine runs in a worker
+thread, and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
+``/v1/`` routes, OpenAI's ``{"error": {"message", "type", "code"}}``). The engine (index, embedder,
+generator) is built and warmed up in the lifespan, never at import; tests pass their own engine to
+``create_app`` or override ``get_engine``.
 
-Not handled here: authentication, rate limiting, TLS, or answering several questions at once —
-llama.cpp runs one context, so asks and searches are serialised by one lock.
+Each request takes the engine's current ``IndexView`` once and answers from it alone, so a reindex
+(``POST /reindex`` here, or ``careerqa index`` in another process) swaps the index between requests,
+never inside one. Answers go one at a time through a bounded ``GenerationQueue``; searches do not.
+
+Not handled here: TLS, users, rate limiting per client, CORS (none: the page is same-origin).
 """
 
 from __future__ import annotations
@@ -18,62 +22,29 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .answering import MAX_QUESTION_CHARS
+from . import openai_compat
+from .answering import Turn
+from .api_docs import docs_page
+from .api_schemas import MAX_BODY_BYTES, ChatRequest, OpenAIChatRequest, SearchRequest
 from .config import Settings
-from .engine import Engine
+from .engine import Engine, IndexView
 from .errors import CareerQAError
+from .service import Busy, GenerationQueue, check_admin
 from .types import answer_to_dict, hit_to_dict
 
 logger = logging.getLogger("careerqa.api")
-
-MAX_HISTORY_TURNS = 10
-MAX_TOP_K = 50
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-class HistoryTurn(BaseModel):
-    question: str = Field(max_length=MAX_QUESTION_CHARS)
-    answer: str = Field(max_length=10 * MAX_QUESTION_CHARS)
-
-
-class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
-
-    @field_validator("query")
-    @classmethod
-    def query_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
-
-
-class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
-    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K)
-
-    @field_validator("question")
-    @classmethod
-    def question_not_blank(cls, value: str) -> str:
-        return _not_blank(value)
-
-    def turns(self) -> list[tuple[str, str]]:
-        return [(t.question, t.answer) for t in self.history]
 
 
 def get_engine(request: Request) -> Engine:
@@ -82,13 +53,7 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_lock(request: Request) -> threading.Lock:
-    lock: threading.Lock = request.app.state.engine_lock
-    return lock
-
-
 EngineDep = Annotated[Engine, Depends(get_engine)]
-LockDep = Annotated[threading.Lock, Depends(get_lock)]
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -105,129 +70,296 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         await asyncio.to_thread(_warm_up, app.state.engine, own)
         yield
 
-    app = FastAPI(title="careerqa", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="careerqa",
+        summary="Answers questions about AI careers from a local corpus, citing its passages.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.engine = engine
-    app.state.engine_lock = threading.Lock()
+    queue = GenerationQueue(settings.queue_size)
+    reindex_lock = threading.Lock()
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.exception_handler(CareerQAError)
     async def user_error(request: Request, exc: CareerQAError) -> JSONResponse:
-        return _error_response(exc)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        return _error(request, str(exc), exc.http_status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        body = {"error": _describe(errors), "detail": jsonable_encoder(errors, custom_encoder=_ENCODERS)}
-        return JSONResponse(body, status_code=422)
+        detail = jsonable_encoder(errors, custom_encoder={Exception: str})
+        return _error(request, _describe(errors), 422, detail=detail)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(request, str(exc.detail), exc.status_code, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("request failed", exc_info=exc)
+        return _error(request, "internal error; see the server log", 500)
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
         return HTMLResponse(page, headers={"Content-Security-Policy": csp})
 
-    @app.get("/api/health")
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": _DOCS_CSP})
+
+    @app.get("/health", summary="Status, index facts and model names")
     def health(engine: EngineDep) -> dict[str, Any]:
-        # No lock: after warm-up this only reads the loaded index, so it answers during a long ask.
-        return {"status": "ok", "chunks": len(engine.retriever.store)}
+        view = engine.view()
+        manifest = view.store.manifest
+        return {
+            "status": "ok",
+            "index": {
+                "version": view.version,
+                "format_version": manifest.get("format_version"),
+                "built_at": manifest.get("built_at"),
+                "files": len(manifest.get("files") or {}),
+                "chunks": len(view.store),
+            },
+            "models": {"embedder": engine.embedder_name, "generator": engine.settings.generator},
+            "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting},
+        }
 
-    @app.post("/api/search")
-    def search(body: SearchRequest, engine: EngineDep, lock: LockDep) -> dict[str, Any]:
-        with lock:
-            hits = engine.search(body.query, body.top_k)
-        return {"results": [hit_to_dict(h) for h in hits]}
+    @app.post("/search", summary="Passages ranked for a query, as `careerqa search` ranks them")
+    def search(body: SearchRequest, engine: EngineDep) -> dict[str, Any]:
+        view = engine.view()
+        hits = engine.search(body.query, body.top_k, view=view)
+        return {"index_version": view.version, "results": [hit_to_dict(h) for h in hits]}
 
-    @app.post("/api/ask")
-    def ask(body: AskRequest, engine: EngineDep, lock: LockDep) -> dict[str, Any]:
-        with lock:
-            answer = engine.ask(body.question, history=body.turns(), top_k=body.top_k)
-        return answer_to_dict(answer)
-
-    @app.post("/api/ask/stream")
-    async def ask_stream(body: AskRequest, engine: EngineDep, lock: LockDep) -> Response:
-        items = _start_ask(engine, lock, body)
-        first = await items.queue.get()
+    @app.post(
+        "/chat",
+        summary="Answer a question with citations (JSON, or server-sent events when streaming)",
+        responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "queue full"}},
+    )
+    async def chat(body: ChatRequest, request: Request, engine: EngineDep) -> Response:
+        run = _AskRun.start(engine, queue, body.question, body.turns(), body.top_k)
+        wants_events = body.stream or "text/event-stream" in request.headers.get("accept", "")
+        first = await run.next()
         if first[0] == "error":
-            # Nothing streamed yet: answer with a proper status, as /api/ask does.
-            if isinstance(first[1], CareerQAError):
-                return _error_response(first[1])
+            raise first[1]  # nothing streamed yet: a proper status, by the handlers above
+        if not wants_events:
+            while first[0] != "answer":
+                first = await run.next()
+                if first[0] == "error":
+                    raise first[1]
+            return JSONResponse(first[1])
+        return _event_stream(_chat_events(first, run))
+
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completions (streaming or not)")
+    async def completions(body: OpenAIChatRequest, engine: EngineDep) -> Response:
+        model = body.model or openai_compat.MODEL_ID
+        run = _AskRun.start(engine, queue, body.question(), body.turns(), None, count_tokens=True)
+        first = await run.next()
+        if first[0] == "error":
             raise first[1]
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(_events(first, items), media_type="text/event-stream", headers=headers)
+        if not body.stream:
+            while first[0] != "answer":
+                first = await run.next()
+                if first[0] == "error":
+                    raise first[1]
+            answer = first[1]
+            return JSONResponse(openai_compat.completion(answer, model, answer.pop("usage")))
+        return _event_stream(_openai_events(first, run, model))
+
+    @app.get("/v1/models", summary="The one model this server offers (for OpenAI clients)")
+    def models() -> dict[str, Any]:
+        return openai_compat.models_list()
+
+    @app.post("/reindex", summary="Update the index from the corpus (needs the admin token)")
+    def reindex(engine: EngineDep, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        check_admin(settings.admin_token, authorization)
+        with reindex_lock:
+            report = engine.sync()
+            view = engine.view()  # swapped in now; requests that started earlier keep their view
+        return {"status": "ok", "index_version": view.version, "report": report.to_dict()}
 
     return app
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, by header or while the body streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            message = f"the request body is over the {self.limit} byte limit"
+            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, f"the request body is over the {self.limit} byte limit")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 class _Cancelled(Exception):
     """Raised inside the worker when the client has gone: stops generating early."""
 
 
-class _AskItems:
-    """What the worker thread hands to the event loop: ("token", str), ("answer", dict), ("error", exc)."""
+class _AskRun:
+    """One ask in a worker thread. Items on the queue: ("token", str), ("answer", dict), ("error", exc)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.cancelled = threading.Event()
+
+    @classmethod
+    def start(
+        cls,
+        engine: Engine,
+        queue: GenerationQueue,
+        question: str,
+        turns: Sequence[Turn],
+        top_k: int | None,
+        count_tokens: bool = False,
+    ) -> _AskRun:
+        queue.admit()  # Busy (503) now, before anything is streamed
+        run = cls()
+
+        def on_text(piece: str) -> None:
+            if run.cancelled.is_set():
+                raise _Cancelled
+            run.put("token", piece)
+
+        def work() -> None:
+            try:
+                with queue.turn():
+                    if run.cancelled.is_set():
+                        return
+                    view: IndexView = engine.view()
+                    answer = engine.ask(question, turns, top_k, on_text=on_text, view=view)
+                    result = {**answer_to_dict(answer), "index_version": view.version}
+                    if count_tokens:
+                        result["usage"] = _usage(engine.generator.count_tokens, question, answer.text)
+                run.put("answer", result)
+            except _Cancelled:
+                pass
+            except CareerQAError as exc:
+                run.put("error", exc)
+            except Exception as exc:  # a bug: keep the traceback in the log, tell the client briefly
+                logger.exception("ask failed")
+                run.put("error", exc)
+
+        threading.Thread(target=work, name="careerqa-ask", daemon=True).start()
+        return run
 
     def put(self, kind: str, value: Any) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+            self.loop.call_soon_threadsafe(self.items.put_nowait, (kind, value))
         except RuntimeError:  # the event loop is closed: the server is shutting down
             self.cancelled.set()
 
-
-def _start_ask(engine: Engine, lock: threading.Lock, body: AskRequest) -> _AskItems:
-    """Run the blocking ask in a worker thread; its pieces and result arrive on a queue."""
-    items = _AskItems(asyncio.get_running_loop())
-
-    def on_text(piece: str) -> None:
-        if items.cancelled.is_set():
-            raise _Cancelled
-        items.put("token", piece)
-
-    def work() -> None:
-        try:
-            with lock:
-                if items.cancelled.is_set():
-                    return
-                answer = engine.ask(body.question, history=body.turns(), top_k=body.top_k, on_text=on_text)
-            items.put("answer", answer_to_dict(answer))
-        except _Cancelled:
-            pass
-        except CareerQAError as exc:
-            items.put("error", exc)
-        except Exception as exc:  # a bug: keep the traceback in the log, tell the client briefly
-            logger.exception("ask failed")
-            items.put("error", exc)
-
-    threading.Thread(target=work, name="careerqa-ask", daemon=True).start()
-    return items
+    async def next(self) -> tuple[str, Any]:
+        return await self.items.get()
 
 
-async def _events(first: tuple[str, Any], items: _AskItems) -> AsyncIterator[str]:
-    """Server-sent events: ``token`` for each piece, then one ``answer`` or ``error``."""
+def _usage(count: Callable[[str], int], question: str, text: str) -> dict[str, int]:
+    prompt, completion = count(question), count(text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _error_message(exc: Any) -> str:
+    return str(exc) if isinstance(exc, CareerQAError) else "internal error; see the server log"
+
+
+async def _chat_events(first: tuple[str, Any], run: _AskRun) -> AsyncIterator[str]:
+    """``delta`` for each piece of text, then ``citations``, then ``end`` with the whole answer."""
     item = first
     try:
         while True:
             kind, value = item
             if kind == "token":
-                yield _sse("token", {"text": value})
+                yield _sse("delta", {"text": value})
             elif kind == "answer":
-                yield _sse("answer", value)
+                yield _sse("citations", {"citations": value["citations"], "answer": value["answer"]})
+                yield _sse("end", value)
                 return
             else:
-                message = str(value) if isinstance(value, CareerQAError) else "internal error; see the log"
-                yield _sse("error", {"error": message})
+                yield _sse("error", {"error": _error_message(value)})
                 return
-            item = await items.queue.get()
+            item = await run.next()
     finally:
-        items.cancelled.set()  # the client went away or the answer is out: stop the worker early
+        run.cancelled.set()  # the client went away or the answer is out: stop the worker early
+
+
+async def _openai_events(first: tuple[str, Any], run: _AskRun, model: str) -> AsyncIterator[str]:
+    """OpenAI's stream: a role chunk, content chunks, the sources, a final chunk, ``[DONE]``."""
+    completion_id, created = openai_compat.new_id()
+
+    def data(payload: object) -> str:
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    def piece(delta: dict[str, str], **extra: Any) -> str:
+        return data(openai_compat.chunk(completion_id, created, model, delta, **extra))
+
+    yield piece({"role": "assistant", "content": ""})
+    streamed, item = "", first
+    try:
+        while True:
+            kind, value = item
+            if kind == "token":
+                streamed += value
+                yield piece({"content": value})
+            elif kind == "answer":
+                usage = value.pop("usage")
+                tail = openai_compat.revision_text(streamed, value) + openai_compat.sources_text(value)
+                if tail:
+                    yield piece({"content": tail})
+                yield piece(
+                    {}, finish_reason="stop", usage=usage, citations=value["citations"], careerqa=value
+                )
+                yield "data: [DONE]\n\n"
+                return
+            else:
+                yield data(openai_compat.error_body(_error_message(value), 500))
+                return
+            item = await run.next()
+    finally:
+        run.cancelled.set()
+
+
+def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 def _sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _error_response(exc: CareerQAError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+def _error(
+    request: Request,
+    message: str,
+    status: int,
+    headers: dict[str, str] | None = None,
+    detail: object = None,
+) -> JSONResponse:
+    if request.url.path.startswith("/v1/"):
+        return JSONResponse(openai_compat.error_body(message, status), status_code=status, headers=headers)
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _warm_up(engine: Engine, load_models: bool) -> None:
@@ -235,12 +367,9 @@ def _warm_up(engine: Engine, load_models: bool) -> None:
         if load_models:
             engine.answerer.warm_up()  # index, embedder, generator, and the system prompt read once
         else:
-            engine.retriever  # noqa: B018
+            engine.view()
     except CareerQAError as exc:
         logger.warning("careerqa is not ready: %s", exc)
-
-
-_ENCODERS: dict[Any, Any] = {Exception: str}
 
 
 def _describe(errors: Sequence[Any]) -> str:
@@ -250,6 +379,9 @@ def _describe(errors: Sequence[Any]) -> str:
         loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{loc}: {error.get('msg')}" if loc else str(error.get("msg")))
     return "; ".join(parts) or "invalid request"
+
+
+_DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
 
 
 def _chat_page() -> tuple[str, str]:

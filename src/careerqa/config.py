@@ -54,6 +54,10 @@ class Settings:
     # Verification: a sentence is supported when its support score reaches this.
     support_threshold: float = 0.5
 
+    # Web service. Without an admin token, POST /reindex is refused.
+    admin_token: str = field(default="", repr=False)
+    queue_size: int = 4  # questions that may wait while one is answered; more get 503
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Defaults, then ``CAREERQA_*`` variables, then ``overrides`` that are not None."""

@@ -1,12 +1,21 @@
 """Wiring: settings → index (built on first use) → retriever → answerer, each made when first needed.
 
 The CLI and the web service both hold one ``Engine``; tests build one with fakes through
-``Engine(settings, embedder=..., generator=...)``. Not handled here: printing and HTTP.
+``Engine(settings, embedder=..., generator=...)``. The loaded index is an immutable ``IndexView``
+(store, retriever and answerer of one index version). ``Engine.view()`` notices when another process
+(``careerqa index``) has committed a new manifest and swaps in a new view; a caller that holds a view
+answers a whole request from that one version while the swap happens. Not handled here: printing and
+HTTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .answering import Answerer, TextCallback, Turn
@@ -16,12 +25,36 @@ from .embedding import Embedder, load_embedder
 from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
-from .index_store import IndexStore
+from .index_store import MANIFEST, IndexStore
 from .indexing import ProgressFn, SyncReport, sync_index
 from .retrieval import Retriever
 from .types import Answer, Hit
 
 EMBEDDER_DIMS = {"all-MiniLM-L6-v2": 384}
+
+Stamp = tuple[int, int, int]  # the manifest file's inode, mtime and size: a new commit changes it
+
+
+@dataclass(frozen=True)
+class IndexView:
+    """One loaded index version and the parts that read it; never changed after it is made."""
+
+    version: str
+    stamp: Stamp | None  # of the manifest this view was loaded from
+    store: IndexStore
+    retriever: Retriever
+    _make_answerer: Callable[[Retriever], Answerer]
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        """Made on first use, so searching never loads the language model."""
+        return self._make_answerer(self.retriever)
+
+
+def index_version(manifest: dict[str, Any]) -> str:
+    """A short id of one committed index: its data files and build time."""
+    keys = ("vectors_file", "sentences_file", "chunks_file", "built_at")
+    return hashlib.sha256("|".join(str(manifest.get(k)) for k in keys).encode()).hexdigest()[:12]
 
 
 class Engine:
@@ -37,8 +70,9 @@ class Engine:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
-        self._retriever: Retriever | None = None
-        self._answerer: Answerer | None = None
+        self._view: IndexView | None = None
+        self._view_lock = threading.Lock()  # one load at a time; readers keep the view they hold
+        self._parts_lock = threading.Lock()
         self.progress = progress
         self.show_model_progress = show_model_progress
         # Bring the index up to date with the corpus when it is first loaded (hashing the files is
@@ -51,13 +85,17 @@ class Engine:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.settings.embedder)
+            with self._parts_lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(self.settings.embedder)
         return self._embedder
 
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = load_generator(self.settings, progress=self.show_model_progress)
+            with self._parts_lock:
+                if self._generator is None:
+                    self._generator = load_generator(self.settings, progress=self.show_model_progress)
         return self._generator
 
     @property
@@ -80,18 +118,45 @@ class Engine:
             full=full,
             progress=self.progress,
         )
-        if report.written:
-            self._retriever = None
-            self._answerer = None
         self.last_sync = report
         return report
 
+    def view(self) -> IndexView:
+        """The current index view: loaded (and built or updated) on first use, and swapped for a new
+        one when the manifest on disk has been replaced since. Cheap when nothing changed (one stat)."""
+        view = self._view
+        if view is not None and view.stamp == _manifest_stamp(self.settings):
+            return view
+        with self._view_lock:
+            if self._view is view:  # nobody swapped it while this thread waited for the lock
+                stamp = _manifest_stamp(self.settings)  # before loading: a later commit reloads again
+                store = self._load_current_index() if view is None else self._reload_index()
+                retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
+                self._view = IndexView(
+                    index_version(store.manifest), stamp, store, retriever, self._make_answerer
+                )
+            assert self._view is not None
+            return self._view
+
+    def _make_answerer(self, retriever: Retriever) -> Answerer:
+        verifier = Verifier(self.embedder, self.settings.support_threshold)
+        return Answerer(self.settings, retriever, self.generator, verifier)
+
+    def _reload_index(self) -> IndexStore:
+        """Load the manifest another process committed. Its writer deletes the previous data files
+        just after a commit, so a load that races a second commit is tried again."""
+        for attempt in range(3):
+            stamp = _manifest_stamp(self.settings)
+            try:
+                return IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+            except (CareerQAError, OSError):
+                if attempt == 2 or stamp == _manifest_stamp(self.settings):
+                    raise
+        raise AssertionError("unreachable")
+
     @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
-            store = self._load_current_index()
-            self._retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
-        return self._retriever
+        return self.view().retriever
 
     def _load_current_index(self) -> IndexStore:
         """Load the index, first building it (first use) or updating it (the corpus changed)."""
@@ -118,15 +183,13 @@ class Engine:
 
     @property
     def answerer(self) -> Answerer:
-        if self._answerer is None:
-            verifier = Verifier(self.embedder, self.settings.support_threshold)
-            self._answerer = Answerer(self.settings, self.retriever, self.generator, verifier)
-        return self._answerer
+        return self.view().answerer
 
     # --- what users call ---------------------------------------------------------------------------
 
-    def search(self, query: str, top_k: int | None = None) -> list[Hit]:
-        return self.retriever.search(query, self.settings.top_k if top_k is None else top_k)
+    def search(self, query: str, top_k: int | None = None, view: IndexView | None = None) -> list[Hit]:
+        view = view or self.view()
+        return view.retriever.search(query, self.settings.top_k if top_k is None else top_k)
 
     def ask(
         self,
@@ -134,5 +197,15 @@ class Engine:
         history: Sequence[Turn] = (),
         top_k: int | None = None,
         on_text: TextCallback | None = None,
+        view: IndexView | None = None,
     ) -> Answer:
-        return self.answerer.ask(question, history=history, top_k=top_k, on_text=on_text)
+        view = view or self.view()
+        return view.answerer.ask(question, history=history, top_k=top_k, on_text=on_text)
+
+
+def _manifest_stamp(settings: Settings) -> Stamp | None:
+    try:
+        st = os.stat(settings.index_dir / MANIFEST)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
