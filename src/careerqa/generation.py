@@ -94,6 +94,7 @@ def ensure_model(name: str, cache_dir: Path, progress: bool = True) -> Path:
             return target
         for stale in cache_dir.glob(f"{profile.filename}.*.tmp"):  # left by a killed process
             stale.unlink(missing_ok=True)
+        damaged = False
         if target.exists():
             if (
                 target.stat().st_size == profile.size
@@ -102,8 +103,17 @@ def ensure_model(name: str, cache_dir: Path, progress: bool = True) -> Path:
                 _write_stamp(target, profile)
                 return target
             target.unlink()  # truncated or corrupt: rebuild it
+            damaged = True
         _stamp_path(target).unlink(missing_ok=True)
-        _assemble(profile, target, progress)
+        try:
+            _assemble(profile, target, progress)
+        except ModelUnavailable as exc:
+            if damaged:
+                raise ModelUnavailable(
+                    f"the model file {target} failed verification (wrong size or sha256) and was "
+                    f"removed, but it cannot be rebuilt: {exc}"
+                ) from exc
+            raise
         _write_stamp(target, profile)
     return target
 
@@ -184,7 +194,12 @@ def _stamp_path(target: Path) -> Path:
 
 
 def _stamp_matches(target: Path, profile: ModelProfile) -> bool:
-    """True when ``target`` has the right size and was hashed as it is now (same size and mtime)."""
+    """True when ``target`` has the right size and was hashed as it is now.
+
+    "As it is now": same inode, size, mtime and ctime. A rewrite in place, a copy over it or a
+    replacement changes the ctime or the inode even when the size and mtime are put back (``cp -p``,
+    ``touch -r``), and the file is hashed again.
+    """
     try:
         st = target.stat()
         stamp = json.loads(_stamp_path(target).read_text(encoding="utf-8"))
@@ -194,13 +209,21 @@ def _stamp_matches(target: Path, profile: ModelProfile) -> bool:
         st.st_size == profile.size
         and stamp.get("size") == st.st_size
         and stamp.get("mtime_ns") == st.st_mtime_ns
+        and stamp.get("ctime_ns") == st.st_ctime_ns
+        and stamp.get("ino") == st.st_ino
         and stamp.get("sha256") == profile.sha256
     )
 
 
 def _write_stamp(target: Path, profile: ModelProfile) -> None:
     st = target.stat()
-    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": profile.sha256}
+    stamp = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+        "sha256": profile.sha256,
+    }
     tmp = _stamp_path(target).with_name(_stamp_path(target).name + ".tmp")
     tmp.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
     os.replace(tmp, _stamp_path(target))
@@ -287,7 +310,9 @@ class LlamaGenerator(Generator):
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelUnavailable(f"could not load the model {model_path}: {exc}") from exc
+            raise ModelUnavailable(
+                f"could not load the model {model_path}: {exc}; delete the file and run again to rebuild it"
+            ) from exc
         self.name = name or Path(model_path).stem
         self.n_ctx = settings.n_ctx
         self._lock = threading.Lock()

@@ -302,10 +302,8 @@ def _read_faiss(faiss: Any, path: Path) -> Any:
         raise _corrupt(path, "is missing")
     try:
         return faiss.read_index(str(path))
-    except RuntimeError as exc:
-        # faiss's message is a C++ location; its last clause says what went wrong.
-        reason = str(exc).rsplit("Error: ", 1)[-1].strip()
-        raise _corrupt(path, f"is damaged or truncated ({reason})") from exc
+    except RuntimeError as exc:  # faiss's message is a C++ source location and a failed assertion
+        raise _corrupt(path, "is damaged or truncated (FAISS cannot read it)") from exc
 
 
 def _check_vectors(index: Any, path: Path, dim: int, ids: set[int], what: str) -> None:
