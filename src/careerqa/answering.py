@@ -62,6 +62,20 @@ TextCallback = Callable[[str], None]
 Turn = tuple[str, str]  # (question, answer text)
 
 
+# Anything a model could read as a passage tag, however it is spelled ("</PASSAGE >", "< /passage").
+_TAG = re.compile(r"<(?=\s*/?\s*passage\b)", re.IGNORECASE)
+
+
+def fence(text: str) -> str:
+    """Passage text made inert: a ``<`` that would open or close a passage tag becomes ``‹``."""
+    return _TAG.sub("\u2039", text)
+
+
+def _attribute(value: str) -> str:
+    """A file name or section title as an attribute value: one line, no quotes or angle brackets."""
+    return " ".join(value.split()).replace('"', "'").replace("<", "\u2039").replace(">", "\u203a")
+
+
 def build_messages(
     question: str, hits: Sequence[Hit], count_tokens: Callable[[str], int], budget: int
 ) -> tuple[list[dict[str, str]], list[Hit]]:
@@ -74,9 +88,10 @@ def build_messages(
         chunk = hit.chunk
         if len(chunk.text.split()) < MIN_PASSAGE_WORDS:
             continue  # a bare heading ("FAQs") answers nothing and costs a passage slot
-        # Passages are quoted data: a closing tag inside one cannot end the data early.
-        body = chunk.text.replace("</passage>", "</ passage>")
-        block = f'<passage n="{n}" source="{chunk.source}" section="{chunk.section}">\n{body}\n</passage>'
+        # Passages are quoted data: nothing inside one can end it early or open another.
+        body = fence(chunk.text)
+        source, section = _attribute(chunk.source), _attribute(chunk.section)
+        block = f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
         cost = count_tokens(block)
         if used and spent + cost > budget:
             break
