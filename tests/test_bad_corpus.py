@@ -193,3 +193,36 @@ def test_only_bad_files_through_the_cli(fake_cli, tmp_path):
     result = runner.invoke(cli.app, ["index", "--corpus", str(corpus)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "no readable" in result.stderr and "latin1.txt: not valid UTF-8" in result.stderr
+
+
+# --------------------------------------------------------------------------- where careerqa writes
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_index_reads_the_corpus_and_writes_only_its_own_files_in_the_index_folder(
+    fake_cli, tmp_path, monkeypatch
+):
+    corpus, shared = tmp_path / "corpus", tmp_path / "shared"
+    shared.mkdir()
+    others = {"notes.txt": b"mine", "chunks-notes.txt": b"mine too", ".draft.tmp": b"and this"}
+    for name, data in others.items():
+        (shared / name).write_bytes(data)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    corpus_before = _tree(corpus)
+    for change in ("first", "second", "third"):
+        (corpus / "cloud.md").write_text(f"# Cloud\n\nThe {change} version of the cloud notes.\n")
+        corpus_before = _tree(corpus)
+        result = runner.invoke(cli.app, ["index", "--corpus", str(corpus), "--index-dir", str(shared)])
+        assert result.exit_code == 0, result.output
+        assert _tree(corpus) == corpus_before  # read, never written
+    after = _tree(shared)
+    assert {name: after[name] for name in others} == others  # old generations removed, nothing else
+    assert len([n for n in after if n.endswith(".faiss")]) == 2  # one generation: chunks and sentences
+    assert _tree(elsewhere) == {} and sorted(p.name for p in tmp_path.iterdir()) == [
+        "corpus", "cwd", "shared"
+    ]  # fmt: skip

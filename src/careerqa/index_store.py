@@ -88,9 +88,7 @@ class IndexStore:
         if len(set(table_ids)) != len(table_ids):
             raise _corrupt(index_dir / manifest["chunks_file"], "lists a chunk twice")
         if manifest.get("chunk_ids", table_ids) != table_ids:
-            raise _corrupt(
-                index_dir / MANIFEST, f"does not list the chunks of {manifest['chunks_file']}"
-            )
+            raise _corrupt(index_dir / MANIFEST, f"does not list the chunks of {manifest['chunks_file']}")
         store._faiss, store._sentences = index, sentences
         for chunk in chunks:
             store._remember(chunk)
@@ -348,10 +346,16 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+# The names ``save`` gives its data files and its temporary files, and no others.
+_GENERATED = re.compile(r"(?:vectors|sentences|chunks)-\d{8}T\d{12}-[0-9a-f]{16}\.(?:faiss|jsonl)")
+_TEMPORARY = re.compile(r"\.(?:(?:vectors|sentences|chunks)-\S+|manifest\.json\.\S+)\.tmp")
+
+
 def _remove_stale_files(index_dir: Path, keep: set[str]) -> None:
+    """Delete older data files and the temporary files of killed saves: only names ``save`` makes, so
+    other files in the folder are never touched."""
     for path in index_dir.iterdir():
         name = path.name
-        stale_data = name.startswith(("vectors-", "sentences-", "chunks-")) and name not in keep
-        if stale_data or (name.startswith(".") and name.endswith(".tmp")):
+        if (_GENERATED.fullmatch(name) and name not in keep) or _TEMPORARY.fullmatch(name):
             with contextlib.suppress(OSError):
                 path.unlink()
