@@ -5,7 +5,7 @@ this one process over the same index and questions): model load time, the first 
 first token (the system prompt is not cached yet), then over the answerable questions of the eval set:
 total latency p50/p95, time to first token p50, and how many were answered. Ratios are 0.5B / 1.5B.
 
-    python bench/bench_answer.py [--set eval/dev.jsonl] [--limit 10]
+    python bench/bench_answer.py [--set eval/questions.jsonl] [--limit 10]   # its dev split
 """
 
 from __future__ import annotations
@@ -55,11 +55,12 @@ def run_profile(settings: Settings, embedder, questions: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", type=Path, default=REPO / "eval" / "dev.jsonl")
+    parser.add_argument("--set", type=Path, default=REPO / "eval" / "questions.jsonl")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "answer.json")
     args = parser.parse_args()
-    questions = [i.question for i in load_eval_set(args.set) if i.answerable][: args.limit + 1]
+    items = load_eval_set(args.set, "dev")
+    questions = [i.question for i in items if i.answerable and not i.history][: args.limit + 1]
 
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(REPO / "corpus", Path(tmp) / "corpus")

@@ -44,7 +44,7 @@ class Settings:
     # Answering.
     generator: str = "qwen2.5-coder-1.5b"  # or "qwen2.5-coder-0.5b" (the fast profile)
     # Abstain before generating when the best passage's cosine similarity is below this.
-    # Calibrated on eval/dev.jsonl by `careerqa eval --calibrate` (see README).
+    # Calibrated on the dev split of eval/questions.jsonl by `careerqa eval --split dev --calibrate`.
     min_dense_score: float = 0.25
     context_tokens: int = 600  # budget for the numbered passages in the prompt (~3 passages)
     max_answer_tokens: int = 160
