@@ -76,7 +76,8 @@ class Scripted:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("api")
-    settings = make_settings(root).replace(admin_token=TOKEN, queue_size=2)
+    # No answer cache: these tests ask the same question with different scripted replies.
+    settings = make_settings(root).replace(admin_token=TOKEN, queue_size=2, answer_cache_size=0)
     script = Scripted()
     generator = FakeGenerator(script)
     app = create_app(settings, engine=Engine(settings, embedder=FakeEmbedder(), generator=generator))

@@ -204,8 +204,11 @@ def test_a_full_queue_is_503_with_retry_after_and_search_stays_open(server):
     askers = [threading.Thread(target=ask) for _ in range(2)]
     for t in askers:
         t.start()
-        time.sleep(0.2)
     client = server["client"]
+    deadline = time.monotonic() + 10
+    while client.get("/health").json()["queue"]["pending"] < 2:  # one answering, one waiting
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     refused = client.post("/chat", json={"question": QUESTION})
     assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
     assert "busy" in refused.json()["error"]
@@ -246,3 +249,28 @@ def test_docs_work_offline(server):
         assert f"<code>{route}</code>" in page.text
     schema = client.get("/openapi.json").json()
     assert {"/chat", "/search", "/health", "/reindex", "/v1/chat/completions"} <= set(schema["paths"])
+
+
+def test_a_cached_answer_skips_the_queue(server):
+    client = server["client"]
+    use_generator(server, Pieces(LONG_ANSWER, pause=0.15))
+    first = client.post("/chat", json={"question": QUESTION}).json()
+    assert first["route"] == "generated"
+
+    def ask_other() -> None:
+        with httpx.Client(base_url=server["url"], timeout=30) as c:
+            c.post("/chat", json={"question": "kubernetes and docker?"})
+
+    busy = [threading.Thread(target=ask_other) for _ in range(2)]
+    for t in busy:
+        t.start()
+    deadline = time.monotonic() + 10
+    while client.get("/health").json()["queue"]["pending"] < 2:  # one answering, one waiting
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert client.post("/chat", json={"question": "kubernetes?"}).status_code == 503  # the queue is full
+    again = client.post("/chat", json={"question": QUESTION.upper()})
+    assert again.status_code == 200 and again.json()["route"] == "cache"
+    assert again.json()["answer"] == first["answer"]
+    for t in busy:
+        t.join()

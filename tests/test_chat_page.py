@@ -57,7 +57,7 @@ XSS_ANSWER = f"Always escape user input: the string {XSS} must be shown as text 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("page")
-    settings = make_settings(root, {"web.md": WEB_DOC})
+    settings = make_settings(root, {"web.md": WEB_DOC}).replace(answer_cache_size=0)
     script = Scripted()
     generator = FakeGenerator(script)
     app = create_app(settings, engine=Engine(settings, embedder=FakeEmbedder(), generator=generator))

@@ -18,7 +18,8 @@ from .errors import BadInput
 from .generation import Generator
 from .grounding import Verifier
 from .retrieval import Retriever
-from .types import Answer, Citation, Hit
+from .shortcuts import FaqMatcher, faq_answer, select_sentences
+from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN_TEXT = "The corpus does not contain the answer to this question."
 MAX_QUESTION_CHARS = 1000
@@ -77,9 +78,15 @@ def _attribute(value: str) -> str:
 
 
 def build_messages(
-    question: str, hits: Sequence[Hit], count_tokens: Callable[[str], int], budget: int
+    question: str,
+    hits: Sequence[Hit],
+    count_tokens: Callable[[str], int],
+    budget: int,
+    texts: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, str]], list[Hit]]:
-    """The chat messages for ``question``, and the hits that fit the token budget, numbered 1.."""
+    """The chat messages for ``question``, and the hits that fit the token budget, numbered 1..
+    ``texts`` (chunk id → text) shows selected sentences instead of whole passages; a hit missing
+    from it is left out."""
     blocks: list[str] = []
     used: list[Hit] = []
     spent = 0
@@ -88,8 +95,11 @@ def build_messages(
         chunk = hit.chunk
         if len(chunk.text.split()) < MIN_PASSAGE_WORDS:
             continue  # a bare heading ("FAQs") answers nothing and costs a passage slot
+        if texts is not None and chunk.chunk_id not in texts:
+            continue
+        text = chunk.text if texts is None else texts[chunk.chunk_id]
         # Passages are quoted data: nothing inside one can end it early or open another.
-        body = fence(chunk.text)
+        body = fence(text)
         source, section = _attribute(chunk.source), _attribute(chunk.section)
         block = f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
         cost = count_tokens(block)
@@ -118,11 +128,13 @@ class Answerer:
         retriever: Retriever,
         generator: Generator,
         verifier: Verifier,
+        faq: FaqMatcher | None = None,
     ) -> None:
         self.settings = settings
         self.retriever = retriever
         self.generator = generator
         self.verifier = verifier
+        self.faq = faq
 
     def warm_up(self) -> None:
         """Have the model read the constant system prompt now, so the first question does not wait
@@ -196,9 +208,22 @@ class Answerer:
         if best < self.settings.min_dense_score:
             return abstain(f"retrieval: best passage similarity {best:.2f} < {self.settings.min_dense_score}")
 
-        messages, used = build_messages(
-            standalone, hits, self.generator.count_tokens, self.settings.context_tokens
-        )
+        question_vector = None
+        if self.faq is not None or self.settings.context_mode == "sentences":
+            question_vector = self.retriever.embedder.embed_batch([standalone])[0]
+        if self.faq is not None and question_vector is not None:
+            match = self.faq.best(question_vector)
+            if match is not None and match[1] >= self.settings.faq_min_score:
+                return self._from_faq(question, standalone, hits, match[0], match[1], timings, t0, on_text)
+
+        texts = None
+        budget = self.settings.context_tokens
+        if self.settings.context_mode == "sentences" and question_vector is not None:
+            budget = self.settings.sentence_tokens
+            texts = select_sentences(
+                question_vector, hits, self.retriever.store, self.generator.count_tokens, budget
+            )
+        messages, used = build_messages(standalone, hits, self.generator.count_tokens, budget, texts)
         stream = CitationStream(len(used))
         t2 = time.perf_counter()
         first_token: float | None = None
@@ -270,6 +295,39 @@ class Answerer:
             sentences_total=len(checks),
             sentences_supported=len(kept),
             draft=draft,
+        )
+
+    def _from_faq(
+        self,
+        question: str,
+        standalone: str,
+        hits: Sequence[Hit],
+        chunk: Chunk,
+        score: float,
+        timings: dict[str, float],
+        t0: float,
+        on_text: TextCallback | None,
+    ) -> Answer:
+        """The answer written in the corpus's own FAQ entry for this question: no generation."""
+        text = faq_answer(chunk)
+        if on_text is not None:
+            on_text(text)
+        hit = next((h for h in hits if h.chunk.chunk_id == chunk.chunk_id), None)
+        hit = hit or Hit(chunk=chunk, score=score, dense_score=score, rank=0)
+        timings["first_token"] = timings["generate"] = 0.0
+        timings["total"] = _ms(t0)
+        sentences = len(MARKER.findall(text))
+        return Answer(
+            question=question,
+            text=text,
+            abstained=False,
+            citations=(Citation(n=1, hit=hit),),
+            retrieved=tuple(hits),
+            timings_ms=timings,
+            standalone_question=standalone if standalone != question else None,
+            sentences_total=sentences,
+            sentences_supported=sentences,
+            route="faq",
         )
 
 

@@ -39,7 +39,7 @@ from .answering import Turn
 from .api_docs import docs_page
 from .api_schemas import MAX_BODY_BYTES, ChatRequest, OpenAIChatRequest, SearchRequest
 from .config import Settings
-from .engine import Engine, IndexView
+from .engine import Engine
 from .errors import CareerQAError
 from .service import Busy, GenerationQueue, check_admin
 from .types import answer_to_dict, hit_to_dict
@@ -90,7 +90,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        detail = jsonable_encoder(errors, custom_encoder={Exception: str})
+        # A body that is not UTF-8 comes back in the errors as bytes: show it, never fail on it (500).
+        lenient = {Exception: str, bytes: lambda b: b.decode("utf-8", "replace")}
+        detail = jsonable_encoder(errors, custom_encoder=lenient)
         return _error(request, _describe(errors), 422, detail=detail)
 
     @app.exception_handler(HTTPException)
@@ -139,7 +141,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "queue full"}},
     )
     async def chat(body: ChatRequest, request: Request, engine: EngineDep) -> Response:
-        run = _AskRun.start(engine, queue, body.question, body.turns(), body.top_k)
+        run = await _AskRun.start(engine, queue, body.question, body.turns(), body.top_k)
         wants_events = body.stream or "text/event-stream" in request.headers.get("accept", "")
         first = await run.next()
         if first[0] == "error":
@@ -155,7 +157,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completions (streaming or not)")
     async def completions(body: OpenAIChatRequest, engine: EngineDep) -> Response:
         model = body.model or openai_compat.MODEL_ID
-        run = _AskRun.start(engine, queue, body.question(), body.turns(), None, count_tokens=True)
+        run = await _AskRun.start(engine, queue, body.question(), body.turns(), None, count_tokens=True)
         first = await run.next()
         if first[0] == "error":
             raise first[1]
@@ -224,7 +226,7 @@ class _AskRun:
         self.cancelled = threading.Event()
 
     @classmethod
-    def start(
+    async def start(
         cls,
         engine: Engine,
         queue: GenerationQueue,
@@ -233,8 +235,17 @@ class _AskRun:
         top_k: int | None,
         count_tokens: bool = False,
     ) -> _AskRun:
-        queue.admit()  # Busy (503) now, before anything is streamed
         run = cls()
+        view = await asyncio.to_thread(engine.view)  # this request's index version, to the end
+        cached = None if turns else engine.cached(question, top_k, view)
+        if cached is not None:  # answered before on this index version: no need to queue
+            result = {**answer_to_dict(cached), "index_version": view.version}
+            if count_tokens:
+                result["usage"] = _usage(engine.generator.count_tokens, question, cached.text)
+            run.put("token", cached.text)
+            run.put("answer", result)
+            return run
+        queue.admit()  # Busy (503) now, before anything is streamed
 
         def on_text(piece: str) -> None:
             if run.cancelled.is_set():
@@ -246,7 +257,6 @@ class _AskRun:
                 with queue.turn():
                     if run.cancelled.is_set():
                         return
-                    view: IndexView = engine.view()
                     answer = engine.ask(question, turns, top_k, on_text=on_text, view=view)
                     result = {**answer_to_dict(answer), "index_version": view.version}
                     if count_tokens:

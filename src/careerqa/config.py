@@ -47,6 +47,14 @@ class Settings:
     # Calibrated on the dev split of eval/questions.jsonl by `careerqa eval --split dev --calibrate`.
     min_dense_score: float = 0.25
     context_tokens: int = 600  # budget for the numbered passages in the prompt (~3 passages)
+    # "passages": whole passages; "sentences": only their sentences closest to the question, under
+    # sentence_tokens (a shorter prompt; citations still name whole passages). See bench/RESULTS.md.
+    context_mode: str = "passages"
+    sentence_tokens: int = 240
+    # Answer from a corpus FAQ entry, without generating, when the question's cosine with the entry's
+    # question reaches this (bench/calibrate_faq.py sets it from the eval set); above 1 turns it off.
+    faq_min_score: float = 2.0
+    answer_cache_size: int = 256  # answers kept per index version
     max_answer_tokens: int = 160
     n_ctx: int = 4096
     threads: int = 0  # 0: all cores

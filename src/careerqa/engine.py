@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -25,9 +25,10 @@ from .embedding import Embedder, load_embedder
 from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
-from .index_store import MANIFEST, IndexStore
+from .index_store import MANIFEST, IndexStore, read_manifest
 from .indexing import ProgressFn, SyncReport, sync_index
 from .retrieval import Retriever
+from .shortcuts import AnswerCache, FaqMatcher, normalise_question
 from .types import Answer, Hit
 
 EMBEDDER_DIMS = {"all-MiniLM-L6-v2": 384}
@@ -35,15 +36,17 @@ EMBEDDER_DIMS = {"all-MiniLM-L6-v2": 384}
 Stamp = tuple[int, int, int]  # the manifest file's inode, mtime and size: a new commit changes it
 
 
-@dataclass(frozen=True)
+@dataclass
 class IndexView:
-    """One loaded index version and the parts that read it; never changed after it is made."""
+    """One loaded index version and the parts that read it. Only ``stamp`` ever changes: when the
+    manifest file is rewritten with the same content (the same version), the view is kept."""
 
     version: str
     stamp: Stamp | None  # of the manifest this view was loaded from
     store: IndexStore
     retriever: Retriever
     _make_answerer: Callable[[Retriever], Answerer]
+    cache: AnswerCache = field(default_factory=AnswerCache)  # answers of this version only
 
     @cached_property
     def answerer(self) -> Answerer:
@@ -130,17 +133,32 @@ class Engine:
         with self._view_lock:
             if self._view is view:  # nobody swapped it while this thread waited for the lock
                 stamp = _manifest_stamp(self.settings)  # before loading: a later commit reloads again
+                if view is not None and self._same_version(view):
+                    view.stamp = stamp
+                    return view
                 store = self._load_current_index() if view is None else self._reload_index()
                 retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
                 self._view = IndexView(
-                    index_version(store.manifest), stamp, store, retriever, self._make_answerer
+                    index_version(store.manifest),
+                    stamp,
+                    store,
+                    retriever,
+                    self._make_answerer,
+                    AnswerCache(self.settings.answer_cache_size),
                 )
             assert self._view is not None
             return self._view
 
+    def _same_version(self, view: IndexView) -> bool:
+        try:
+            return index_version(read_manifest(self.settings.index_dir)) == view.version
+        except CareerQAError:
+            return False
+
     def _make_answerer(self, retriever: Retriever) -> Answerer:
         verifier = Verifier(self.embedder, self.settings.support_threshold)
-        return Answerer(self.settings, retriever, self.generator, verifier)
+        faq = FaqMatcher(retriever.store, self.embedder) if self.settings.faq_min_score <= 1 else None
+        return Answerer(self.settings, retriever, self.generator, verifier, faq)
 
     def _reload_index(self) -> IndexStore:
         """Load the manifest another process committed. Its writer deletes the previous data files
@@ -199,8 +217,28 @@ class Engine:
         on_text: TextCallback | None = None,
         view: IndexView | None = None,
     ) -> Answer:
+        """Answer ``question`` from one index version. A question asked before, without history, on
+        the same version is answered from the cache."""
         view = view or self.view()
-        return view.answerer.ask(question, history=history, top_k=top_k, on_text=on_text)
+        cached = None if history else self.cached(question, top_k, view)
+        if cached is not None:
+            if on_text is not None:
+                on_text(cached.text)
+            return cached
+        answer = view.answerer.ask(question, history=history, top_k=top_k, on_text=on_text)
+        if not history:
+            view.cache.put(self._cache_key(question, top_k), answer)
+        return answer
+
+    def cached(self, question: str, top_k: int | None, view: IndexView) -> Answer | None:
+        """The answer this version gave to the same question (without history), if it is cached."""
+        answer = view.cache.get(self._cache_key(question, top_k))
+        if answer is None:
+            return None
+        return replace(answer, question=question, timings_ms={"total": 0.0}, route="cache")
+
+    def _cache_key(self, question: str, top_k: int | None) -> tuple[str, int]:
+        return normalise_question(question), self.settings.top_k if top_k is None else top_k
 
 
 def _manifest_stamp(settings: Settings) -> Stamp | None:

@@ -78,6 +78,7 @@ class Answer:
     sentences_total: int = 0
     sentences_supported: int = 0
     draft: str | None = None  # the model's text before verification (markers renumbered)
+    route: str = "generated"  # "generated", "faq" (the corpus's own FAQ answer) or "cache"
 
 
 def hit_to_dict(hit: Hit, n: int | None = None) -> dict[str, object]:
@@ -106,5 +107,6 @@ def answer_to_dict(answer: Answer) -> dict[str, object]:
         "retrieved": [hit_to_dict(h) for h in answer.retrieved],
         "sentences": {"total": answer.sentences_total, "supported": answer.sentences_supported},
         "draft": answer.draft,
+        "route": answer.route,
         "timings_ms": answer.timings_ms,
     }
