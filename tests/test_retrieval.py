@@ -68,3 +68,13 @@ def test_best_sentence_ranking_finds_a_needle_in_a_long_passage(tmp_path, fake_e
     assert store.chunks[by_sentence[0][0]].source == "long.md"
     assert by_sentence[0][1] > 0.9  # the sentence itself matches, whatever the rest of the passage says
     assert any(h.chunk.source == "long.md" for h in engine.search("Terraform provisions clusters", top_k=3))
+
+
+def test_bm25_top_matches_a_full_sort_of_the_scores():
+    texts = [f"python {'sql ' * (i % 4)} cloud {'docker' if i % 3 else 'kubernetes'} {i}" for i in range(200)]
+    bm25 = BM25(texts)
+    for query in ["python sql", "docker cloud", "kubernetes", "nothing here"]:
+        scores = bm25.scores(query)
+        expected = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
+        assert bm25.top(query, 30) == expected
+    assert bm25.top("python", 5) == [(i, s) for i, s in bm25.top("python", 200)[:5]]  # ties: earlier first

@@ -34,7 +34,10 @@ import numpy as np
 from .chunking import passage_sentences
 from .errors import IndexCorrupt, IndexMissing, IndexStale
 from .types import Chunk
+from .vector_index import EXACT_BELOW, describe, refit
 
+# Still 2 with IVF indexes: the FAISS files describe their own type, every reader since version 2
+# searches, reconstructs and removes through them alike, and a manifest without "vector_index" is exact.
 FORMAT_VERSION = 2  # 2: sentence vectors beside the chunk vectors
 MANIFEST = "manifest.json"
 REBUILD_HINT = "run `careerqa index --full` to rebuild it"
@@ -54,10 +57,15 @@ def sentence_ids(chunk: Chunk) -> list[int]:
 class IndexStore:
     """Chunks and their vectors, in memory; ``load`` and ``save`` move them to and from disk."""
 
-    def __init__(self, dim: int, manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, dim: int, manifest: dict[str, Any] | None = None, exact_below: int = EXACT_BELOW
+    ) -> None:
         import faiss
 
         self.dim = dim
+        # Each FAISS index is exact below this many vectors and IVF from there on (``vector_index``);
+        # the type is fitted to the count when the index is saved, so adding and removing stay cheap.
+        self.exact_below = exact_below
         self.manifest: dict[str, Any] = manifest or {}
         self.chunks: dict[str, Chunk] = {}
         self._by_fid: dict[int, str] = {}
@@ -201,6 +209,8 @@ class IndexStore:
         # The FAISS file's row order follows insertion; the chunk table is sorted. Loading maps
         # rows through FAISS ids, so the two orders need not agree.
         _write_atomic(index_dir / chunks_file, table.encode("utf-8"))
+        self._faiss = refit(self._faiss, self.dim, self.exact_below)
+        self._sentences = refit(self._sentences, self.dim, self.exact_below)
         for index, name in ((self._faiss, vectors_file), (self._sentences, sentences_file)):
             tmp = index_dir / f".{name}.tmp"
             faiss.write_index(index, str(tmp))
@@ -215,6 +225,11 @@ class IndexStore:
             "vectors_file": vectors_file,
             "sentences_file": sentences_file,
             "chunks_file": chunks_file,
+            "vector_index": {
+                "exact_below": self.exact_below,
+                "chunks": describe(self._faiss),
+                "sentences": describe(self._sentences),
+            },
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())

@@ -51,33 +51,62 @@ def tokenize(text: str) -> list[str]:
 
 
 class BM25:
-    """Okapi BM25 over a fixed list of texts, with an inverted index for fast scoring."""
+    """Okapi BM25 over a fixed list of texts, as an inverted index of numpy arrays.
+
+    Each term's postings hold its documents and, precomputed, each document's whole BM25 weight for
+    that term, so scoring a query only adds the postings of its own terms into one score array: no
+    work per document of the corpus, and no Python loop per posting (at 100k passages a common term
+    has tens of thousands of postings; bench/RESULTS.md measures both).
+    """
 
     def __init__(self, texts: Iterable[str], k1: float = 1.5, b: float = 0.75) -> None:
         self.k1, self.b = k1, b
-        self.postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self.lengths: list[int] = []
+        docs: dict[str, list[int]] = defaultdict(list)
+        tfs: dict[str, list[int]] = defaultdict(list)
+        lengths: list[int] = []
         for doc_index, text in enumerate(texts):
             tokens = tokenize(text)
-            self.lengths.append(len(tokens))
+            lengths.append(len(tokens))
             for term, tf in Counter(tokens).items():
-                self.postings[term].append((doc_index, tf))
-        n = len(self.lengths)
-        self.avg_length = (sum(self.lengths) / n) if n else 0.0
-        self.idf = {
-            term: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for term, p in self.postings.items()
-        }
+                docs[term].append(doc_index)
+                tfs[term].append(tf)
+        self.size = n = len(lengths)
+        length = np.array(lengths, dtype=np.float64)
+        self.avg_length = float(length.mean()) if n else 0.0
+        norm = k1 * (1 - b + b * length / (self.avg_length or 1))
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for term, rows in docs.items():
+            idf = math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5))
+            ids = np.array(rows, dtype=np.int32)
+            freq = np.array(tfs[term], dtype=np.float64)
+            self.postings[term] = (ids, idf * freq * (k1 + 1) / (freq + norm[ids]))
+
+    def _accumulate(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """The score of every document and the indices of those that match a query term."""
+        scores = np.zeros(self.size, dtype=np.float64)
+        matched = []
+        for term in dict.fromkeys(tokenize(query)):  # each term once, in query order
+            posting = self.postings.get(term)
+            if posting is not None:
+                ids, weights = posting
+                scores[ids] += weights  # a term lists a document once, so no index repeats
+                matched.append(ids)
+        touched = np.unique(np.concatenate(matched)) if matched else np.zeros(0, dtype=np.int32)
+        return scores, touched
 
     def scores(self, query: str) -> dict[int, float]:
-        out: dict[int, float] = defaultdict(float)
-        for term in set(tokenize(query)):
-            idf = self.idf.get(term)
-            if idf is None:
-                continue
-            for doc_index, tf in self.postings[term]:
-                norm = self.k1 * (1 - self.b + self.b * self.lengths[doc_index] / (self.avg_length or 1))
-                out[doc_index] += idf * tf * (self.k1 + 1) / (tf + norm)
-        return out
+        """The score of every document that matches at least one query term."""
+        scores, touched = self._accumulate(query)
+        return {int(i): float(scores[i]) for i in touched}
+
+    def top(self, query: str, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best-scoring matching documents, best first (ties: earlier document first)."""
+        scores, touched = self._accumulate(query)
+        if len(touched) > k:  # keep those at least as good as the k-th, ties at the cut included
+            kth = -np.partition(-scores[touched], k - 1)[k - 1]
+            touched = touched[scores[touched] >= kth]
+        order = sorted(touched.tolist(), key=lambda i: (-scores[i], i))[:k]
+        return [(i, float(scores[i])) for i in order]
 
 
 class Retriever:
@@ -118,7 +147,7 @@ class Retriever:
         by_sentence: list[tuple[str, float]],
         top_k: int,
     ) -> list[Hit]:
-        lexical = sorted(self._bm25.scores(query).items(), key=lambda kv: -kv[1])[: self.candidates]
+        lexical = self._bm25.top(query, self.candidates)
         dense_score = dict(dense)
         lexical_score = {self._chunks[i].chunk_id: s for i, s in lexical}
         # A chunk whose one sentence answers the question can rank low as a whole (a long passage
