@@ -91,7 +91,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         # A body that is not UTF-8 comes back in the errors as bytes: show it, never fail on it (500).
-        lenient = {Exception: str, bytes: lambda b: b.decode("utf-8", "replace")}
+        lenient: dict[Any, Callable[[Any], Any]] = {Exception: str, bytes: _decode_leniently}
         detail = jsonable_encoder(errors, custom_encoder=lenient)
         return _error(request, _describe(errors), 422, detail=detail)
 
@@ -286,6 +286,10 @@ class _AskRun:
 def _usage(count: Callable[[str], int], question: str, text: str) -> dict[str, int]:
     prompt, completion = count(question), count(text)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _decode_leniently(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def _error_message(exc: Any) -> str:

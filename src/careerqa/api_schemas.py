@@ -15,6 +15,8 @@ MAX_BODY_BYTES = 64 * 1024  # a larger request body is refused with 413 before i
 MAX_HISTORY_MESSAGES = 20  # ten question/answer turns
 MAX_MESSAGE_CHARS = 10 * MAX_QUESTION_CHARS
 MAX_TOP_K = 50
+# Every model is strict: a field takes the JSON type the OpenAPI schema gives it (`"stream": 0` or
+# `"top_k": "5"` is 422, not quietly converted), so the schema describes what the server accepts.
 
 
 def _not_blank(value: str) -> str:
@@ -26,13 +28,13 @@ def _not_blank(value: str) -> str:
 class Message(BaseModel):
     """One earlier turn of the conversation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     role: Literal["user", "assistant"]
     content: str = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="What to look for.")
     top_k: int = Field(default=5, ge=1, le=MAX_TOP_K, description="How many passages to return.")
 
@@ -43,7 +45,7 @@ class SearchRequest(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     question: str = Field(
         min_length=1, max_length=MAX_QUESTION_CHARS, description=f"At most {MAX_QUESTION_CHARS} characters."
     )
@@ -65,13 +67,13 @@ class ChatRequest(BaseModel):
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: str
     text: str | None = None
 
 
 class OpenAIMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
 
@@ -85,7 +87,7 @@ class OpenAIChatRequest(BaseModel):
     """The OpenAI chat completions request; sampling options are accepted and ignored (decoding is
     greedy, so answers are reproducible)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     model: str | None = None
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_HISTORY_MESSAGES + 5)
     stream: bool = False
