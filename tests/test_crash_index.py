@@ -27,3 +27,29 @@ def test_killed_index_runs_lose_nothing(tmp_path):
     assert result["lost_data"] == 0 and result["failures"] == [] and result["unexpected_errors"] == []
     assert result["completed_runs_ok"] == result["completed_runs"] >= 1
     assert result["final_run"]["ok"] and result["final_run"]["leftover_files"] == []
+
+
+def test_a_sync_with_nothing_to_do_removes_what_a_killed_build_left(settings, fake_embedder):
+    """Killed after its commit, before its clean-up: the next run finds nothing to embed, and tidies."""
+    from careerqa.index_store import IndexStore
+    from careerqa.indexing import sync_index
+
+    def sync():
+        return sync_index(settings, lambda: fake_embedder, embedder_name="fake-bow", dim=256)
+
+    sync()
+    index_dir = settings.index_dir
+    before = sorted(p.name for p in index_dir.iterdir())
+    orphans = [
+        "vectors-20200101T000000000000-0123456789abcdef.faiss",
+        "chunks-20200101T000000000000-0123456789abcdef.jsonl",
+        ".manifest.json.k2j3h4.tmp",
+        ".sentences-20200101T000000000000-0123456789abcdef.faiss.tmp",
+    ]
+    for name in orphans:
+        (index_dir / name).write_bytes(b"left by a killed build")
+    (index_dir / "notes.txt").write_text("not careerqa's")
+    report = sync()
+    assert not report.written
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted([*before, "notes.txt"])
+    IndexStore.load(index_dir, "fake-bow", 256)

@@ -361,6 +361,14 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def remove_orphans(index_dir: Path, manifest: dict[str, Any]) -> None:
+    """Delete data and temporary files the committed ``manifest`` does not name (left by a build killed
+    after its commit or during its save). Call it holding ``write_lock``."""
+    _remove_stale_files(
+        index_dir, keep={str(manifest.get(k)) for k in ("vectors_file", "sentences_file", "chunks_file")}
+    )
+
+
 # The names ``save`` gives its data files and its temporary files, and no others.
 _GENERATED = re.compile(r"(?:vectors|sentences|chunks)-\d{8}T\d{12}-[0-9a-f]{16}\.(?:faiss|jsonl)")
 _TEMPORARY = re.compile(r"\.(?:(?:vectors|sentences|chunks)-\S+|manifest\.json\.\S+)\.tmp")

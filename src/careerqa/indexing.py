@@ -19,7 +19,7 @@ from .config import Settings
 from .corpus import load_corpus
 from .embedding import Embedder
 from .errors import IndexMissing, IndexStale
-from .index_store import IndexStore, check_compatible, read_manifest, write_lock
+from .index_store import IndexStore, check_compatible, read_manifest, remove_orphans, write_lock
 from .types import Chunk
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
@@ -104,6 +104,8 @@ def sync_index(
         report.chunk_count = len(wanted)
 
         if not (new or stale or report.changed or rechunk_all or full):
+            if store.manifest:  # nothing to write, but a killed build may have left files behind
+                remove_orphans(settings.index_dir, store.manifest)
             return report
 
         t2 = time.perf_counter()
