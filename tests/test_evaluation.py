@@ -17,6 +17,7 @@ from careerqa.evaluation import (
     context_precision,
     gate_failures,
     load_eval_set,
+    per_category,
     retrieval_query,
     run_eval,
     score_retrieval,
@@ -175,6 +176,11 @@ def test_retrieval_only_summary_has_no_answer_metrics():
     assert report["summary"]["hit@1"] == 1.0
     assert "citation_recall" not in report["summary"]
     assert "answer" not in report["records"][0]
+
+
+def test_per_category_takes_the_first_n_of_each_category_in_order():
+    items = [EvalItem(str(i), "q", True, category=c) for i, c in enumerate("aabacbb")]
+    assert [i.id for i in per_category(items, 2)] == ["0", "1", "2", "4", "5"]
 
 
 def test_summary_of_no_records_is_empty_not_an_error():

@@ -117,6 +117,17 @@ def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
     assert "## Support judge" in (out / "run.md").read_text()
 
 
+def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
+    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--per-category", "1", "--skip-agreement", "--json"]
+    result = runner.invoke(
+        cli.app, [*args, "--out", str(eval_cli / "s"), "--gate", _gate(eval_cli, mrr=1.01)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["meta"]["name"] == "qs-1per-category-qwen2.5-coder-1.5b" and "judge" not in data
+    assert data["summary"]["questions"] == 3 and data["gate"]["result"].startswith("skipped")
+
+
 def test_bad_split_is_a_usage_error(eval_cli):
     result = runner.invoke(cli.app, ["eval", "--set", str(eval_cli / "qs.jsonl"), "--split", "train"])
     assert result.exit_code == 2 and "--split" in result.stderr

@@ -295,6 +295,12 @@ def eval_(
         bool, typer.Option("--judge-agreement", help="Only measure the judge against the labelled pairs.")
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
+    sample: Annotated[
+        int | None, typer.Option("--per-category", min=1, help="Only the first N questions of each category.")
+    ] = None,
+    skip_agreement: Annotated[
+        bool, typer.Option("--skip-agreement", help="Full run without measuring the judge on the pairs.")
+    ] = False,
     calibrate: Annotated[
         bool, typer.Option("--calibrate", help="Only suggest the retrieval abstention threshold.")
     ] = False,
@@ -309,7 +315,7 @@ def eval_(
     from .errors import BadInput
     from .eval_report import format_table, write_report
     from .evaluation import calibrate as run_calibration
-    from .evaluation import gate_failures, load_eval_set, load_gate, retrieval_query, run_eval
+    from .evaluation import gate_failures, load_eval_set, load_gate, per_category, retrieval_query, run_eval
     from .judge import Judge, judge_agreement, load_judge_pairs
 
     def dump(data: Any) -> None:
@@ -319,6 +325,9 @@ def eval_(
         if split not in {"all", "dev", "test"}:
             raise BadInput(f"--split must be dev, test or all, not {split!r}")
         items = load_eval_set(eval_set, split)[:limit]
+        if sample is not None:
+            items = per_category(items, sample)
+            limit = len(items)  # a subset: the gate's thresholds are for the whole set
         engine = _engine(corpus, index_dir, quiet=as_json)
         if calibrate:
             scores = run_calibration(lambda q: max(h.dense_score or 0.0 for h in engine.search(q)), items)
@@ -337,7 +346,9 @@ def eval_(
                 dump(measured)
             return
         judge = None if retrieval_only else Judge(engine.generator)
-        agreement = judge_agreement(judge, load_judge_pairs(judge_pairs)) if judge else None
+        agreement = None
+        if judge is not None and not skip_agreement:
+            agreement = judge_agreement(judge, load_judge_pairs(judge_pairs))
 
         def show(record: dict[str, Any]) -> None:
             if not as_json and "answer" in record:
@@ -354,7 +365,7 @@ def eval_(
             on_record=show,
         )
         mode = "retrieval-only" if retrieval_only else "full"
-        suffix = "" if split == "all" else f"-{split}"
+        suffix = ("" if split == "all" else f"-{split}") + (f"-{sample}per-category" if sample else "")
         kind = "retrieval" if retrieval_only else engine.settings.generator
         report = {
             "meta": {
@@ -363,12 +374,14 @@ def eval_(
                 "set": eval_set.as_posix(),
                 "split": split,
                 "limit": limit,
+                "per_category": sample,
                 "mode": mode,
                 "generator": None if retrieval_only else engine.settings.generator,
                 "retrieval_queries": {i.id: retrieval_query(i) for i in items if i.history},
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
             },
-            **({"judge": agreement, "judge_calls": judge.calls} if judge and agreement else {}),
+            **({"judge": agreement} if agreement else {}),
+            **({"judge_calls": judge.calls} if judge else {}),
             **results,
         }
         files = write_report(report, out)

@@ -108,6 +108,17 @@ def load_eval_set(path: Path, split: str | None = None) -> list[EvalItem]:
     return items
 
 
+def per_category(items: Sequence[EvalItem], n: int) -> list[EvalItem]:
+    """The first ``n`` items of every category, in file order: a small sample that covers them all."""
+    taken: dict[str, int] = {}
+    sample = []
+    for item in items:
+        if taken.get(item.category, 0) < n:
+            taken[item.category] = taken.get(item.category, 0) + 1
+            sample.append(item)
+    return sample
+
+
 # --------------------------------------------------------------------------- retrieval
 
 
