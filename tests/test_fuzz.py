@@ -16,7 +16,8 @@ from careerqa.corpus import clean_text, load_corpus, load_document
 from careerqa.errors import CorpusEmpty
 from careerqa.types import Document
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No example database: tests write nothing into the repository.
+FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 ALNUM = re.compile(r"[^\W_]+")
 
 word = st.one_of(
