@@ -299,7 +299,7 @@ def client_loop(url: str, shared: Shared, seed: int) -> None:
                     outcome = do_chat(client, question, rng, stream=kind == "chat_sse")
                 else:
                     outcome = do_openai(client, question, rng, stream=kind == "openai_sse")
-            except (BadResponse, httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
+            except (BadResponse, httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
                 outcome = Outcome(kind, -1, 0, problem=f"{type(exc).__name__}: {exc}"[:300])
             retry_after = outcome.seconds if outcome.status == 503 else 0.0
             outcome.seconds = time.perf_counter() - started
