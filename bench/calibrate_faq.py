@@ -33,7 +33,9 @@ from careerqa.shortcuts import FaqMatcher, faq_answer  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--set", type=Path, default=REPO / "eval" / "questions.jsonl")
     parser.add_argument("--margin", type=float, default=0.03)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "faq_threshold.json")
