@@ -114,7 +114,9 @@ class SentenceTransformerEmbedder(Embedder):
         with self._lock, torch.inference_mode():
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
-            features = self._model.tokenize(texts)
+            # ``preprocess`` is what ``tokenize`` became in sentence-transformers 6 (which warns on it)
+            preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize
+            features = preprocess(texts)
             vectors = self._model.forward(features)["sentence_embedding"]
             vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
         return vectors.float().numpy().copy()
