@@ -25,10 +25,13 @@ from typing import Any
 
 import numpy as np
 
-EXACT_BELOW = 50_000  # vectors; an exact scan of fewer takes ~12 ms or less per query
+EXACT_BELOW = 50_000  # vectors; an exact scan of fewer takes ~9 ms of one core or less per query
 TRAIN_PER_LIST = 40  # k-means training points per cluster (FAISS warns below 39)
-NPROBE_SHARE = 1 / 16  # clusters scanned per query, as a share of nlist (tuned, see module doc)
-MIN_NPROBE = 16
+# Share of the clusters a query scans: the smallest that reached recall@10 >= 0.95 at each measured
+# size (bench/RESULTS.md; nlist 316: 128 -> 0.981 where 64 gave 0.933; nlist 1000: 256 -> 0.974 where
+# 128 gave 0.928). A larger nlist needs a smaller share; beyond 1M vectors that is an extrapolation.
+NPROBE_SHARE = 0.41
+NPROBE_SHARE_FROM_1000_LISTS = 0.26
 
 
 def index_spec(count: int, exact_below: int = EXACT_BELOW) -> dict[str, Any]:
@@ -41,7 +44,8 @@ def index_spec(count: int, exact_below: int = EXACT_BELOW) -> dict[str, Any]:
 
 
 def nprobe_for(nlist: int) -> int:
-    return min(nlist, max(MIN_NPROBE, round(nlist * NPROBE_SHARE)))
+    share = NPROBE_SHARE if nlist < 1000 else NPROBE_SHARE_FROM_1000_LISTS
+    return min(nlist, math.ceil(nlist * share))
 
 
 def describe(index: Any) -> dict[str, Any]:
