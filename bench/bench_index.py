@@ -9,7 +9,7 @@ Measures, on the shipped corpus copied to a temporary folder:
   with the embedding as before this commit (``SentenceTransformer.encode`` on all threads) and the
   dense-only search timed in the same process as the baselines (see ``measure_search``).
 
-    python bench/bench_index.py [--runs 5] [--queries 300]  # --out to write elsewhere
+    python bench/bench_index.py [--runs 5] [--build-runs N] [--queries 300]  # --out to write elsewhere
 """
 
 from __future__ import annotations
@@ -180,9 +180,11 @@ def torch_threads_set(n: int) -> Iterator[None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--build-runs", type=int, help="runs of each build (default: --runs)")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "index.json")
     args = parser.parse_args()
+    build_runs = args.build_runs or args.runs
 
     t = time.perf_counter()
     embedder = load_embedder("all-MiniLM-L6-v2")
@@ -195,13 +197,13 @@ def main() -> None:
         engine = Engine(settings, embedder=embedder)
 
         full, chunks = [], 0
-        for _ in range(args.runs):
+        for _ in range(build_runs):
             report = engine.sync(full=True)
             full.append(report.seconds["total"])
             chunks = report.chunk_count
 
         noop = []
-        for _ in range(args.runs):
+        for _ in range(build_runs):
             t = time.perf_counter()
             engine.sync()
             noop.append(time.perf_counter() - t)
@@ -209,7 +211,7 @@ def main() -> None:
         target = sorted(corpus.rglob("*.txt"))[0]
         original = target.read_text(encoding="utf-8")
         incremental, embedded = [], []
-        for i in range(args.runs):
+        for i in range(build_runs):
             edited = original.replace("Khan Academy", f"Khan Academy (edit {i})", 1)
             target.write_text(edited, encoding="utf-8")
             t = time.perf_counter()
