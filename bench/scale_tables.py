@@ -19,8 +19,40 @@ def best(sweep: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
     return min(ok, key=lambda p: p[key]) if ok else None
 
 
+SEARCH_VARIANTS = {
+    "embed_baseline": "embed the query, as before (encode, 2 threads) — **baseline**",
+    "embed_cold_all_threads": "embed, new path, 2 threads, not cached",
+    "embed_cold": "embed, new path, 1 thread, not cached",
+    "dense_baseline": "dense-only search, as before (the old README figure)",
+    "hybrid_cold": "**`Retriever.search`, 3 rankings, query not cached**",
+    "hybrid_warm": "`Retriever.search`, query vector cached",
+}
+
+
+def search_table(files: list[tuple[str, dict[str, Any]]]) -> None:
+    """bench_index.py's search variants, one column group per file."""
+    head = " | ".join(f"{Path(p).stem}: p50 ms | p95 ms | CPU p50 ms | p50 / baseline" for p, _ in files)
+    print(f"| variant | {head} |")
+    print("|---|" + "---|" * 4 * len(files))
+    for key, label in SEARCH_VARIANTS.items():
+        cells = []
+        for _, d in files:
+            p50, base = d[f"search_{key}_ms_p50"], d["search_embed_baseline_ms_p50"]
+            cells.append(
+                f"{p50} | {d[f'search_{key}_ms_p95']} | {d[f'search_{key}_cpu_ms_p50']} | {p50 / base:.3f}"
+            )
+        print(f"| {label} | {' | '.join(cells)} |")
+    loads = ", ".join(f"{Path(p).stem} {d['load_average_1m_before_after_search']}" for p, d in files)
+    print(f"\nLoad average (1 min) before and after the search passes: {loads}.")
+
+
 def main(paths: list[str]) -> None:
     vectors, bm25 = [], []
+    searches = [(p, json.loads(Path(p).read_text())) for p in paths]
+    searches = [(p, d) for p, d in searches if "search_embed_baseline_ms_p50" in d]
+    if searches:
+        search_table(searches)
+        return
     for path in paths:
         data = json.loads(Path(path).read_text())
         vectors += [{**v, "file": Path(path).stem} for v in data["vectors"]]
