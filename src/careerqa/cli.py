@@ -257,7 +257,9 @@ def serve(
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
 ) -> None:
-    """Serve the web chat and its JSON API at http://HOST:PORT/ (models load before it listens)."""
+    """Serve the chat page at http://HOST:PORT/ with /chat, /search, /health, /reindex and an
+    OpenAI-compatible /v1/chat/completions (API description at /docs). Models load before it listens.
+    Set CAREERQA_ADMIN_TOKEN to allow POST /reindex."""
     import uvicorn
 
     from .api import create_app
