@@ -3,7 +3,8 @@
 1. ``/search``: latency of 60 queries (after 10 untimed), one at a time.
 2. ``/chat`` with streaming: time to the first ``delta`` event and to ``end`` for in-corpus questions
    (answerable, non-follow-up items of the held-out split of eval/questions.jsonl), one at a time,
-   each asked for the first time; then the same questions again (answered from the cache).
+   each asked for the first time; then the same questions again (answered from the cache); then the
+   eval set's FAQ-style questions (some answered by the FAQ fast path).
 3. Load: 4 clients asking and 4 searching at once for ``--load-seconds``; the server's resident
    memory is sampled from /proc every 0.5 s throughout (peak = VmHWM, the kernel's high-water mark).
 
@@ -91,6 +92,9 @@ def main() -> None:
     args = parser.parse_args()
     items = load_eval_set(REPO / "eval" / "questions.jsonl", split="test")
     questions = [i.question for i in items if i.answerable and not i.history][: args.questions]
+    faq_questions = [
+        i.question for i in load_eval_set(REPO / "eval" / "questions.jsonl") if i.category == "faq"
+    ]
 
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as sock:
         shutil.copytree(REPO / "corpus", Path(tmp) / "corpus")
@@ -144,6 +148,7 @@ def main() -> None:
                     first_pass.append(stream_chat(client, q))
                     print(first_pass[-1], flush=True)
                 cached_pass = [stream_chat(client, q) for q in questions]
+                faq_pass = [stream_chat(client, q) for q in faq_questions]
 
                 load: dict[str, list[Any]] = {"chat": [], "search": [], "errors": []}
                 deadline = time.monotonic() + args.load_seconds
@@ -196,6 +201,13 @@ def main() -> None:
             "routes": {k: sum(r["route"] == k for r in first_pass) for k in ("generated", "faq", "cache")},
             "n": len(first_pass),
         },
+        "chat_faq_category": {
+            "ttft_ms_p50": pct([r["ttft_ms"] for r in faq_pass], 50),
+            "total_ms_p50": pct([r["total_ms"] for r in faq_pass], 50),
+            "faq_route_total_ms_p50": pct([r["total_ms"] for r in faq_pass if r["route"] == "faq"], 50),
+            "routes": {k: sum(r["route"] == k for r in faq_pass) for k in ("generated", "faq", "cache")},
+            "n": len(faq_pass),
+        },
         "chat_cached": {
             "total_ms_p50": pct([r["total_ms"] for r in cached_pass], 50),
             "routes": {k: sum(r["route"] == k for r in cached_pass) for k in ("generated", "faq", "cache")},
@@ -215,6 +227,7 @@ def main() -> None:
             "rss_max_sampled": max(s[1] for s in samples) if samples else None,
         },
         "first_pass": first_pass,
+        "faq_pass": faq_pass,
         "rss_samples": samples,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
