@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from careerqa.config import Settings
 from careerqa.embedding import Embedder
+from careerqa.generation import MODELS, ModelProfile
 from careerqa.retrieval import tokenize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -93,3 +96,30 @@ def corpus_dir(settings: Settings) -> Path:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+def fake_model_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blobs: Sequence[bytes], prefix: str
+) -> ModelProfile:
+    """A 'model' named tiny whose part modules are fake modules pointing at ``blobs`` under tmp_path."""
+    parts_dir = tmp_path / "parts"
+    parts_dir.mkdir(exist_ok=True)
+    names = []
+    for i, blob in enumerate(blobs, start=1):
+        path = parts_dir / f"part{i:02d}.bin"
+        path.write_bytes(blob)
+        module = types.ModuleType(f"{prefix}{i}")
+        module.get_part_path = lambda path=path: str(path)  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        names.append(module.__name__)
+    whole = b"".join(blobs)
+    profile = ModelProfile(
+        name="tiny",
+        parts=tuple(names),
+        version="9.9.9",
+        size=len(whole),
+        sha256=hashlib.sha256(whole).hexdigest(),
+        filename="tiny.gguf",
+    )
+    monkeypatch.setitem(MODELS, "tiny", profile)
+    return profile

@@ -3,7 +3,6 @@ wrong answer; and the fix it names works."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -18,11 +17,11 @@ import careerqa.cli as cli
 from careerqa import generation
 from careerqa.engine import Engine
 from careerqa.errors import IndexCorrupt, IndexMissing, ModelUnavailable
-from careerqa.generation import MODELS, FakeGenerator, ModelProfile, ensure_model
+from careerqa.generation import FakeGenerator, ModelProfile, ensure_model
 from careerqa.index_store import IndexStore
 from careerqa.indexing import sync_index
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, fake_model_profile
 
 runner = CliRunner()
 
@@ -187,27 +186,9 @@ def test_every_truncation_point_of_a_data_file_is_caught(settings):
 @pytest.fixture()
 def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelProfile:
     """A two-part 'model' whose part modules are fake modules pointing at files under tmp_path."""
-    blobs = [os.urandom(50_000), b"the tail of the model"]
-    names = []
-    for i, blob in enumerate(blobs, start=1):
-        path = tmp_path / "parts" / f"part{i}.bin"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(blob)
-        module = types.ModuleType(f"corrupt_model_part{i}")
-        module.get_part_path = lambda path=path: str(path)  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-        names.append(module.__name__)
-    whole = b"".join(blobs)
-    profile = ModelProfile(
-        name="tiny",
-        parts=tuple(names),
-        version="9.9.9",
-        size=len(whole),
-        sha256=hashlib.sha256(whole).hexdigest(),
-        filename="tiny.gguf",
+    return fake_model_profile(
+        tmp_path, monkeypatch, [os.urandom(50_000), b"the tail of the model"], "corrupt_model_part"
     )
-    monkeypatch.setitem(MODELS, "tiny", profile)
-    return profile
 
 
 def _swap_keeping_size_and_mtime(path: Path) -> None:

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,8 @@ from careerqa.generation import (
     ensure_model,
     load_generator,
 )
+
+from .conftest import fake_model_profile
 
 # --------------------------------------------------------------------------- FakeGenerator
 
@@ -60,29 +60,9 @@ def test_fake_generator_callable_stop_and_max_tokens() -> None:
 @pytest.fixture()
 def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelProfile:
     """A three-part 'model' whose part modules are fake modules pointing at files under tmp_path."""
-    blobs = [os.urandom(70_000), os.urandom(123_457), b"tail bytes"]
-    parts_dir = tmp_path / "parts"
-    parts_dir.mkdir()
-    names = []
-    for i, blob in enumerate(blobs, start=1):
-        path = parts_dir / f"part{i:02d}.bin"
-        path.write_bytes(blob)
-        name = f"fake_model_part{i}"
-        module = types.ModuleType(name)
-        module.get_part_path = lambda path=path: str(path)  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, name, module)
-        names.append(name)
-    whole = b"".join(blobs)
-    profile = ModelProfile(
-        name="tiny",
-        parts=tuple(names),
-        version="9.9.9",
-        size=len(whole),
-        sha256=hashlib.sha256(whole).hexdigest(),
-        filename="tiny.gguf",
+    return fake_model_profile(
+        tmp_path, monkeypatch, [os.urandom(70_000), os.urandom(123_457), b"tail bytes"], "fake_model_part"
     )
-    monkeypatch.setitem(MODELS, "tiny", profile)
-    return profile
 
 
 def _expected(profile: ModelProfile) -> bytes:
