@@ -215,16 +215,23 @@ def do_search(client: httpx.Client, question: str, rng: random.Random) -> Outcom
     return Outcome("search", 200, 0, body["index_version"], [r["chunk_id"] for r in body["results"]])
 
 
+def _not_ok(kind: str, response: httpx.Response) -> Outcome | None:
+    """The outcome of a response that is not a 200 (a documented 503 or a failure), else None."""
+    if response.status_code == 200:
+        return None
+    response.read()
+    if response.status_code == 503:
+        return Outcome(kind, 503, _retry_after(response))
+    return Outcome(kind, response.status_code, 0, problem=response.text[:200])
+
+
 def do_chat(client: httpx.Client, question: str, rng: random.Random, stream: bool) -> Outcome:
     kind = "chat_sse" if stream else "chat"
     payload = {"question": question, "stream": stream}
     with client.stream("POST", "/chat", json=payload) as response:
-        if response.status_code == 503:
-            response.read()
-            return Outcome(kind, 503, _retry_after(response))
-        if response.status_code != 200:
-            response.read()
-            return Outcome(kind, response.status_code, 0, problem=response.text[:200])
+        refused = _not_ok(kind, response)
+        if refused is not None:
+            return refused
         if not stream:
             response.read()
             version, ids = _ids(response.json())
@@ -251,12 +258,9 @@ def do_openai(client: httpx.Client, question: str, rng: random.Random, stream: b
     kind = "openai_sse" if stream else "openai"
     payload = {"model": "careerqa", "messages": [{"role": "user", "content": question}], "stream": stream}
     with client.stream("POST", "/v1/chat/completions", json=payload) as response:
-        if response.status_code == 503:
-            response.read()
-            return Outcome(kind, 503, _retry_after(response))
-        if response.status_code != 200:
-            response.read()
-            return Outcome(kind, response.status_code, 0, problem=response.text[:200])
+        refused = _not_ok(kind, response)
+        if refused is not None:
+            return refused
         if not stream:
             response.read()
             version, ids = _ids(response.json()["careerqa"])
