@@ -68,6 +68,25 @@ class Settings:
     admin_token: str = field(default="", repr=False)
     queue_size: int = 4  # questions that may wait while one is answered; more get 503
 
+    # Past one machine (README "Scaling out"). A remote OpenAI-compatible generator replaces the local
+    # llama.cpp model when generator_url is set; generator_model defaults to the generator's name.
+    generator_url: str = ""
+    generator_model: str = ""
+    generator_api_key: str = field(default="", repr=False)
+    generator_timeout: float = 60.0  # seconds to wait for each piece of a reply
+    generator_connect_timeout: float = 5.0
+    generator_retries: int = 3  # on refused connections, timeouts, 429 and 5xx, with backoff
+    # Answers generated at once by one replica (the rest wait in its queue): 1 for the local model,
+    # which runs one context on all cores; a remote server that batches can take more.
+    generation_slots: int = 1
+    # Retrieval in Qdrant instead of FAISS files: an http(s):// URL for a server or cluster, or a
+    # folder for qdrant-client's embedded local mode (one process at a time).
+    qdrant_url: str = ""
+    qdrant_api_key: str = field(default="", repr=False)
+    qdrant_collection: str = "careerqa"
+    qdrant_shards: int = 1  # used when the collection is created on a server
+    qdrant_replicas: int = 1
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Defaults, then ``CAREERQA_*`` variables, then ``overrides`` that are not None."""

@@ -368,6 +368,10 @@ class LlamaGenerator(Generator):
 
 def load_generator(settings: Settings, progress: bool = True) -> Generator:
     """Build the generator ``settings.generator`` names, joining its model file first if needed."""
+    if settings.generator_url:  # an OpenAI-compatible server instead of the local model
+        from .remote_generator import RemoteGenerator
+
+        return RemoteGenerator.from_settings(settings)
     path = ensure_model(settings.generator, settings.cache_dir, progress=progress)
     return LlamaGenerator(path, settings, name=settings.generator)
 
