@@ -140,4 +140,4 @@ def test_the_engine_answers_through_a_remote_server(settings, fake_embedder, mon
     assert answer.citations and answer.citations[0].hit.chunk.source == "maths.md"
     sent = server.requests[0]["json"]
     assert sent["model"] == "served-model"
-    assert "<passage n=\"1\"" in sent["messages"][1]["content"]
+    assert '<passage n="1"' in sent["messages"][1]["content"]

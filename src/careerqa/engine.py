@@ -11,21 +11,21 @@ HTTP.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from .answering import Answerer, TextCallback, Turn
+from .backends import backend_for
 from .config import Settings
 from .corpus import file_hashes
 from .embedding import Embedder, load_embedder
 from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
-from .index_store import MANIFEST, IndexStore, read_manifest
+from .index_store import IndexStore, read_manifest
 from .indexing import ProgressFn, SyncReport, sync_index
 from .retrieval import Retriever
 from .shortcuts import AnswerCache, FaqMatcher, normalise_question
@@ -33,7 +33,9 @@ from .types import Answer, Hit
 
 EMBEDDER_DIMS = {"all-MiniLM-L6-v2": 384}
 
-Stamp = tuple[int, int, int]  # the manifest file's inode, mtime and size: a new commit changes it
+# The manifest file's inode, mtime and size (FAISS), or Qdrant's committed generation: a new commit
+# changes it (backends.Backend.stamp).
+Stamp = Hashable
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Engine:
         # cheap; only changed chunks are embedded).
         self.auto_sync = auto_sync
         self.last_sync: SyncReport | None = None
+        self.backend = backend_for(settings)  # FAISS files (default) or Qdrant
 
     # --- parts, made lazily ----------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class Engine:
                     view.stamp = stamp
                     return view
                 store = self._load_current_index() if view is None else self._reload_index()
-                retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
+                retriever = self.backend.retriever(store, self.embedder)
                 self._view = IndexView(
                     index_version(store.manifest),
                     stamp,
@@ -150,6 +153,8 @@ class Engine:
             return self._view
 
     def _same_version(self, view: IndexView) -> bool:
+        if self.settings.qdrant_url:  # its stamp is the version: a new stamp is a new version
+            return False
         try:
             return index_version(read_manifest(self.settings.index_dir)) == view.version
         except CareerQAError:
@@ -166,7 +171,8 @@ class Engine:
         for attempt in range(3):
             stamp = _manifest_stamp(self.settings)
             try:
-                return IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+                store: IndexStore = self.backend.load(self.embedder_name, self.dim)
+                return store
             except (CareerQAError, OSError):
                 if attempt == 2 or stamp == _manifest_stamp(self.settings):
                     raise
@@ -179,7 +185,7 @@ class Engine:
     def _load_current_index(self) -> IndexStore:
         """Load the index, first building it (first use) or updating it (the corpus changed)."""
         try:
-            store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+            store: IndexStore = self.backend.load(self.embedder_name, self.dim)
         except IndexMissing:
             event = "index_missing"
         else:
@@ -189,7 +195,8 @@ class Engine:
         if self.progress:
             self.progress(event, 0)
         self.sync()
-        return IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+        loaded: IndexStore = self.backend.load(self.embedder_name, self.dim)
+        return loaded
 
     def _corpus_changed(self, manifest: dict[str, Any]) -> bool:
         try:
@@ -242,8 +249,4 @@ class Engine:
 
 
 def _manifest_stamp(settings: Settings) -> Stamp | None:
-    try:
-        st = os.stat(settings.index_dir / MANIFEST)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    return backend_for(settings).stamp()

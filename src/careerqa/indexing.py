@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .backends import backend_for
 from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
 from .corpus import load_corpus
 from .embedding import Embedder
 from .errors import IndexMissing, IndexStale
-from .index_store import IndexStore, check_compatible, read_manifest, remove_orphans, write_lock
+from .index_store import IndexStore, check_compatible, read_manifest, write_lock
 from .types import Chunk
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
@@ -105,7 +106,7 @@ def sync_index(
 
         if not (new or stale or report.changed or rechunk_all or full):
             if store.manifest:  # nothing to write, but a killed build may have left files behind
-                remove_orphans(settings.index_dir, store.manifest)
+                backend_for(settings).clean(store)
             return report
 
         t2 = time.perf_counter()
@@ -145,6 +146,8 @@ def sync_index(
 def _load_previous(
     settings: Settings, embedder_name: str, dim: int, full: bool
 ) -> tuple[IndexStore, dict[str, dict[str, Any]]]:
+    if settings.qdrant_url:
+        return backend_for(settings).load_for_write(embedder_name, dim, full)
     if full:
         return IndexStore(dim), {}
     try:
