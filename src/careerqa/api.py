@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -78,7 +79,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
-    queue = GenerationQueue(settings.queue_size)
+    queue = GenerationQueue(settings.queue_size, slots=settings.generation_slots)
+    app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
     reindex_lock = threading.Lock()
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
@@ -112,12 +114,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def docs() -> HTMLResponse:
         return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": _DOCS_CSP})
 
-    @app.get("/health", summary="Status, index facts and model names")
-    def health(engine: EngineDep) -> dict[str, Any]:
-        view = engine.view()
+    @app.get(
+        "/health",
+        summary="Status, index facts and model names; 503 while draining (for load balancers)",
+        responses={503: {"description": "draining, or the index or a model is unavailable"}},
+    )
+    def health(engine: EngineDep) -> JSONResponse:
+        view = engine.view()  # a missing or broken index raises: its error status tells the balancer
         manifest = view.store.manifest
-        return {
-            "status": "ok",
+        draining = bool(app.state.draining)
+        body = {
+            "status": "draining" if draining else "ok",
+            "ready": not draining,
+            "draining": draining,
+            "replica": {"pid": os.getpid(), "backend": engine.backend.name},
             "index": {
                 "version": view.version,
                 "format_version": manifest.get("format_version"),
@@ -125,9 +135,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 "files": len(manifest.get("files") or {}),
                 "chunks": len(view.store),
             },
-            "models": {"embedder": engine.embedder_name, "generator": engine.settings.generator},
-            "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting},
+            "models": {"embedder": engine.embedder_name, "generator": _generator_name(engine)},
+            "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting, "slots": queue.slots},
         }
+        return JSONResponse(body, status_code=503 if draining else 200)
+
+    @app.post("/drain", summary="Stop taking traffic: /health answers 503 (needs the admin token)")
+    def drain(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        check_admin(settings.admin_token, authorization, what="draining")
+        app.state.draining = True  # requests still get answers; the balancer stops sending them
+        return {"status": "draining", "pending": queue.pending}
 
     @app.post("/search", summary="Passages ranked for a query, as `careerqa search` ranks them")
     def search(body: SearchRequest, engine: EngineDep) -> dict[str, Any]:
@@ -374,6 +391,17 @@ def _error(
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _generator_name(engine: Engine) -> str:
+    """The configured model, or the remote server's model and URL when generation is remote."""
+    if engine.settings.generator_url:
+        from .remote_generator import chat_completions_url
+
+        return f"{engine.settings.generator_model or engine.settings.generator} @ " + chat_completions_url(
+            engine.settings.generator_url
+        )
+    return engine.settings.generator
 
 
 def _warm_up(engine: Engine, load_models: bool) -> None:
