@@ -33,6 +33,7 @@ the chunks' text and metadata, as the FAISS backend does; the vectors and postin
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import threading
@@ -137,6 +138,8 @@ def client_for(settings: Settings) -> Any:
                 client = _Serialised(QdrantClient(path=str(Path(location).expanduser())))
         except (RuntimeError, OSError) as exc:  # local mode: the folder is held by another process
             raise ModelUnavailable(f"cannot open the Qdrant store at {location}: {exc}") from exc
+        if not _clients:  # closed before the interpreter tears modules down (its __del__ would fail)
+            atexit.register(close_clients)
         _clients[key] = client
         return client
 
