@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -257,3 +258,22 @@ def test_a_local_qdrant_folder_held_by_another_process_is_a_clear_error(tmp_path
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_unreachable_qdrant_server_is_one_line_and_exit_1(tmp_path):
+    from typer.testing import CliRunner
+
+    from careerqa.cli import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    settings = make_settings(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["search", "maths", "--corpus", str(settings.corpus_dir), "--index-dir", str(settings.index_dir)],
+        env={"CAREERQA_QDRANT_URL": f"http://127.0.0.1:{port}"},
+    )
+    assert result.exit_code == 1
+    assert f"error: Qdrant at http://127.0.0.1:{port} failed" in result.output
+    assert "Connection refused" in result.output and "Traceback" not in result.output

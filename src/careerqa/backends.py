@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import Settings
 from .embedding import Embedder
-from .errors import IndexMissing, IndexStale
+from .errors import IndexMissing, IndexStale, ModelUnavailable
 from .index_store import MANIFEST, IndexStore, check_compatible, remove_orphans
 from .retrieval import Retriever
 from .types import Hit
@@ -139,6 +139,7 @@ class QdrantRetriever(Retriever):
 
     def search_many(self, queries: Sequence[str], top_k: int = 5) -> list[list[Hit]]:
         from qdrant_client import models
+        from qdrant_client.http.exceptions import ApiException
 
         from .qdrant_store import bm25_query
 
@@ -162,7 +163,10 @@ class QdrantRetriever(Retriever):
                     with_vector=["chunk"],
                 )
             )
-        responses = self._qdrant.client.query_batch_points(self._qdrant.collection, requests=requests)
+        try:
+            responses = self._qdrant.client.query_batch_points(self._qdrant.collection, requests=requests)
+        except (ApiException, OSError, ValueError, RuntimeError) as exc:  # the server went, or refused
+            raise ModelUnavailable(f"the Qdrant search failed: {type(exc).__name__}: {exc}") from exc
         return [
             self._hits(vector, response.points, top_k)
             for vector, response in zip(vectors, responses, strict=True)
