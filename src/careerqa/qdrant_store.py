@@ -132,7 +132,10 @@ def client_for(settings: Settings) -> Any:
             if location.startswith(("http://", "https://")):
                 # No version check at start: it is one more request, and a warning when the server is down.
                 client = QdrantClient(
-                    url=location, api_key=settings.qdrant_api_key or None, timeout=30, check_compatibility=False
+                    url=location,
+                    api_key=settings.qdrant_api_key or None,
+                    timeout=30,
+                    check_compatibility=False,
                 )
             elif location == ":memory:":
                 client = _Serialised(QdrantClient(location=":memory:"))
