@@ -8,7 +8,9 @@ Each request to ``/v1/chat/completions`` takes the next step of ``script`` (the 
 - ``("cut", pieces)``: 200, stream ``pieces``, then drop the connection without ``[DONE]``;
 - a callable ``(request_json) -> step``, to answer from the messages.
 
-``requests`` records every request's JSON body and headers. The server runs in a thread.
+``requests`` records every request's JSON body and headers. ``tokenize`` (text -> token count), when
+set, answers ``/extras/tokenize/count`` as llama-cpp-python's server does (404 otherwise); its calls go
+to ``tokenize_requests``. The server runs in a thread.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class FakeOpenAI:
     def __init__(self, script: Sequence[Step]) -> None:
         self.script = list(script)
         self.requests: list[dict[str, Any]] = []
+        self.tokenize: Callable[[str], int] | None = None
+        self.tokenize_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         owner = self
 
@@ -43,6 +47,14 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if "tokenize" in self.path:
+                    owner.tokenize_requests.append({"path": self.path, "json": body})
+                    if owner.tokenize is None or self.path != "/extras/tokenize/count":
+                        self._send(404, {"Content-Type": "application/json"}, b'{"detail": "Not Found"}')
+                    else:
+                        count = json.dumps({"count": owner.tokenize(body["input"])}).encode()
+                        self._send(200, {"Content-Type": "application/json"}, count)
+                    return
                 with owner._lock:
                     owner.requests.append({"json": body, "headers": dict(self.headers)})
                     step = owner.script.pop(0) if len(owner.script) > 1 else owner.script[0]

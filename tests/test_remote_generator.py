@@ -114,6 +114,26 @@ def test_a_stream_cut_midway_is_an_error_and_is_not_retried():
     assert seen == ["Partial ", "answer"] and len(server.requests) == 1 and slept == []
 
 
+def test_tokens_are_counted_by_the_server_where_it_can():
+    with FakeOpenAI([("stream", ["x"])]) as server:
+        server.tokenize = lambda text: len(text.split()) * 7
+        gen, _ = remote(server.url)
+        assert gen.count_tokens("three little words") == 21
+        assert gen.count_tokens("three little words") == 21  # cached: asked once
+        paths = [r["path"] for r in server.tokenize_requests]
+        assert paths == ["/extras/tokenize/count"] * 2  # the probe, then the text
+        assert server.tokenize_requests[1]["json"]["input"] == "three little words"
+
+
+def test_without_a_tokenize_endpoint_tokens_are_estimated_after_one_probe():
+    with FakeOpenAI([("stream", ["x"])]) as server:
+        gen, _ = remote(server.url + "/v1")
+        text = "x" * 45
+        assert gen.count_tokens(text) == 10  # 4.5 characters per token
+        assert gen.count_tokens(text + "y") == 11
+        assert [r["path"] for r in server.tokenize_requests] == ["/extras/tokenize/count", "/tokenize"]
+
+
 def test_urls_and_settings():
     assert chat_completions_url("http://h:8080") == "http://h:8080/v1/chat/completions"
     assert chat_completions_url("http://h:8080/v1/") == "http://h:8080/v1/chat/completions"

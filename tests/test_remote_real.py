@@ -101,6 +101,9 @@ def test_remote_greedy_reply_equals_the_local_model(llama_server):
     local = LlamaGenerator(ensure_model(settings.generator, settings.cache_dir, progress=False), settings)
     try:
         assert "".join(pieces) == local.generate(messages, max_tokens=24)
+        # the prompt budget is counted by the same tokenizer as the local model's
+        passage = '<passage n="1" source="a.txt" section="Maths">\nLinear algebra and statistics.\n</passage>'
+        assert remote.count_tokens(passage) == local.count_tokens(passage)
     finally:
         local.close()
 

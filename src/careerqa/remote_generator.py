@@ -11,10 +11,13 @@ stream ends with ``ModelUnavailable``. A server that stays down, a wrong URL, a 
 any other ``4xx`` are ``ModelUnavailable`` too, naming the URL and what to check; a reply saying the
 prompt is over the model's context is ``BadInput``, as the local model's is.
 
-Not handled here: token counting by the server's own tokenizer (there is no standard endpoint for it;
-``count_tokens`` estimates from the text's length, see ``CHARS_PER_TOKEN``), the passage KV caches of
-the local generator (a remote server keeps its own prompt cache, if any), and choosing among several
-servers (put a load balancer in front and give its URL).
+Tokens are counted by the server's own tokenizer where it has an endpoint for it (llama-cpp-python's
+``/extras/tokenize/count``, llama.cpp's and vLLM's ``/tokenize``; there is no standard one), so the
+passages that fit the prompt budget are the ones the local model would get; elsewhere (Ollama)
+``count_tokens`` estimates from the text's length (``CHARS_PER_TOKEN``).
+
+Not handled here: the passage KV caches of the local generator (a remote server keeps its own prompt
+cache, if any), and choosing among several servers (put a load balancer in front and give its URL).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ MAX_RETRY_AFTER_S = 30.0  # a server asking for longer than this is treated as d
 # counts 1.11x the real tokens over the corpus: a little under the local model's passage budget,
 # never far over it, for tokenizers that split English a bit finer than Qwen's.
 CHARS_PER_TOKEN = 4.5
+# Where servers count tokens: llama-cpp-python, then llama.cpp's server and vLLM.
+TOKENIZE_PATHS = ("/extras/tokenize/count", "/tokenize")
+TOKEN_CACHE_SIZE = 4096  # texts whose count is kept
 
 
 def chat_completions_url(base: str) -> str:
@@ -90,6 +96,8 @@ class RemoteGenerator(Generator):
         # ``read`` bounds the wait for each piece of the stream (a stalled server), not the whole reply.
         timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self._client = httpx.Client(headers=headers, timeout=timeout)
+        self._tokenize_url: str | None = None  # found on the first count; "" when the server has none
+        self._counts: dict[str, int] = {}  # passages recur from question to question
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteGenerator:
@@ -155,7 +163,41 @@ class RemoteGenerator(Generator):
         return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt) * jitter
 
     def count_tokens(self, text: str) -> int:
-        return math.ceil(len(text) / CHARS_PER_TOKEN)
+        if self._tokenize_url is None:
+            self._tokenize_url = self._find_tokenizer()
+        if not self._tokenize_url:
+            return math.ceil(len(text) / CHARS_PER_TOKEN)
+        count = self._counts.get(text)
+        if count is None:
+            count = self._server_count(self._tokenize_url, text)
+            if count is None:  # a passing failure: estimate this one, ask again next time
+                return math.ceil(len(text) / CHARS_PER_TOKEN)
+            if len(self._counts) >= TOKEN_CACHE_SIZE:
+                self._counts.clear()
+            self._counts[text] = count
+        return count
+
+    def _find_tokenizer(self) -> str:
+        root = self.url[: -len("/v1/chat/completions")] if self.url.endswith("/v1/chat/completions") else ""
+        for path in TOKENIZE_PATHS:
+            if root and self._server_count(root + path, "careerqa") is not None:
+                return root + path
+        return ""
+
+    def _server_count(self, url: str, text: str) -> int | None:
+        import httpx
+
+        # One body for the three servers' field names (each ignores the others').
+        body = {"model": self.model, "input": text, "content": text, "prompt": text, "add_special": False}
+        try:
+            response = self._client.post(url, json=body, timeout=10.0)
+            if response.status_code != 200:
+                return None
+            data = response.json()
+            count = data.get("count")
+            return int(count) if isinstance(count, int) else len(data["tokens"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+            return None
 
     def describe(self) -> dict[str, Any]:
         """What ``/health`` and a diagnosis show: where answers come from, and what does not apply."""
