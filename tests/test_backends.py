@@ -29,7 +29,7 @@ from .conftest import REPO, FakeEmbedder, make_settings
 from .test_api import live_server
 
 pytest.importorskip("qdrant_client")
-from careerqa import qdrant_store  # noqa: E402 - only with qdrant-client installed
+from careerqa import qdrant_conn  # noqa: E402 - only with qdrant-client installed
 
 BACKENDS = ["faiss", "qdrant"]
 NEW_DOC = "# Agritech\n\nAgritech firms forecast crop yields from satellite images with remote sensing.\n"
@@ -44,7 +44,7 @@ def with_backend(settings: Settings, backend: str) -> Settings:
 @pytest.fixture(autouse=True)
 def _close_qdrant() -> Iterator[None]:
     yield
-    qdrant_store.close_clients()  # free each local-mode folder for the next test
+    qdrant_conn.close_clients()  # free each local-mode folder for the next test
 
 
 @pytest.fixture(params=BACKENDS)
@@ -218,7 +218,7 @@ def test_full_rebuild_and_a_different_embedder(bsettings, backend):
     report = sync(bsettings, FakeEmbedder(), full=True)
     assert report.written and report.chunks_embedded == report.chunk_count
     if backend == "qdrant":
-        client = qdrant_store.client_for(bsettings)
+        client = qdrant_conn.client_for(bsettings)
         data = [c.name for c in client.get_collections().collections if "-data-" in c.name]
         assert len(data) == 1  # the previous collection went with the commit
 

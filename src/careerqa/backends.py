@@ -89,7 +89,7 @@ class QdrantBackend(Backend):
     name = "qdrant"
 
     def stamp(self) -> Hashable | None:
-        from .qdrant_store import current_generation
+        from .qdrant_conn import current_generation
 
         return current_generation(self.settings)
 
@@ -99,10 +99,10 @@ class QdrantBackend(Backend):
         return QdrantStore.load(self.settings, embedder_name, dim)
 
     def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
-        from . import qdrant_store
+        from . import qdrant_conn, qdrant_store
 
         try:
-            manifest = qdrant_store.read_manifest(self.settings)
+            manifest = qdrant_conn.read_manifest(self.settings)
         except IndexMissing:
             manifest = {}
         if full or not manifest:
