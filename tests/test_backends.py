@@ -277,3 +277,37 @@ def test_an_unreachable_qdrant_server_is_one_line_and_exit_1(tmp_path):
     assert result.exit_code == 1
     assert f"error: Qdrant at http://127.0.0.1:{port} failed" in result.output
     assert "Connection refused" in result.output and "Traceback" not in result.output
+
+
+def test_a_qdrant_sync_killed_after_its_commit_hides_the_stale_points_until_the_next_sync(settings):
+    qsettings = with_backend(settings, "qdrant")
+    sync(qsettings, FakeEmbedder())
+    client = qdrant_conn.client_for(qsettings)
+    (qsettings.corpus_dir / "cloud.md").unlink()
+
+    class Killed(Exception):
+        pass
+
+    delete, calls = client.delete, []
+
+    def die_on_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:  # the first clears what an earlier sync left; the second follows the commit
+            raise Killed
+        return delete(*args, **kwargs)
+
+    client.delete = die_on_the_second
+    with pytest.raises(Killed):
+        sync(qsettings, FakeEmbedder())
+    del client.delete
+
+    engine = engine_for(qsettings, auto_sync=False)
+    store = engine.view().store
+    assert all(c.source != "cloud.md" for c in store.chunks.values())  # committed: cloud.md is gone
+    assert all(h.chunk.source != "cloud.md" for h in engine.search("kubernetes docker", top_k=10))
+    stored = client.count(store.collection, exact=True).count
+    assert stored > len(store)  # the stale points are still stored, and hidden
+
+    report = sync(qsettings, FakeEmbedder())  # nothing changed: it only cleans up
+    assert not report.written
+    assert client.count(store.collection, exact=True).count == len(store)
