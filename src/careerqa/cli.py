@@ -265,8 +265,12 @@ def serve(
     from .api import create_app
     from .config import Settings
 
+    from .generation import check_generator
+
     with _user_errors():
         settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)
+        # Fail here with one line rather than serve a process that dies on its first answer.
+        check_generator(settings)
     _err("loading the index and models…")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
