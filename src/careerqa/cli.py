@@ -264,7 +264,6 @@ def serve(
 
     from .api import create_app
     from .config import Settings
-
     from .generation import check_generator
 
     with _user_errors():
@@ -416,6 +415,11 @@ def eval_(
     if failures:
         _err(f"error: eval gate failed ({gate_path}): " + "; ".join(failures))
         raise typer.Exit(1)
+
+
+from .cli_doctor import doctor  # noqa: E402  (its own module; registered here)
+
+app.command()(doctor)
 
 
 def main() -> None:

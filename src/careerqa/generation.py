@@ -118,6 +118,23 @@ def ensure_model(name: str, cache_dir: Path, progress: bool = True) -> Path:
     return target
 
 
+def model_state(name: str, cache_dir: Path) -> dict[str, Any]:
+    """Where model ``name``'s file is and what is known of it, without hashing it: ``verified`` (its
+    stamp matches the file as it is now), ``unverified`` (present, not hashed as it is), ``wrong size``
+    or ``missing`` (joined on first use)."""
+    profile = MODELS[name]
+    target = Path(cache_dir).expanduser() / profile.filename
+    try:
+        size = target.stat().st_size
+    except OSError:
+        return {"path": str(target), "state": "missing", "size": None, "expected_size": profile.size}
+    if size != profile.size:
+        state = "wrong size"
+    else:
+        state = "verified" if _stamp_matches(target, profile) else "unverified"
+    return {"path": str(target), "state": state, "size": size, "expected_size": profile.size}
+
+
 def _part_paths(profile: ModelProfile) -> list[Path]:
     paths = []
     for module_name in profile.parts:

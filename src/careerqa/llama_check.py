@@ -82,7 +82,9 @@ def library_dir() -> Path | None:
 
 def library_files(lib_dir: Path) -> list[Path]:
     """The compiled libraries of a llama_cpp package: what a rebuild changes."""
-    return sorted(p for p in lib_dir.rglob("*") if p.is_file() and (".so" in p.name or p.suffix in {".dll", ".dylib"}))
+    return sorted(
+        p for p in lib_dir.rglob("*") if p.is_file() and (".so" in p.name or p.suffix in {".dll", ".dylib"})
+    )
 
 
 def build_info(lib_dir: Path | None) -> dict[str, Any]:
@@ -113,13 +115,15 @@ class CheckResult:
     ok: bool
     cached: bool  # True: remembered from an earlier run, no child process started
     key: str
-    detail: str  # the system info line on success; the failure's one-line explanation otherwise
+    system_info: str  # llama.cpp's own line: which CPU features the library was built to use
+    error: str = ""  # the one-line explanation of a failure, with the fix
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "cached": self.cached, "key": self.key,
-            "detail": self.detail, "seconds": round(self.seconds, 3),
+            "ok": self.ok, "cached": self.cached, "key": self.key, "system_info": self.system_info,
+            "uses": enabled_features(self.system_info), "error": self.error,
+            "seconds": round(self.seconds, 3),
         }  # fmt: skip
 
 
@@ -158,9 +162,7 @@ def check_llama(
     """
     lib_dir = library_dir()
     if lib_dir is None:
-        raise ModelUnavailable(
-            "llama-cpp-python is not installed; run: " + REBUILD_HINT
-        )
+        raise ModelUnavailable("llama-cpp-python is not installed; run: " + REBUILD_HINT)
     cpu = cpu_info()
     key = check_key(lib_dir, cpu, Path(model_path))
     cache_dir = Path(cache_dir).expanduser()
@@ -183,7 +185,7 @@ def check_llama(
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, errors="replace")
         except subprocess.TimeoutExpired:
             return CheckResult(
-                False, False, key,
+                False, False, key, "",
                 f"the llama.cpp check process did not finish in {timeout_s:.0f} s "
                 "(a very slow disk, or a hung library); run `careerqa doctor` to see more",
                 time.perf_counter() - started,
@@ -195,15 +197,15 @@ def check_llama(
                 "ok": True, "checked_at": time.time(), "cpu": cpu.as_dict(), "library": str(lib_dir),
                 "build": build_info(lib_dir), "system_info": system_info, "seconds": round(seconds, 2),
             })  # fmt: skip
-            return CheckResult(True, False, key, system_info, seconds)
-        return CheckResult(False, False, key, _explain(proc, cpu, system_info, lib_dir), seconds)
+            return CheckResult(True, False, key, system_info, "", seconds)
+        return CheckResult(False, False, key, system_info, _explain(proc, cpu, system_info, lib_dir), seconds)
 
 
 def ensure_llama_runs(model_path: Path, cache_dir: Path, *, threads: int = 0) -> CheckResult:
     """``check_llama``, raising ``ModelUnavailable`` with the explanation when the check fails."""
     result = check_llama(model_path, cache_dir, threads=threads)
     if not result.ok:
-        raise ModelUnavailable(result.detail)
+        raise ModelUnavailable(result.error)
     return result
 
 
@@ -229,7 +231,7 @@ def _explain(proc: subprocess.CompletedProcess[str], cpu: CpuInfo, system_info: 
             if signum == signal.SIGILL
             else "a crash inside llama.cpp"
         )
-        used = _enabled_features(system_info)
+        used = " ".join(enabled_features(system_info))
         amx = " AMX is reported by this CPU." if "amx_tile" in cpu.flags else ""
         return (
             f"llama.cpp ({built_as}) cannot run on this CPU: a test decode in a child process died of "
@@ -243,12 +245,27 @@ def _explain(proc: subprocess.CompletedProcess[str], cpu: CpuInfo, system_info: 
     )
 
 
-def _enabled_features(system_info: str) -> str:
-    """``"AVX2 AVX512 ..."`` from llama.cpp's ``"AVX2 = 1 | AVX512 = 0 | ..."`` system info."""
+def enabled_features(system_info: str) -> list[str]:
+    """``["AVX2", "AVX512", ...]`` from llama.cpp's ``"CPU : AVX2 = 1 | AVX512 = 1 | ..."`` line."""
     on = []
     for item in system_info.split("|"):
         name, _, value = item.partition("=")
         name = name.strip().split(":")[-1].strip()
         if value.strip() == "1" and name:
             on.append(name)
-    return " ".join(on)
+    return on
+
+
+# llama.cpp's feature names → the /proc/cpuinfo flag each needs.
+_FEATURE_FLAGS = {
+    "AVX": "avx", "AVX2": "avx2", "F16C": "f16c", "FMA": "fma", "BMI2": "bmi2", "AVX_VNNI": "avx_vnni",
+    "AVX512": "avx512f", "AVX512_VBMI": "avx512vbmi", "AVX512_VNNI": "avx512_vnni",
+    "AVX512_BF16": "avx512_bf16", "AMX_INT8": "amx_int8", "AMX_BF16": "amx_bf16",
+}  # fmt: skip
+
+
+def missing_features(system_info: str, cpu: CpuInfo) -> list[str]:
+    """Features the library was built to use that this CPU does not report (only the known ones)."""
+    return [
+        f for f in enabled_features(system_info) if f in _FEATURE_FLAGS and _FEATURE_FLAGS[f] not in cpu.flags
+    ]
