@@ -151,7 +151,7 @@ def search(
     for hit in hits:
         c = hit.chunk
         typer.secho(
-            f"[{hit.rank}] {c.source} › {c.section}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
+            f"[{hit.rank}] {c.label()}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
             bold=True,
         )
         typer.echo(_indent(_clip(c.text, 400)) + "\n")
@@ -185,7 +185,7 @@ def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
     typer.echo(f"\nSources ({answer.sentences_supported}/{answer.sentences_total} sentences supported):")
     for cite in answer.citations:
         c = cite.hit.chunk
-        typer.echo(f"  [{cite.n}] {c.source} › {c.section}\n      “{_clip(c.text, 160)}”")
+        typer.echo(f"  [{cite.n}] {c.label()}\n      “{_clip(c.text, 160)}”")
 
 
 def _ask_once(

@@ -202,10 +202,17 @@ def read_docx(raw: bytes) -> Extracted:
     import mammoth
 
     result = mammoth.convert_to_html(io.BytesIO(raw), style_map=_DOCX_STYLE_MAP)
-    html = result.value
+    # mammoth puts each table cell's text in <p>: unwrap it, so that a row stays one line of the table.
+    html = re.sub(r"<t([dh])\b([^>]*)>(.*?)</t\1>", _unwrap_cell, result.value, flags=re.DOTALL)
     if not re.search(r"\w", re.sub(r"<[^>]*>", " ", html)):
         raise Unreadable("the Word file has no text")
     return Extracted(html, "html")
+
+
+def _unwrap_cell(m: re.Match[str]) -> str:
+    inner = re.sub(r"</p>\s*<p[^>]*>", " ", m.group(3))
+    inner = re.sub(r"</?p\b[^>]*>", "", inner)
+    return f"<t{m.group(1)}{m.group(2)}>{inner}</t{m.group(1)}>"
 
 
 # --------------------------------------------------------------------------- front matter
