@@ -53,7 +53,7 @@ def test_pdf_text_drops_running_headers_and_joins_hyphenated_words(tmp_path):
     assert fx.HEADER not in doc.text
     assert "Page 1 of 4" not in doc.text and "of 4" not in doc.text
     # Every word of every paragraph, in order, with the words broken at line ends whole again.
-    expected = [w for heading, paragraphs in fx.GUIDE for w in [*heading.split(), *" ".join(paragraphs).split()]]
+    expected = [w for heading, body in fx.GUIDE for w in [*heading.split(), *" ".join(body).split()]]
     assert words(doc.text) == expected
     assert "bias-variance" in doc.text and "write-up" in doc.text  # real hyphens stay
     assert doc.pages and len(doc.pages) == 4
@@ -205,7 +205,8 @@ def test_cli_index_search_and_ask_show_pages_and_metadata(doc_corpus):
     assert hit["title"] == "Switching into AI from Finance"
 
     doc_corpus["replies"][:] = ["Counter with a figure about fifteen percent higher [1]."]
-    out = runner.invoke(cli.app, ["ask", "--json", "how much higher should I counter the first salary offer?"])
+    question = "how much higher should I counter the first salary offer?"
+    out = runner.invoke(cli.app, ["ask", "--json", question])
     answer = json.loads(out.stdout)
     assert not answer["abstained"], answer
     assert answer["citations"][0]["page"] == 4
