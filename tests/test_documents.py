@@ -125,8 +125,9 @@ def test_docx_keeps_headings_lists_and_tables(tmp_path):
         assert paragraph in chunk.text
         for item in items:
             assert f"- {item}" in chunk.text
-    assert "Research | Research Engineer" in doc.text
-    assert all(c.page is None for c in chunks)
+    assert "| Research | Research Engineer |" in doc.text
+    assert doc.title == fx.HANDBOOK_DOCX["title"]  # Word's Title paragraph names the document
+    assert all(c.page is None and c.title == doc.title for c in chunks)
 
 
 def test_front_matter_names_the_document_and_is_not_indexed():

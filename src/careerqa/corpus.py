@@ -238,6 +238,7 @@ def _load_binary(rel: str, raw: bytes) -> Document:
         text=text,
         offsets=tuple(offsets),
         pages=extracted.pages,
+        title=extracted.title,
         notes=extracted.warnings,
     )
     _BINARY_CACHE[(rel, sha)] = doc
