@@ -69,6 +69,9 @@ def extract(suffix: str, raw: bytes) -> Extracted:
         return read_pdf(raw) if kind == "pdf" else read_docx(raw)
     except Unreadable:
         raise
+    except ImportError as exc:
+        package = "pdfminer.six==20260107" if kind == "pdf" else "python-docx==1.2.0"
+        raise Unreadable(f"reading {kind.upper()} files needs a package: pip install '{package}'") from exc
     except Exception as exc:  # a damaged or truncated file (a copy still being written) is skipped
         raise Unreadable(f"cannot read this {kind.upper()} file ({type(exc).__name__}: {exc})") from exc
 
