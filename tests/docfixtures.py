@@ -67,9 +67,10 @@ def _wrap(text: str, width: int, hyphenate: bool) -> list[str]:
     return lines
 
 
-def guide_pdf(path: Path, hyphenate: bool = True, outline: bool = True) -> Path:
+def guide_pdf(path: Path, hyphenate: bool = True, outline: bool = True, heading_size: int = 16) -> Path:
     """Four pages, one ``GUIDE`` section each: a bold heading (and an outline entry), body lines
-    hyphenated at a narrow width, the running header ``HEADER`` and a footer ``Page N of 4``."""
+    hyphenated at a narrow width, the running header ``HEADER`` and a footer ``Page N of 4``. With
+    ``heading_size=11`` the headings are set in the body's size: only the outline tells them apart."""
     from fpdf import FPDF
 
     class Guide(FPDF):
@@ -89,7 +90,7 @@ def guide_pdf(path: Path, hyphenate: bool = True, outline: bool = True) -> Path:
         pdf.add_page()
         if outline:
             pdf.start_section(heading)
-        pdf.set_font("helvetica", "B", 16)
+        pdf.set_font("helvetica", "B", heading_size)
         pdf.cell(0, 10, heading, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("helvetica", size=11)
         for paragraph in paragraphs:

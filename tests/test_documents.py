@@ -79,6 +79,14 @@ def test_pdf_headings_from_font_size_become_sections_with_page_numbers(tmp_path)
         assert doc.text[chunk.start : chunk.end] == chunk.text  # spans count characters of the text
 
 
+@pytest.mark.parametrize("outline", [True, False])
+def test_headings_in_body_size_are_found_through_the_outline(tmp_path, outline):
+    data = fx.guide_pdf(tmp_path / "g.pdf", outline=outline, heading_size=11).read_bytes()
+    sections = {c.section for c in chunk_document(load_document("g.pdf", data), 60, 180)}
+    headings = {heading for heading, _ in fx.GUIDE}
+    assert (sections == headings) if outline else not (sections & headings)
+
+
 def test_a_chunk_over_two_pages_names_both():
     from careerqa.types import Document
 

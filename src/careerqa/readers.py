@@ -4,7 +4,8 @@ split a Markdown file's front matter from its body.
 - **PDF** (pdfminer.six): lines in reading order from its layout analysis, headings from font size
   (a line set clearly larger than the body text), running headers and footers dropped (a line near the
   top or bottom edge that repeats on most pages, digits ignored), words hyphenated at a line end joined
-  again (unless the document spells the word with its hyphen elsewhere). Why pdfminer.six and not pypdf:
+  again (unless the document spells the word with its hyphen elsewhere); a line that is the title of
+  an outline entry (a bookmark) is a heading too, whatever its font. Why pdfminer.six and not pypdf:
   ``bench/bench_pdf_readers.py`` on generated layouts: both keep the words, but pypdf follows the content
   stream, so a two-column page written row by row comes out with its columns interleaved; pdfminer.six
   groups the text by position. An encrypted PDF that needs a password, and one without a text layer
@@ -96,6 +97,7 @@ def read_pdf(raw: bytes) -> Extracted:
     from pdfminer.pdfparser import PDFSyntaxError
 
     pages: list[list[_Line]] = []
+    outline = _outline_titles(raw)
     try:
         for page in extract_pages(io.BytesIO(raw), laparams=LAParams()):
             lines: list[_Line] = []
@@ -120,7 +122,23 @@ def read_pdf(raw: bytes) -> Extracted:
             "the PDF has no text layer (a scan or images only?); no OCR engine is available, "
             "so export it with its text or add a text version"
         )
-    return _pdf_text(pages)
+    return _pdf_text(pages, outline)
+
+
+def _outline_titles(raw: bytes) -> set[str]:
+    """The titles in the PDF's outline (bookmarks), normalised; empty when it has none."""
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfparser import PDFParser
+
+    try:
+        document = PDFDocument(PDFParser(io.BytesIO(raw)))
+        return {_heading_key(str(entry[1])) for entry in document.get_outlines() if entry[1]}
+    except Exception:  # no outline (PDFNoOutlines), or one that does not parse: font cues only
+        return set()
+
+
+def _heading_key(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def _edge_marks(lines: list[_Line], height: float) -> list[_Line]:
@@ -134,7 +152,7 @@ def _chrome_key(text: str) -> str:
     return re.sub(r"\d+", "#", " ".join(text.lower().split()))
 
 
-def _pdf_text(pages: list[list[_Line]]) -> Extracted:
+def _pdf_text(pages: list[list[_Line]], outline: set[str]) -> Extracted:
     edge_counts = Counter(
         key for page in pages for key in {_chrome_key(line.text) for line in page if line.edge}
     )
@@ -147,7 +165,7 @@ def _pdf_text(pages: list[list[_Line]]) -> Extracted:
             weights[round(line.size, 1)] += len(line.text)
     body_size = weights.most_common(1)[0][0] if weights else 0.0
 
-    page_texts = [_page_text(page, body_size) for page in body]
+    page_texts = [_page_text(page, body_size, outline) for page in body]
     hyphenated = {m.group(0).lower() for t in page_texts for m in re.finditer(r"\b[A-Za-z]+-[A-Za-z]+\b", t)}
     text_parts: list[str] = []
     starts: list[int] = []
@@ -165,14 +183,14 @@ def _pdf_text(pages: list[list[_Line]]) -> Extracted:
     return Extracted("".join(text_parts), "markdown", tuple(starts), tuple(warnings))
 
 
-def _page_text(lines: list[_Line], body_size: float) -> str:
+def _page_text(lines: list[_Line], body_size: float, outline: set[str]) -> str:
     out: list[str] = []
     prev: _Line | None = None
     for line in lines:
         height = line.height or line.size
         words = len(line.text.split())
         larger = body_size > 0 and line.size >= HEADING_SIZE_RATIO * body_size
-        is_heading = larger and words <= HEADING_MAX_WORDS
+        is_heading = (larger or _heading_key(line.text) in outline) and words <= HEADING_MAX_WORDS
         if is_heading:
             out.append("\n\n# " + " ".join(line.text.split()) + "\n\n")
         elif prev is None:
