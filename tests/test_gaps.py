@@ -5,6 +5,9 @@ questions written for it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -29,7 +32,7 @@ from careerqa.gaps import (
 from careerqa.generation import FakeGenerator
 from careerqa.types import Answer
 
-from .conftest import FakeEmbedder, make_settings
+from .conftest import REPO, FakeEmbedder, make_settings
 from .test_api import QUESTION, live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
@@ -202,18 +205,33 @@ def test_feedback_when_the_log_is_off_is_409(tmp_path):
 
 @pytest.mark.real
 def test_real_embedder_groups_off_corpus_questions_by_topic(tmp_path):
-    from careerqa.embedding import load_embedder
-
-    embedder = load_embedder("all-MiniLM-L6-v2")
+    """``careerqa gaps --json`` in its own process, with the packaged embedder, after a batch of
+    off-corpus questions: one group per topic, with its count."""
     questions = [(topic, q) for topic, qs in OFF_TOPIC.items() for q in qs]
     # Asked in an interleaved order, some twice, as a day of questions would come.
     order = [questions[i] for i in (0, 3, 5, 1, 6, 4, 2, 7, 0, 5)]
+    index_dir = tmp_path / "index"
     for _, q in order:
-        log_answer(tmp_path, answer(q, True), "v1", 100_000)
-    report = gap_report(list(read_log(tmp_path)), embedder.embed)
+        log_answer(index_dir, answer(q, True), "v1", 100_000)
+    out = subprocess.run(
+        [sys.executable, "-m", "careerqa", "gaps", "--json", "--index-dir", str(index_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")},
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
     groups = [set(g["questions"]) for g in report["groups"]]
     assert sorted(map(sorted, groups)) == sorted(sorted(qs) for qs in OFF_TOPIC.values()), report
     topic = {q: t for t, qs in OFF_TOPIC.items() for q in qs}
     counts = {topic[g["example"]]: g["count"] for g in report["groups"]}
     assert counts == {"visa": 4, "quantum": 4, "pension": 2}
     assert report["groups"][-1]["count"] == 2  # largest first
+
+
+@pytest.mark.parametrize("args", [["gaps", "--help"], ["index", "--help"], ["serve", "--help"]])
+def test_help_names_the_new_options(args):
+    out = runner.invoke(cli.app, args)
+    assert out.exit_code == 0
+    assert {"gaps": "--since", "index": "--watch", "serve": "--watch"}[args[0]] in out.output
