@@ -226,6 +226,19 @@ def test_cli_index_search_and_ask_show_pages_and_metadata(doc_corpus):
     assert "[1] guide.pdf › p. 4 › Salary Negotiation" in out.stdout
 
 
+def test_a_skipped_pdf_does_not_count_as_a_change_at_every_start(doc_corpus, settings):
+    assert runner.invoke(cli.app, ["index"]).exit_code == 0
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    assert list(manifest["skipped_files"]) == ["locked.pdf"]
+    assert runner.invoke(cli.app, ["search", "salary negotiation"]).exit_code == 0
+    assert doc_corpus["engine"].last_sync is None  # each command's engine: no sync was needed
+    fx.image_only_pdf(settings.corpus_dir / "scan.pdf")  # a new skipped file is a change, once
+    assert runner.invoke(cli.app, ["search", "salary negotiation"]).exit_code == 0
+    assert doc_corpus["engine"].last_sync is not None
+    assert runner.invoke(cli.app, ["search", "salary negotiation"]).exit_code == 0
+    assert doc_corpus["engine"].last_sync is None
+
+
 # --------------------------------------------------------------------------- through /reindex
 
 

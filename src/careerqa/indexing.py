@@ -16,7 +16,7 @@ from typing import Any
 
 from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
-from .corpus import load_corpus
+from .corpus import file_hashes, load_corpus
 from .embedding import Embedder
 from .errors import IndexMissing, IndexStale
 from .index_store import IndexStore, check_compatible, read_manifest, remove_orphans, write_lock
@@ -72,6 +72,10 @@ def sync_index(
     report = SyncReport(full=full)
     t0 = time.perf_counter()
     documents, report.warnings = load_corpus(settings.corpus_dir)
+    # Files read but skipped (an encrypted or image-only PDF): remembered, so that the engine's check
+    # for a changed corpus does not see them as new at every start and sync again.
+    read = {doc.path for doc in documents}
+    skipped = {rel: sha for rel, sha in file_hashes(settings.corpus_dir).items() if rel not in read}
     report.seconds["read"] = time.perf_counter() - t0
 
     with write_lock(settings.index_dir):
@@ -103,7 +107,8 @@ def sync_index(
         report.chunks_unchanged = len(wanted) - len(new)
         report.chunk_count = len(wanted)
 
-        if not (new or stale or report.changed or rechunk_all or full):
+        skipped_changed = store.manifest.get("skipped_files", {}) != skipped
+        if not (new or stale or report.changed or rechunk_all or full or skipped_changed):
             if store.manifest:  # nothing to write, but a killed build may have left files behind
                 remove_orphans(settings.index_dir, store.manifest)
             return report
@@ -133,6 +138,7 @@ def sync_index(
             "chunking": params,
             "files": dict(sorted(files.items())),
             "chunk_ids": sorted(wanted),
+            "skipped_files": dict(sorted(skipped.items())),
         }
         t3 = time.perf_counter()
         store.save(settings.index_dir, manifest)
