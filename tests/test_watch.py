@@ -257,3 +257,9 @@ def test_real_index_watch_then_search_finds_pages(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_watching_a_missing_folder_is_a_clear_error(fake_cli, tmp_path):  # noqa: F811
+    out = CliRunner().invoke(cli.app, ["index", "--watch", "--corpus", str(tmp_path / "nope")])
+    assert out.exit_code == 1
+    assert "error: corpus folder" in out.stderr and "does not exist" in out.stderr
