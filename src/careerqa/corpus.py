@@ -22,6 +22,7 @@ import html
 import os
 import re
 import stat
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from difflib import SequenceMatcher
@@ -223,12 +224,16 @@ _BINARY_CACHE: OrderedDict[tuple[str, str], Document] = OrderedDict()
 BINARY_CACHE_SIZE = 128
 
 
+_BINARY_CACHE_LOCK = threading.Lock()
+
+
 def _load_binary(rel: str, raw: bytes) -> Document:
     sha = hashlib.sha256(raw).hexdigest()
-    cached = _BINARY_CACHE.get((rel, sha))
-    if cached is not None:
-        _BINARY_CACHE.move_to_end((rel, sha))
-        return cached
+    with _BINARY_CACHE_LOCK:
+        cached = _BINARY_CACHE.get((rel, sha))
+        if cached is not None:
+            _BINARY_CACHE.move_to_end((rel, sha))
+            return cached
     extracted = extract(Path(rel).suffix.lower(), raw)
     text, offsets = clean_text(extracted.text, extracted.kind)
     doc = Document(
@@ -241,9 +246,10 @@ def _load_binary(rel: str, raw: bytes) -> Document:
         title=extracted.title,
         notes=extracted.warnings,
     )
-    _BINARY_CACHE[(rel, sha)] = doc
-    while len(_BINARY_CACHE) > BINARY_CACHE_SIZE:
-        _BINARY_CACHE.popitem(last=False)
+    with _BINARY_CACHE_LOCK:
+        _BINARY_CACHE[(rel, sha)] = doc
+        while len(_BINARY_CACHE) > BINARY_CACHE_SIZE:
+            _BINARY_CACHE.popitem(last=False)
     return doc
 
 
