@@ -295,6 +295,46 @@ def test_unchanged_pdfs_are_read_once_per_process(tmp_path, monkeypatch):
     assert calls == [".pdf", ".pdf"]
 
 
+def test_a_sync_reads_again_only_the_pdfs_that_changed(tmp_path, monkeypatch):
+    import careerqa.corpus as corpus_module
+
+    calls: list[str] = []
+    real = corpus_module.extract
+
+    def counting(suffix: str, raw: bytes):
+        calls.append(suffix)
+        return real(suffix, raw)
+
+    def fresh_process() -> None:  # what a new `careerqa index` starts with
+        monkeypatch.setattr(corpus_module, "_BINARY_CACHE", type(corpus_module._BINARY_CACHE)())
+
+    monkeypatch.setattr(corpus_module, "extract", counting)
+    settings = make_settings(tmp_path)
+    fx.guide_pdf(settings.corpus_dir / "guide.pdf")
+    fx.handbook_docx(settings.corpus_dir / "handbook.docx")
+    engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator([]))
+    fresh_process()
+    assert set(engine.sync().files_added) >= {"guide.pdf", "handbook.docx"}
+    assert sorted(calls) == [".docx", ".pdf"]
+    (settings.corpus_dir / "maths.md").write_text("# Maths\n\nProbability matters most.\n")
+    fresh_process()
+    report = engine.sync()
+    assert report.files_changed == ["maths.md"] and "guide.pdf" in report.files_unchanged
+    assert sorted(calls) == [".docx", ".pdf"]  # neither read again
+    fx.handbook_docx(settings.corpus_dir / "handbook.docx", extra="Mentors answer one question a week.")
+    fresh_process()
+    assert engine.sync().files_changed == ["handbook.docx"]
+    assert sorted(calls) == [".docx", ".docx", ".pdf"]
+    # New chunking parameters: every file is chunked again, so the PDF is read after all.
+    rechunked = settings.replace(chunk_max_words=100)
+    engine = Engine(rechunked, embedder=FakeEmbedder(), generator=FakeGenerator([]))
+    fresh_process()
+    report = engine.sync()
+    assert "guide.pdf" in report.files_changed and calls.count(".pdf") == 2
+    pages = {c.page for c in engine.view().store.chunks.values() if c.source == "guide.pdf"}
+    assert pages == {1, 2, 3, 4}
+
+
 def test_readme_lists_the_new_formats():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert "careerqa gaps" in readme and "index --watch" in readme and ".pdf" in readme

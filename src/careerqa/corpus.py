@@ -24,7 +24,8 @@ import re
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -42,6 +43,7 @@ KINDS: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",
 }
+BINARY_SUFFIXES = frozenset({".pdf", ".docx"})
 _BINARY_SNIFF = 8192
 # Larger files are skipped with a warning: cleaning keeps one offset per character, so a 50 MB file
 # would take gigabytes of memory, and a corpus document is rarely over a few hundred kilobytes.
@@ -145,7 +147,7 @@ def _read_file(
     if len(raw) > max_bytes:
         skip(f"over the {max_bytes / 2**20:g} MiB limit for one file")
         return None
-    if KINDS[suffix] in ("pdf", "docx"):  # read by ``readers.py`` when the file is loaded
+    if suffix in BINARY_SUFFIXES:  # read by ``readers.py`` when the file is loaded
         if not raw:
             skip("empty file")
             return None
@@ -258,26 +260,55 @@ def load_corpus(corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list
 
     A bad file never stops the others from loading: it is skipped with a warning (see ``_walk``).
     """
+    scan = scan_corpus(corpus_dir, max_bytes)
+    return scan.documents, scan.warnings
+
+
+@dataclass
+class CorpusScan:
+    documents: list[Document]  # sorted by path
+    warnings: list[str]
+    hashes: dict[str, str]  # sha256 of every file read: loaded, kept or skipped
+    kept: dict[str, bytes]  # files not loaded, because their sha256 is the one ``keep`` gave
+
+
+def scan_corpus(
+    corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES, keep: Mapping[str, str] | None = None
+) -> CorpusScan:
+    """``load_corpus``, but a file whose sha256 is ``keep[path]`` is only hashed, not loaded: a sync
+    passes the PDF and Word files its index already holds, whose reading is slow."""
     found, warnings = _walk(corpus_dir, max_bytes)
-    documents: list[Document] = []
+    scan = CorpusScan([], warnings, {}, {})
     for rel, _, raw in found:
-        try:
-            doc = load_document(rel, raw)
-        except Unreadable as exc:
-            warnings.append(f"skipped {rel}: {exc}")
+        sha = hashlib.sha256(raw).hexdigest()
+        scan.hashes[rel] = sha
+        if keep and keep.get(rel) == sha:
+            scan.kept[rel] = raw
             continue
-        warnings.extend(f"{rel}: {note}" for note in doc.notes)
-        if not doc.text.strip():
-            warnings.append(f"skipped {rel}: no text left after cleaning")
-            continue
-        documents.append(doc)
-    if not documents:
+        doc = load_or_warn(rel, raw, warnings)
+        if doc is not None:
+            scan.documents.append(doc)
+    if not scan.documents and not scan.kept:
         skipped = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
         raise CorpusEmpty(
             f"corpus folder {corpus_dir} holds no readable .txt, .md, .html, .pdf or .docx documents"
             + (f" ({skipped})" if skipped else "")
         )
-    return documents, warnings
+    return scan
+
+
+def load_or_warn(rel: str, raw: bytes, warnings: list[str]) -> Document | None:
+    """``load_document``, or None with a warning for a file with no text to index."""
+    try:
+        doc = load_document(rel, raw)
+    except Unreadable as exc:
+        warnings.append(f"skipped {rel}: {exc}")
+        return None
+    warnings.extend(f"{rel}: {note}" for note in doc.notes)
+    if not doc.text.strip():
+        warnings.append(f"skipped {rel}: no text left after cleaning")
+        return None
+    return doc
 
 
 # --------------------------------------------------------------------------- tracked substitution
