@@ -108,8 +108,14 @@ def index(
     as_json: JsonOpt = False,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep running: sync after each corpus change (Ctrl-C stops).")
+    ] = False,
 ) -> None:
     """Build or update the index from the corpus, embedding only what changed."""
+    if watch:
+        _index_watch(corpus, index_dir, full, as_json)
+        return
     with _user_errors():
         engine = _engine(corpus, index_dir, quiet=as_json)
         report = engine.sync(full=full)
@@ -145,7 +151,7 @@ def search(
     for hit in hits:
         c = hit.chunk
         typer.secho(
-            f"[{hit.rank}] {c.source} › {c.section}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
+            f"[{hit.rank}] {c.label()}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
             bold=True,
         )
         typer.echo(_indent(_clip(c.text, 400)) + "\n")
@@ -179,7 +185,7 @@ def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
     typer.echo(f"\nSources ({answer.sentences_supported}/{answer.sentences_total} sentences supported):")
     for cite in answer.citations:
         c = cite.hit.chunk
-        typer.echo(f"  [{cite.n}] {c.source} › {c.section}\n      “{_clip(c.text, 160)}”")
+        typer.echo(f"  [{cite.n}] {c.label()}\n      “{_clip(c.text, 160)}”")
 
 
 def _ask_once(
@@ -216,7 +222,8 @@ def ask(
             answer = engine.ask(question, top_k=top_k)
             typer.echo(json.dumps(answer_to_dict(answer), indent=2, ensure_ascii=False))
         else:
-            _ask_once(engine, question, [], top_k, stream=not no_stream)
+            answer = _ask_once(engine, question, [], top_k, stream=not no_stream)
+        _log_answer(engine, answer)
 
 
 @app.command()
@@ -245,6 +252,7 @@ def chat(
         except CareerQAError as exc:
             _err(f"error: {exc}")
             continue
+        _log_answer(engine, answer)
         if answer.standalone_question:
             typer.echo(f"  (understood as: {answer.standalone_question})")
         history.append((question, answer.text))
@@ -256,19 +264,25 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Sync the index after every change to the corpus.")
+    ] = False,
 ) -> None:
     """Serve the chat page at http://HOST:PORT/ with /chat, /search, /health, /reindex and an
     OpenAI-compatible /v1/chat/completions (API description at /docs). Models load before it listens.
-    Set CAREERQA_ADMIN_TOKEN to allow POST /reindex."""
+    Set CAREERQA_ADMIN_TOKEN to allow POST /reindex; CAREERQA_LOG_QUESTIONS=1 for `careerqa gaps`."""
     import uvicorn
 
     from .api import create_app
     from .config import Settings
+    from .generation import check_generator
 
     with _user_errors():
         settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)
+        # Fail here with one line rather than serve a process that dies on its first answer.
+        check_generator(settings)
     _err("loading the index and models…")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, watch=watch), host=host, port=port, log_level="info")
 
 
 @app.command("eval")
@@ -412,6 +426,108 @@ def eval_(
     if failures:
         _err(f"error: eval gate failed ({gate_path}): " + "; ".join(failures))
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- watching and gaps
+
+
+def _index_watch(corpus: Path | None, index_dir: Path | None, full: bool, as_json: bool) -> None:
+    """``index --watch``: one line (or JSON line) per sync that changed the index."""
+    from .watch import sync_line, watch_corpus
+
+    shown_warnings: set[str] = set()
+    first = [full]
+
+    def on_sync(result: SyncReport | CareerQAError) -> None:
+        if isinstance(result, CareerQAError):
+            _err(f"error: {result}")
+            return
+        for warning in result.warnings:  # each skipped file once, not at every sync
+            if warning not in shown_warnings:
+                _err(f"warning: {warning}")
+        shown_warnings.clear()
+        shown_warnings.update(result.warnings)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        elif result.written:
+            typer.echo(sync_line(result))
+
+    def sync() -> SyncReport:
+        full_now, first[0] = first[0], False
+        return engine.sync(full=full_now)
+
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=as_json)
+        settings = engine.settings
+        watch_corpus(
+            settings.corpus_dir,
+            sync,
+            on_sync,
+            quiet_ms=settings.watch_quiet_ms,
+            on_ready=lambda: _err(f"watching {settings.corpus_dir} for changes (Ctrl-C to stop)"),
+        )
+
+
+def _log_answer(engine: Engine, answer: Answer) -> None:
+    if not engine.settings.log_questions:
+        return
+    from .gaps import log_answer
+
+    try:
+        log_answer(
+            engine.settings.index_dir, answer, engine.view().version, engine.settings.question_log_max_bytes
+        )
+    except OSError as exc:  # the answer was given; a log that cannot be written must not hide it
+        _err(f"warning: could not write the question log ({exc})")
+
+
+@app.command()
+def gaps(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only questions asked since: 7d, 12h, 30m or a date.")
+    ] = None,
+    as_json: JsonOpt = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Questions the corpus failed to answer (refused, weakly supported, voted down), grouped by meaning.
+    Needs the question log: CAREERQA_LOG_QUESTIONS=1 while asking or serving."""
+    from .gaps import gap_report, log_path, parse_since, read_log
+
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=True)
+        when = parse_since(since)
+        records = list(read_log(engine.settings.index_dir))
+        if not records and not engine.settings.log_questions:
+            _err(
+                f"note: {log_path(engine.settings.index_dir)} is empty; the question log is off "
+                "(set CAREERQA_LOG_QUESTIONS=1 for ask, chat and serve)"
+            )
+        report = gap_report(records, lambda texts: engine.embedder.embed(texts), when)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{report['questions']} unanswered or weakly answered questions "
+        f"({report['distinct_questions']} distinct) in {len(report['groups'])} groups"
+    )
+    for n, group in enumerate(report["groups"], start=1):
+        o = group["outcomes"]
+        typer.secho(
+            f"\n[{n}] {group['count']}× “{group['example']}”  "
+            f"(refused {o['refused']}, weak {o['weak']}, thumbs down {o['down']})",
+            bold=True,
+        )
+        for question in group["questions"][1:4]:
+            typer.echo(f"    also: {question}")
+        nearest = group["nearest_passage"]
+        if nearest:
+            typer.echo(f"    nearest passage: {nearest['label']} (cosine {nearest['cosine']:.2f})")
+
+
+from .cli_doctor import doctor  # noqa: E402  (its own module; registered here)
+
+app.command()(doctor)
 
 
 def main() -> None:

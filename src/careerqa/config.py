@@ -68,6 +68,13 @@ class Settings:
     admin_token: str = field(default="", repr=False)
     queue_size: int = 4  # questions that may wait while one is answered; more get 503
 
+    # Watching the corpus and the question log (content-gap report).
+    watch_quiet_ms: int = 400  # `index --watch` / `serve --watch` sync when nothing changed for this long
+    # 1: record each answer's question and outcome (no client address) in <index_dir>/questions.jsonl,
+    # for `careerqa gaps`; off by default.
+    log_questions: int = 0
+    question_log_max_bytes: int = 5 * 2**20  # then the log is rotated to questions.1.jsonl (one kept)
+
     # Past one machine (README "Scaling out"). A remote OpenAI-compatible generator replaces the local
     # llama.cpp model when generator_url is set; generator_model defaults to the generator's name.
     generator_url: str = ""

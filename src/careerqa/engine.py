@@ -204,6 +204,9 @@ class Engine:
         except CareerQAError:
             return False  # no readable corpus here: serve the index as it is
         known = {path: entry.get("sha256") for path, entry in (manifest.get("files") or {}).items()}
+        skipped = manifest.get("skipped_files")
+        if isinstance(skipped, dict):  # files read before and skipped (indexing.py)
+            known.update(skipped)
         return current != known
 
     @property

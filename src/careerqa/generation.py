@@ -118,6 +118,23 @@ def ensure_model(name: str, cache_dir: Path, progress: bool = True) -> Path:
     return target
 
 
+def model_state(name: str, cache_dir: Path) -> dict[str, Any]:
+    """Where model ``name``'s file is and what is known of it, without hashing it: ``verified`` (its
+    stamp matches the file as it is now), ``unverified`` (present, not hashed as it is), ``wrong size``
+    or ``missing`` (joined on first use)."""
+    profile = MODELS[name]
+    target = Path(cache_dir).expanduser() / profile.filename
+    try:
+        size = target.stat().st_size
+    except OSError:
+        return {"path": str(target), "state": "missing", "size": None, "expected_size": profile.size}
+    if size != profile.size:
+        state = "wrong size"
+    else:
+        state = "verified" if _stamp_matches(target, profile) else "unverified"
+    return {"path": str(target), "state": state, "size": size, "expected_size": profile.size}
+
+
 def _part_paths(profile: ModelProfile) -> list[Path]:
     paths = []
     for module_name in profile.parts:
@@ -293,13 +310,18 @@ class LlamaGenerator(Generator):
     """
 
     def __init__(self, model_path: Path, settings: Settings, name: str | None = None) -> None:
+        from .llama_check import ensure_llama_runs
+
+        threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+        # Before this process maps the model: a library built for CPU features this machine forbids
+        # would otherwise kill it (SIGILL) on the first token. Remembered after the first success.
+        ensure_llama_runs(Path(model_path), settings.cache_dir, threads=threads)
         try:
             import llama_cpp
         except ImportError as exc:
             raise ModelUnavailable(
-                "llama-cpp-python is not installed; run: pip install llama-cpp-python==0.3.36"
+                "llama-cpp-python is not installed; run: make llama  (or: scripts/install_llama.sh .venv)"
             ) from exc
-        threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(model_path),
@@ -364,6 +386,19 @@ class LlamaGenerator(Generator):
     def close(self) -> None:
         """Free the model now rather than when the object is collected."""
         self._llama.close()
+
+
+def check_generator(settings: Settings, progress: bool = True) -> None:
+    """Make sure the configured local model can run here, before a process loads it into itself.
+
+    Joins the model file if needed, then runs (or recalls) ``llama_check``'s child-process decode;
+    raises ``ModelUnavailable`` with the fix when llama.cpp cannot run on this CPU.
+    """
+    from .llama_check import ensure_llama_runs
+
+    path = ensure_model(settings.generator, settings.cache_dir, progress=progress)
+    threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+    ensure_llama_runs(path, settings.cache_dir, threads=threads)
 
 
 def load_generator(settings: Settings, progress: bool = True) -> Generator:

@@ -38,7 +38,7 @@ from .vector_index import EXACT_BELOW, describe, refit
 
 # Still 2 with IVF indexes: the FAISS files describe their own type, every reader since version 2
 # searches, reconstructs and removes through them alike, and a manifest without "vector_index" is exact.
-FORMAT_VERSION = 2  # 2: sentence vectors beside the chunk vectors
+FORMAT_VERSION = 3  # 2: sentence vectors beside the chunk vectors; 3: chunks carry page, title, tags, date
 MANIFEST = "manifest.json"
 REBUILD_HINT = "run `careerqa index --full` to rebuild it"
 
