@@ -130,7 +130,8 @@ class QdrantStore:
             for point in points:
                 payload = dict(point.payload or {})
                 store._lengths[payload["chunk_id"]] = int(payload.pop("bm25_length"))
-                store.chunks[payload["chunk_id"]] = Chunk(**{k: payload[k] for k in _chunk_fields()})
+                fields = {k: payload[k] for k in _chunk_fields() if k in payload}  # older points: defaults
+                store.chunks[payload["chunk_id"]] = Chunk(**fields)
             if offset is None:
                 break
         wanted = manifest.get("chunk_ids")
@@ -305,9 +306,8 @@ class QdrantStore:
         stale = [faiss_id(c) for c in sorted(self._stale)]
         for start in range(0, len(stale), BATCH):
             self.client.set_payload(self.collection, {"removed_in": g}, points=stale[start : start + BATCH])
-        for chunk in self._moved.values():  # a kept chunk of a changed file: its new span and kind
-            fields = {"start": chunk.start, "end": chunk.end, "kind": chunk.kind}
-            self.client.set_payload(self.collection, fields, points=[faiss_id(chunk.chunk_id)])
+        for chunk in self._moved.values():  # a kept chunk of a changed file: its new span and metadata
+            self.client.set_payload(self.collection, asdict(chunk), points=[faiss_id(chunk.chunk_id)])
         bm25 = self._bm25_state()
         manifest = {
             **manifest,
