@@ -318,3 +318,21 @@ def test_a_qdrant_sync_killed_after_its_commit_hides_the_stale_points_until_the_
     report = sync(qsettings, FakeEmbedder())  # nothing changed: it only cleans up
     assert not report.written
     assert client.count(store.collection, exact=True).count == len(store)
+
+
+def test_doctor_checks_the_qdrant_index(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from careerqa import cli
+
+    qsettings = with_backend(make_settings(tmp_path), "qdrant")
+    monkeypatch.setattr("careerqa.engine.EMBEDDER_DIMS", {FakeEmbedder.name: FakeEmbedder.dim})
+    monkeypatch.setenv("CAREERQA_QDRANT_URL", qsettings.qdrant_url)
+    monkeypatch.setenv("CAREERQA_EMBEDDER", FakeEmbedder.name)
+    args = ["doctor", "--json", "--no-check", "--corpus", str(qsettings.corpus_dir)]
+    missing = json.loads(CliRunner().invoke(cli.app, args).stdout)["index"]
+    assert missing["state"] == "missing" and missing["backend"] == "qdrant"
+    report = sync(qsettings, FakeEmbedder())
+    index = json.loads(CliRunner().invoke(cli.app, args).stdout)["index"]
+    assert index["state"] == "ok" and index["chunks"] == report.chunk_count
+    assert index["corpus"] == "in sync" and index["dir"] == f"qdrant {qsettings.qdrant_url}"

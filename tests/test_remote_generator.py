@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -161,3 +162,36 @@ def test_the_engine_answers_through_a_remote_server(settings, fake_embedder, mon
     sent = server.requests[0]["json"]
     assert sent["model"] == "served-model"
     assert '<passage n="1"' in sent["messages"][1]["content"]
+
+
+def test_doctor_reports_the_remote_generator_and_hides_the_key(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from careerqa import cli
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.md").write_text("# A\n\nSome text about careers in AI.\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CAREERQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CAREERQA_GENERATOR_API_KEY", "very-secret-key")
+    with FakeOpenAI([("stream", ["x"])]) as server:
+        monkeypatch.setenv("CAREERQA_GENERATOR_URL", server.url)
+        result = CliRunner().invoke(cli.app, ["doctor", "--json", "--no-check"])
+    report = json.loads(result.stdout)
+    assert "very-secret-key" not in result.stdout
+    assert report["settings"]["generator_api_key"] == "(set)"
+    assert report["generator"]["kind"] == "remote" and report["generator"]["models_status"] == 200
+    assert "only to the local llama.cpp generator" in report["generator"]["passage_kv_caches"]
+    # the local model file is missing, but it is not used: no problem, and nothing was joined
+    assert report["problems"] == [] and result.exit_code == 0, report["problems"]
+    assert not (tmp_path / "cache").exists()
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("CAREERQA_GENERATOR_URL", f"http://127.0.0.1:{port}")
+    result = CliRunner().invoke(cli.app, ["doctor", "--no-check"])
+    assert result.exit_code == 1
+    assert (
+        "PROBLEM (generator): the generator server at" in result.output and "does not answer" in result.output
+    )

@@ -68,6 +68,10 @@ def _print(data: dict[str, Any]) -> None:
             typer.echo("          test decode: skipped")
     else:
         typer.echo("llama.cpp not installed")
+    remote = data.get("generator")
+    if remote:
+        status = remote.get("models_status")
+        typer.echo(f"generator {remote.get('model')} @ {remote['url']} (remote; GET /models: {status})")
     for name, state in models["files"].items():
         mark = "*" if name == models["configured"] else " "
         typer.echo(f"model   {mark} {name}: {state['state']} ({state['path']})")

