@@ -336,3 +336,31 @@ def test_doctor_checks_the_qdrant_index(tmp_path, monkeypatch):
     index = json.loads(CliRunner().invoke(cli.app, args).stdout)["index"]
     assert index["state"] == "ok" and index["chunks"] == report.chunk_count
     assert index["corpus"] == "in sync" and index["dir"] == f"qdrant {qsettings.qdrant_url}"
+
+
+def test_pdf_pages_round_trip_and_unchanged_pdfs_are_not_read_again_with_qdrant(tmp_path, monkeypatch):
+    import careerqa.corpus as corpus_module
+
+    from . import docfixtures as fx
+
+    calls: list[str] = []
+    real = corpus_module.extract
+
+    def counting(suffix: str, raw: bytes):
+        calls.append(suffix)
+        return real(suffix, raw)
+
+    monkeypatch.setattr(corpus_module, "extract", counting)
+    qsettings = with_backend(make_settings(tmp_path), "qdrant")
+    fx.guide_pdf(qsettings.corpus_dir / "guide.pdf")
+    engine = engine_for(qsettings)
+    monkeypatch.setattr(corpus_module, "_BINARY_CACHE", type(corpus_module._BINARY_CACHE)())
+    assert "guide.pdf" in engine.sync().files_added and calls == [".pdf"]
+    (qsettings.corpus_dir / "maths.md").write_text("# Maths\n\nProbability matters most.\n")
+    monkeypatch.setattr(corpus_module, "_BINARY_CACHE", type(corpus_module._BINARY_CACHE)())
+    report = engine.sync()
+    assert report.files_changed == ["maths.md"] and "guide.pdf" in report.files_unchanged
+    assert calls == [".pdf"]  # not read again: its hash matched the Qdrant manifest
+    qdrant_conn.close_clients()
+    pages = {c.page for c in engine_for(qsettings).view().store.chunks.values() if c.source == "guide.pdf"}
+    assert pages == {1, 2, 3, 4}

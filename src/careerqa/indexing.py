@@ -189,7 +189,12 @@ def _indexed_binary_files(settings: Settings) -> dict[str, str]:
     """PDF and Word files the committed index holds, with their sha256 (read without the lock: the
     sync checks each against the manifest it loads under the lock)."""
     try:
-        files = read_manifest(settings.index_dir).get("files")
+        if settings.qdrant_url:
+            from .qdrant_conn import read_manifest as read_qdrant_manifest
+
+            files = read_qdrant_manifest(settings).get("files")
+        else:
+            files = read_manifest(settings.index_dir).get("files")
     except CareerQAError:
         return {}
     if not isinstance(files, dict):
