@@ -364,3 +364,13 @@ def test_pdf_pages_round_trip_and_unchanged_pdfs_are_not_read_again_with_qdrant(
     qdrant_conn.close_clients()
     pages = {c.page for c in engine_for(qsettings).view().store.chunks.values() if c.source == "guide.pdf"}
     assert pages == {1, 2, 3, 4}
+
+
+def test_the_view_built_on_first_use_is_kept_and_so_is_its_answer_cache(bsettings):
+    answer = "Linear algebra, calculus and statistics are the foundation of machine learning [1]."
+    engine = Engine(bsettings, embedder=FakeEmbedder(), generator=FakeGenerator(lambda messages: answer))
+    first = engine.ask("Which maths is the foundation of machine learning?")  # builds the index first
+    view = engine.view()
+    assert engine.view() is view  # nothing was committed since: the same version, not reloaded
+    again = engine.ask("which maths is the foundation of machine learning")
+    assert again.route == "cache" and again.text == first.text

@@ -153,8 +153,9 @@ class Engine:
             return self._view
 
     def _same_version(self, view: IndexView) -> bool:
-        if self.settings.qdrant_url:  # its stamp is the version: a new stamp is a new version
-            return False
+        if self.settings.qdrant_url:  # its stamp is (data collection, generation): the version itself
+            info = view.store.manifest.get("qdrant") or {}
+            return _manifest_stamp(self.settings) == (info.get("collection"), info.get("generation"))
         try:
             return index_version(read_manifest(self.settings.index_dir)) == view.version
         except CareerQAError:
