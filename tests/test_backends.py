@@ -374,3 +374,19 @@ def test_the_view_built_on_first_use_is_kept_and_so_is_its_answer_cache(bsetting
     assert engine.view() is view  # nothing was committed since: the same version, not reloaded
     again = engine.ask("which maths is the foundation of machine learning")
     assert again.route == "cache" and again.text == first.text
+
+
+def test_a_moved_chunk_keeps_its_vector_and_gets_its_new_span(bsettings):
+    embedder = FakeEmbedder()
+    sync(bsettings, embedder)
+    path = bsettings.corpus_dir / "cloud.md"
+    path.write_text("\n\n\n" + path.read_text())
+    report = sync(bsettings, embedder)
+    assert report.written and report.chunks_embedded == 0 and report.files_changed == ["cloud.md"]
+    raw = path.read_text()
+    chunks = [
+        c
+        for c in engine_for(bsettings, auto_sync=False).view().store.chunks.values()
+        if c.source == "cloud.md"
+    ]
+    assert chunks and all(raw[c.start : c.end].split()[:3] == c.text.split()[:3] for c in chunks)
