@@ -22,6 +22,13 @@ def _default_cache_dir() -> Path:
     return Path(base) / "careerqa"
 
 
+# Settings that take one of a few words: anything else is a typo, refused with the choices (a silent
+# fallback once made CAREERQA_CONTEXT_MODE=sentence mean "passages").
+CHOICES: dict[str, tuple[str, ...]] = {
+    "context_mode": ("passages", "sentences"),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = Path("corpus")
@@ -74,6 +81,15 @@ class Settings:
     # for `careerqa gaps`; off by default.
     log_questions: int = 0
     question_log_max_bytes: int = 5 * 2**20  # then the log is rotated to questions.1.jsonl (one kept)
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise BadInput(
+                    f"{ENV_PREFIX}{name.upper()}={value!r} is not a valid value; choose one of: "
+                    + ", ".join(allowed)
+                )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
