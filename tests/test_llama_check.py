@@ -127,6 +127,15 @@ def test_a_child_killed_by_sigill_is_one_clear_error_and_is_not_remembered(tmp_p
     assert _runs(tmp_path) == 2  # a failure is tried again next time
 
 
+def test_a_crash_with_amx_kernels_names_amx(tmp_path, fake_library):
+    """What a -march=native build does on a VM that reports AMX: SIGSEGV in the first decode."""
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"gguf")
+    probe = _probe(tmp_path, SIGILL_BODY.replace("SIGILL", "SIGSEGV"))
+    result = llama_check.check_llama(model, tmp_path / "cache", probe_cmd=probe)
+    assert not result.ok and "SIGSEGV" in result.error and "AMX kernels" in result.error
+
+
 def test_a_child_that_exits_with_an_error_names_its_message(tmp_path, fake_library):
     model = tmp_path / "model.gguf"
     model.write_bytes(b"gguf")

@@ -36,6 +36,24 @@ TopKOpt = Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=50, hel
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"careerqa {version('careerqa')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Answer questions about AI careers from a local corpus, citing every claim."""
+
+
 def _err(message: str) -> None:
     typer.echo(message, err=True)
 

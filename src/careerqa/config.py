@@ -22,6 +22,13 @@ def _default_cache_dir() -> Path:
     return Path(base) / "careerqa"
 
 
+# Settings that take one of a few words: anything else is a typo, refused with the choices (a silent
+# fallback once made CAREERQA_CONTEXT_MODE=sentence mean "passages").
+CHOICES: dict[str, tuple[str, ...]] = {
+    "context_mode": ("passages", "sentences"),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = Path("corpus")
@@ -93,6 +100,15 @@ class Settings:
     qdrant_collection: str = "careerqa"
     qdrant_shards: int = 1  # used when the collection is created on a server
     qdrant_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise BadInput(
+                    f"{ENV_PREFIX}{name.upper()}={value!r} is not a valid value; choose one of: "
+                    + ", ".join(allowed)
+                )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

@@ -225,17 +225,22 @@ def _explain(proc: subprocess.CompletedProcess[str], cpu: CpuInfo, system_info: 
             signame = signal.Signals(signum).name
         except ValueError:
             signame = f"signal {signum}"
-        why = (
-            "an instruction this CPU does not allow (the library was compiled for CPU features this "
-            "machine cannot run; a VM may report AMX or AVX-512 and still forbid it)"
-            if signum == signal.SIGILL
-            else "a crash inside llama.cpp"
-        )
-        used = " ".join(enabled_features(system_info))
-        amx = " AMX is reported by this CPU." if "amx_tile" in cpu.flags else ""
+        uses = enabled_features(system_info)
+        if signum == signal.SIGILL:
+            why = (
+                "an instruction this CPU does not allow (the library was compiled for CPU features this "
+                "machine cannot run; a VM may report AMX or AVX-512 and still forbid it)"
+            )
+        elif any(f.startswith("AMX") for f in uses):
+            why = (
+                "a crash with the library's AMX kernels enabled (this CPU reports AMX, but the machine, "
+                "often a VM, may not let a process use the AMX tiles)"
+            )
+        else:
+            why = "a crash inside llama.cpp"
         return (
             f"llama.cpp ({built_as}) cannot run on this CPU: a test decode in a child process died of "
-            f"{signame}, {why}.{amx} Library uses: {used or 'unknown'}; CPU ({cpu.model}) reports: "
+            f"{signame}, {why}. Library uses: {' '.join(uses) or 'unknown'}; CPU ({cpu.model}) reports: "
             f"{' '.join(cpu.flags) or 'none of the relevant flags'}. Rebuild it portably: {REBUILD_HINT}"
         )
     tail = " | ".join(line for line in (proc.stderr or "").strip().splitlines()[-3:] if line.strip())
