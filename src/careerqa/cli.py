@@ -71,6 +71,8 @@ def _progress_printer() -> Callable[[str, int], None]:
             _err("no index yet: building it from the corpus (first use)")
         elif event == "corpus_changed":
             _err("the corpus changed since the index was built: updating the index")
+        elif event == "embedder_export":
+            _err("exporting the embedding model to ONNX (once, into the model cache; needs torch)")
         elif event == "embed_total":
             bar = tqdm(
                 total=amount,

@@ -31,6 +31,9 @@ class Settings:
 
     embedder: str = "all-MiniLM-L6-v2"
     embed_batch_size: int = 32
+    # "onnx": ONNX Runtime on a file exported once into cache_dir/onnx (no torch on the query path);
+    # "torch": sentence-transformers. Same vectors (bench/bench_onnx.py); torch is the slower fallback.
+    embedder_backend: str = "onnx"
 
     # Chunking, in words.
     chunk_min_words: int = 60
