@@ -42,8 +42,10 @@ EXPORT_VERSION = 1  # bump when the export recipe changes: files of the old reci
 OPSET = 17
 VARIANTS = ("fp32", "int8")
 # The export check: every probe text's ONNX vector against torch's. fp32 differs from torch by float
-# rounding only (cosine 1.0000 on the corpus, see bench/results/onnx.json).
-EXPORT_MIN_COSINE = {"fp32": 0.9999, "int8": 0.98}
+# rounding only. int8 (dynamic, per-channel weights: the best of the int8 settings tried) falls to
+# cosine ~0.97 on some texts, under the 0.999 bar, so it is only built for bench/bench_onnx.py, which
+# passes its own bar; see bench/results/onnx.json.
+EXPORT_MIN_COSINE = {"fp32": 0.9999, "int8": 0.999}
 _CONFIG_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ORT_VERSION_PIN = "onnxruntime==1.30.0"
@@ -97,11 +99,15 @@ def onnx_file(cache_dir: Path, variant: str = "fp32", model: Path | None = None)
 
 
 def ensure_onnx(
-    cache_dir: Path, variant: str = "fp32", on_event: Callable[[str, int], None] | None = None
+    cache_dir: Path,
+    variant: str = "fp32",
+    on_event: Callable[[str, int], None] | None = None,
+    min_cosine: float | None = None,
 ) -> Path:
     """The checked ONNX file of ``variant``, exported first when there is none for this model yet.
 
     Exporting needs torch (and the ``onnx`` package); using the file afterwards does not.
+    ``min_cosine`` replaces the variant's bar for the export check (the benchmark measures int8 as it is).
     """
     model = model_dir()
     target = onnx_file(cache_dir, variant, model)
@@ -128,7 +134,8 @@ def ensure_onnx(
                 _export(reference, tmp)
             else:
                 _quantize(source, tmp)
-            worst = _check(tmp, model, reference, variant)
+            bar = EXPORT_MIN_COSINE[variant] if min_cosine is None else min_cosine
+            worst = _check(tmp, model, reference, variant, bar)
             meta = _describe(variant, worst)
             target.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, target)
@@ -178,24 +185,27 @@ def _export(reference: Any, out: Path) -> None:
 
 
 def _quantize(source: Path, out: Path) -> None:
-    """Dynamic int8 quantisation of the weights (activations stay float)."""
+    """Dynamic int8 quantisation of the weights, per channel (activations are quantised at run time)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process goes to the root logger
+    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def _check(path: Path, model: Path, reference: Any, variant: str) -> float:
+def _check(path: Path, model: Path, reference: Any, variant: str, bar: float) -> float:
     """The lowest cosine between the file's vectors and torch's over the probe texts, in one batch and
-    one by one; raises when it is below the variant's threshold."""
+    one by one; raises when it is below ``bar``."""
     onnx = OnnxEmbedder(path, model)
     texts = list(PROBE_TEXTS)
     pairs = [(onnx._encode(texts, 0), reference._encode(texts, reference._threads))]
     pairs += [(onnx._encode([t], 1), reference._encode([t], 1)) for t in texts]
     worst = min(float(np.min(np.sum(a * b, axis=1))) for a, b in pairs)
-    if worst < EXPORT_MIN_COSINE[variant]:
+    if worst < bar:
         raise ModelUnavailable(
             f"the ONNX export of {MODEL_NAME} ({variant}) does not match the torch model (cosine "
-            f"{worst:.5f} < {EXPORT_MIN_COSINE[variant]}); set CAREERQA_EMBEDDER_BACKEND=torch"
+            f"{worst:.5f} < {bar}); set CAREERQA_EMBEDDER_BACKEND=torch"
         )
     return worst
 
