@@ -41,7 +41,7 @@ ServerOpt = Annotated[
         "--server",
         metavar="URL",
         help="Ask a running `careerqa serve` at URL instead of loading the models here "
-        "[default: $CAREERQA_SERVER_URL, else answer here].",
+        "(default: $CAREERQA_SERVER_URL; unset or empty: answer here).",
     ),
 ]
 
