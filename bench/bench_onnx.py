@@ -97,8 +97,12 @@ def compare_rankings(reference: Retriever, other: Retriever, queries: list[str])
         same_set += set(a) == set(b)
         if a != b:
             differing.append({"query": query, "reference": a, "other": b})
-    return {"queries": len(queries), "identical_top5": same_order, "same_top5_set": same_set,
-            "differing": differing[:10]}
+    return {
+        "queries": len(queries),
+        "identical_top5": same_order,
+        "same_top5_set": same_set,
+        "differing": differing[:10],
+    }
 
 
 def retrieval_scores(retriever: Retriever, items: list[Any]) -> dict[str, Any]:
@@ -144,7 +148,9 @@ def speed(
     for name, emb in embedders.items():
         if isinstance(emb, OnnxEmbedder):
             model = model_dir()
-            loads[name] = statistics.median(timed(lambda e=emb, m=model: OnnxEmbedder(e.path, m)) for _ in range(3))
+            loads[name] = statistics.median(
+                timed(lambda e=emb, m=model: OnnxEmbedder(e.path, m)) for _ in range(3)
+            )
     base = statistics.median(per_query["torch"])
     out: dict[str, Any] = {}
     for name in embedders:
@@ -161,7 +167,9 @@ def speed(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--variants", default="fp32,int8")
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--queries", type=int, default=60, help="eval questions timed per pass")
@@ -204,7 +212,9 @@ def main() -> None:
             result["retrieval"][f"onnx-{name} query, onnx-{name} index"] = retrieval_scores(own, items)
             result["variants"][name] = entry
         timed_queries = questions[: args.queries]
-        result["speed"] = speed({"torch": torch_emb, **onnx}, timed_queries, texts, args.passes, args.cache_dir)
+        result["speed"] = speed(
+            {"torch": torch_emb, **onnx}, timed_queries, texts, args.passes, args.cache_dir
+        )
 
     result["meta"] = {
         "command": " ".join(["python", *sys.argv]),
@@ -219,8 +229,10 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name, entry in result["variants"].items():
         v, r = entry["vectors"], entry["top5_torch_index"]
-        print(f"{name}: min cosine {v['min_cosine']}, {v['below_min']} below {MIN_COSINE}; "
-              f"identical top-5 {r['identical_top5']}/{r['queries']}; {result['speed'][name]}")
+        print(
+            f"{name}: min cosine {v['min_cosine']}, {v['below_min']} below {MIN_COSINE}; "
+            f"identical top-5 {r['identical_top5']}/{r['queries']}; {result['speed'][name]}"
+        )
     print(f"torch: {result['speed']['torch']}")
     print(json.dumps(result["retrieval"], indent=1))
     print(f"wrote {args.out}")
