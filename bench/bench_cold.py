@@ -254,7 +254,7 @@ def main() -> None:
             row["generated_routes"] = sorted({str(r["route"]) for r in runs})
         row["faq_routes"] = sorted(routes[vname])
         cold[vname] = row
-    for vname, row in cold.items():
+    for row in cold.values():
         row["vs_before"] = {
             c: round(row[c] / cold["before"][c], 3)
             for c in ("help", "search", "ask_faq", "ask_generated")
