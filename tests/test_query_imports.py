@@ -111,3 +111,30 @@ def test_the_torch_backend_is_still_there_when_asked_for(indexed):
     )
     assert json.loads(output)["results"], output
     assert "torch" in modules and "onnxruntime" not in modules
+
+
+def test_the_language_model_loads_only_when_an_answer_is_generated(tmp_path, monkeypatch):
+    """In-process, with fakes: the engine's generator is made on the first generation, not before."""
+    import careerqa.engine
+    from careerqa.engine import Engine
+    from careerqa.generation import FakeGenerator
+
+    from .conftest import FakeEmbedder, make_settings
+    from .test_shortcuts import FAQ_DOC
+
+    loads: list[str] = []
+
+    def load_generator(settings, progress=True):
+        loads.append(settings.generator)
+        return FakeGenerator(lambda messages: "Linear algebra is the foundation of machine learning [1].")
+
+    monkeypatch.setattr(careerqa.engine, "load_generator", load_generator)
+    settings = make_settings(tmp_path, {"faq.md": FAQ_DOC}).replace(faq_min_score=0.9)
+    engine = Engine(settings, embedder=FakeEmbedder())
+    assert engine.ask("Do I need a PhD for an AI engineering job?").route == "faq"
+    assert engine.ask("Do I need a PhD for an AI engineering job?").route == "cache"
+    assert engine.search("cloud certification")
+    assert loads == []
+    assert engine.ask("which maths is the foundation of machine learning?").route == "generated"
+    assert engine.ask("what does kubernetes schedule across a cluster?").route == "generated"
+    assert loads == [settings.generator]  # once
