@@ -133,16 +133,25 @@ def timed(fn: Any) -> float:
 
 
 def speed(
-    embedders: dict[str, Any], queries: list[str], texts: list[str], passes: int, cache: Path
+    embedders: dict[str, Any], queries: list[str], texts: list[str], passes: int, store: IndexStore
 ) -> dict[str, Any]:
-    """Per-query ms (one thread, cache bypassed) and bulk texts/s, every variant in each pass."""
+    """Per-query ms (one thread, cache bypassed): the query vector alone and the whole search (what
+    /search does, less HTTP); bulk texts/s. Every variant in each pass."""
     per_query: dict[str, list[float]] = {name: [] for name in embedders}
+    per_search: dict[str, list[float]] = {name: [] for name in embedders}
     bulk: dict[str, list[float]] = {name: [] for name in embedders}
+    retrievers = {name: Retriever(store, emb) for name, emb in embedders.items()}
     for _ in range(passes):
         for name, emb in embedders.items():
             times = [timed(lambda q=q, e=emb: e._encode([q], 1)) for q in queries]
             per_query[name].append(statistics.median(times))
             per_query.setdefault(f"{name}:p95", []).append(float(np.percentile(times, 95)))
+            searches = []
+            for q in queries:
+                emb._cache.clear()  # a new query each time, as a server sees it
+                searches.append(timed(lambda q=q, r=retrievers[name]: r.search(q, 5)))
+            per_search[name].append(statistics.median(searches))
+            per_search.setdefault(f"{name}:p95", []).append(float(np.percentile(searches, 95)))
             bulk[name].append(len(texts) / (timed(lambda e=emb: e.embed(texts)) / 1000))
     loads: dict[str, float] = {}
     for name, emb in embedders.items():
@@ -159,6 +168,8 @@ def speed(
             "query_p50_ms": round(p50, 2),
             "query_p95_ms": round(statistics.median(per_query[f"{name}:p95"]), 2),
             "query_p50_vs_torch": round(p50 / base, 3),
+            "search_p50_ms": round(statistics.median(per_search[name]), 2),
+            "search_p95_ms": round(statistics.median(per_search[f"{name}:p95"]), 2),
             "bulk_texts_per_s": round(statistics.median(bulk[name]), 1),
             "session_load_ms": round(loads[name], 1) if name in loads else None,
             "file_mb": round(embedders[name].path.stat().st_size / 2**20, 1) if name in loads else None,
@@ -212,9 +223,7 @@ def main() -> None:
             result["retrieval"][f"onnx-{name} query, onnx-{name} index"] = retrieval_scores(own, items)
             result["variants"][name] = entry
         timed_queries = questions[: args.queries]
-        result["speed"] = speed(
-            {"torch": torch_emb, **onnx}, timed_queries, texts, args.passes, args.cache_dir
-        )
+        result["speed"] = speed({"torch": torch_emb, **onnx}, timed_queries, texts, args.passes, torch_store)
 
     result["meta"] = {
         "command": " ".join(["python", *sys.argv]),
