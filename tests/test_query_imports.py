@@ -34,8 +34,8 @@ NEVER_ON_QUERIES = TORCH | {"llama_cpp", "matplotlib", "fastapi", "uvicorn", "st
 SEARCH_NEEDS = {"onnxruntime", "tokenizers", "faiss", "numpy"}
 
 
-def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[set[str], str]:
-    """The top-level modules the command imported, and its stdout (it must succeed)."""
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[set[str], str, str]:
+    """The top-level modules the command imported, its stdout and its stderr."""
     out = tmp_path / "modules.json"
     out.unlink(missing_ok=True)
     proc = subprocess.run(
@@ -51,11 +51,11 @@ def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tu
             **(env or {}),
         },
     )
-    return {m.split(".")[0] for m in json.loads(out.read_text())}, proc.stdout + proc.stderr
+    return {m.split(".")[0] for m in json.loads(out.read_text())}, proc.stdout, proc.stderr
 
 
 def test_help_imports_no_model_library(tmp_path):
-    modules, output = run_cli(tmp_path, "--help")
+    modules, output, _ = run_cli(tmp_path, "--help")
     assert "search" in output
     assert not modules & (NEVER_ON_QUERIES | SEARCH_NEEDS - {"numpy"})
 
@@ -64,8 +64,8 @@ def test_a_question_sent_to_a_server_loads_no_model(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    modules, output = run_cli(tmp_path, "search", "maths", "--server", f"http://127.0.0.1:{port}")
-    assert "no careerqa server answers" in output
+    modules, _, errors = run_cli(tmp_path, "search", "maths", "--server", f"http://127.0.0.1:{port}")
+    assert "no careerqa server answers" in errors
     assert not modules & (NEVER_ON_QUERIES | SEARCH_NEEDS)
 
 
@@ -74,23 +74,25 @@ def indexed(tmp_path_factory) -> Path:
     """A copy of the corpus, indexed by `careerqa index` (the ONNX embedder, from the model cache)."""
     root = tmp_path_factory.mktemp("imports")
     shutil.copytree(REPO / "corpus", root / "corpus")
-    modules, output = run_cli(root, "index", "--json")
-    assert '"written": true' in output, output
+    modules, output, errors = run_cli(root, "index", "--json")
+    assert json.loads(output)["written"], errors
     return root
 
 
 @pytest.mark.real
 def test_search_imports_only_what_search_needs(indexed):
-    modules, output = run_cli(indexed, "search", "do I need a PhD for an AI job?", "--json")
-    assert json.loads(output)["results"], output
+    modules, output, errors = run_cli(indexed, "search", "do I need a PhD for an AI job?", "--json")
+    assert json.loads(output)["results"], errors
     assert SEARCH_NEEDS <= modules
     assert not modules & NEVER_ON_QUERIES, modules & NEVER_ON_QUERIES
 
 
 @pytest.mark.real
 def test_an_faq_answer_imports_neither_torch_nor_llama_cpp(indexed):
-    modules, output = run_cli(indexed, "ask", "Do I really need a PhD to land a good AI role?", "--json")
-    assert json.loads(output)["route"] == "faq", output
+    modules, output, errors = run_cli(
+        indexed, "ask", "Do I really need a PhD to land a good AI role?", "--json"
+    )
+    assert json.loads(output)["route"] == "faq", errors
     assert not modules & NEVER_ON_QUERIES, modules & NEVER_ON_QUERIES
 
 
@@ -98,18 +100,20 @@ def test_an_faq_answer_imports_neither_torch_nor_llama_cpp(indexed):
 def test_a_generated_answer_imports_llama_cpp_but_not_torch(indexed):
     # A short prompt and a few tokens: this checks the imports, not the answer.
     env = {"CAREERQA_CONTEXT_TOKENS": "40", "CAREERQA_MAX_ANSWER_TOKENS": "4"}
-    modules, output = run_cli(indexed, "ask", "Which cloud platforms should I learn?", "--json", env=env)
-    assert json.loads(output)["route"] == "generated", output
+    modules, output, errors = run_cli(
+        indexed, "ask", "Which cloud platforms should I learn?", "--json", env=env
+    )
+    assert json.loads(output)["route"] == "generated", errors
     assert "llama_cpp" in modules
     assert not modules & TORCH, modules & TORCH
 
 
 @pytest.mark.real
 def test_the_torch_backend_is_still_there_when_asked_for(indexed):
-    modules, output = run_cli(
+    modules, output, errors = run_cli(
         indexed, "search", "pandas", "--json", env={"CAREERQA_EMBEDDER_BACKEND": "torch"}
     )
-    assert json.loads(output)["results"], output
+    assert json.loads(output)["results"], errors
     assert "torch" in modules and "onnxruntime" not in modules
 
 
