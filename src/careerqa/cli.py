@@ -21,6 +21,7 @@ from .errors import CareerQAError
 if TYPE_CHECKING:
     from .engine import Engine
     from .indexing import SyncReport
+    from .remote import RemoteClient
     from .types import Answer
 
 app = typer.Typer(
@@ -34,6 +35,15 @@ CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder 
 IndexOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index folder [default: ./index].")]
 TopKOpt = Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to retrieve.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="URL",
+        help="Ask a running `careerqa serve` at URL instead of loading the models here "
+        "(default: $CAREERQA_SERVER_URL; unset or empty: answer here).",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -89,6 +99,8 @@ def _progress_printer() -> Callable[[str, int], None]:
             _err("no index yet: building it from the corpus (first use)")
         elif event == "corpus_changed":
             _err("the corpus changed since the index was built: updating the index")
+        elif event == "embedder_export":
+            _err("exporting the embedding model to ONNX (once, into the model cache; needs torch)")
         elif event == "embed_total":
             bar = tqdm(
                 total=amount,
@@ -154,13 +166,18 @@ def search(
     as_json: JsonOpt = False,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Show the passages that best match QUERY (dense + BM25, fused by rank)."""
     from .types import hit_to_dict
 
     with _user_errors():
-        engine = _engine(corpus, index_dir, quiet=as_json)
-        hits = engine.search(query, top_k)
+        remote = _remote(server, corpus, index_dir)
+        if remote is not None:
+            hits = remote.search(query, top_k)
+        else:
+            engine = _engine(corpus, index_dir, quiet=as_json)
+            hits = engine.search(query, top_k)
     if as_json:
         typer.echo(json.dumps({"results": [hit_to_dict(h) for h in hits]}, indent=2, ensure_ascii=False))
         return
@@ -230,11 +247,16 @@ def ask(
     ] = False,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Answer QUESTION from the corpus, with numbered citations (or say it is not in the corpus)."""
     from .types import answer_to_dict
 
     with _user_errors():
+        remote = _remote(server, corpus, index_dir)
+        if remote is not None:
+            _ask_remote(remote, question, top_k, as_json, stream=not no_stream)
+            return
         engine = _engine(corpus, index_dir, quiet=as_json)
         if as_json:
             answer = engine.ask(question, top_k=top_k)
@@ -242,6 +264,39 @@ def ask(
         else:
             answer = _ask_once(engine, question, [], top_k, stream=not no_stream)
         _log_answer(engine, answer)
+
+
+def _remote(server: str | None, corpus: Path | None, index_dir: Path | None) -> RemoteClient | None:
+    """The client for ``--server`` (or ``CAREERQA_SERVER_URL``), or None to answer in this process."""
+    from .config import Settings
+    from .errors import BadInput
+
+    url = server if server is not None else Settings.from_env().server_url
+    if not url:
+        return None
+    if corpus is not None or index_dir is not None:
+        raise BadInput("--corpus and --index-dir do not apply with a server: it answers from its own index")
+    from .remote import RemoteClient
+
+    return RemoteClient(url)
+
+
+def _ask_remote(remote: RemoteClient, question: str, top_k: int | None, as_json: bool, stream: bool) -> None:
+    from .remote import answer_from_dict
+
+    if as_json:
+        payload = remote.ask(question, top_k)
+        payload.pop("index_version", None)  # the shape of a local `ask --json`
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        typer.echo(piece, nl=False)
+
+    payload = remote.ask(question, top_k, on_text if stream else None)
+    _print_answer_tail(answer_from_dict(payload), "".join(pieces) if stream else None)
 
 
 @app.command()

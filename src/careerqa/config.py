@@ -38,6 +38,12 @@ class Settings:
 
     embedder: str = "all-MiniLM-L6-v2"
     embed_batch_size: int = 32
+    # "onnx": ONNX Runtime on a file exported once into cache_dir/onnx (no torch on the query path);
+    # "torch": sentence-transformers. Same vectors (bench/bench_onnx.py); torch is the slower fallback.
+    embedder_backend: str = "onnx"
+    # When set (e.g. http://127.0.0.1:8000), `careerqa ask` and `search` send the question to that
+    # running `careerqa serve` instead of loading the index and models (same as --server URL).
+    server_url: str = ""
 
     # Chunking, in words.
     chunk_min_words: int = 60

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -93,7 +93,12 @@ class Engine:
         if self._embedder is None:
             with self._parts_lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(self.settings.embedder)
+                    self._embedder = load_embedder(
+                        self.settings.embedder,
+                        backend=self.settings.embedder_backend,
+                        cache_dir=self.settings.cache_dir,
+                        on_event=self.progress,
+                    )
         return self._embedder
 
     @property
@@ -164,7 +169,9 @@ class Engine:
     def _make_answerer(self, retriever: Retriever) -> Answerer:
         verifier = Verifier(self.embedder, self.settings.support_threshold)
         faq = FaqMatcher(retriever.store, self.embedder) if self.settings.faq_min_score <= 1 else None
-        return Answerer(self.settings, retriever, self.generator, verifier, faq)
+        # The language model is loaded when the answerer first generates: an answer from the FAQ
+        # fast path or the cache never imports llama.cpp.
+        return Answerer(self.settings, retriever, _DeferredGenerator(lambda: self.generator), verifier, faq)
 
     def _reload_index(self) -> IndexStore:
         """Load the manifest another process committed. Its writer deletes the previous data files
@@ -250,6 +257,33 @@ class Engine:
 
     def _cache_key(self, question: str, top_k: int | None) -> tuple[str, int]:
         return normalise_question(question), self.settings.top_k if top_k is None else top_k
+
+
+class _DeferredGenerator(Generator):
+    """Stands for the engine's generator and loads it on first use."""
+
+    def __init__(self, load: Callable[[], Generator]) -> None:
+        self._load = load
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._load().name
+
+    def stream(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        return self._load().stream(messages, max_tokens=max_tokens, stop=stop)
+
+    def generate(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
+    ) -> str:
+        return self._load().generate(messages, max_tokens=max_tokens, stop=stop)
+
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        self._load().prefill(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self._load().count_tokens(text)
 
 
 def _manifest_stamp(settings: Settings) -> Stamp | None:

@@ -392,10 +392,13 @@ def check_generator(settings: Settings, progress: bool = True) -> None:
     """Make sure the configured local model can run here, before a process loads it into itself.
 
     Joins the model file if needed, then runs (or recalls) ``llama_check``'s child-process decode;
-    raises ``ModelUnavailable`` with the fix when llama.cpp cannot run on this CPU.
+    raises ``ModelUnavailable`` with the fix when llama.cpp cannot run on this CPU. A remote generator
+    (``generator_url``) needs neither.
     """
     from .llama_check import ensure_llama_runs
 
+    if settings.generator_url:  # no llama.cpp runs in this process
+        return
     path = ensure_model(settings.generator, settings.cache_dir, progress=progress)
     threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
     ensure_llama_runs(path, settings.cache_dir, threads=threads)
