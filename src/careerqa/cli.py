@@ -286,7 +286,8 @@ def _ask_remote(remote: RemoteClient, question: str, top_k: int | None, as_json:
 
     if as_json:
         payload = remote.ask(question, top_k)
-        payload.pop("index_version", None)  # the shape of a local `ask --json`
+        for server_only in ("index_version", "log_id"):  # the shape of a local `ask --json`
+            payload.pop(server_only, None)
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     pieces: list[str] = []
