@@ -44,6 +44,10 @@ class Embedder(ABC):
                 on_progress(len(batch))
         return out
 
+    def known_words(self) -> frozenset[str]:
+        """Whole English words the model knows (none by default): spelling correction leaves them alone."""
+        return frozenset()
+
 
 QUERY_BATCH = 8  # texts: a batch this small is a query or a few, cached and run on one thread
 QUERY_CACHE_SIZE = 1024
@@ -108,6 +112,11 @@ class SentenceTransformerEmbedder(Embedder):
                 while len(self._cache) > QUERY_CACHE_SIZE:
                     self._cache.popitem(last=False)
         return np.stack([found[t] for t in texts])
+
+    def known_words(self) -> frozenset[str]:
+        """The whole-word entries of the model's word-piece vocabulary (~20k English words and names)."""
+        vocab = getattr(getattr(self._model, "tokenizer", None), "vocab", None) or {}
+        return frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1)
 
     def _encode(self, texts: list[str], threads: int) -> np.ndarray:
         torch = self._torch

@@ -26,7 +26,7 @@ from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
 from .index_store import MANIFEST, IndexStore, read_manifest
-from .indexing import ProgressFn, SyncReport, sync_index
+from .indexing import ProgressFn, SyncReport, chunking_params, sync_index
 from .retrieval import Retriever
 from .shortcuts import AnswerCache, FaqMatcher, normalise_question
 from .types import Answer, Hit
@@ -197,7 +197,8 @@ class Engine:
         except CareerQAError:
             return False  # no readable corpus here: serve the index as it is
         known = {path: entry.get("sha256") for path, entry in (manifest.get("files") or {}).items()}
-        return current != known
+        # new chunking rules (e.g. page chrome) re-chunk the index; only new text is embedded
+        return current != known or manifest.get("chunking") != chunking_params(self.settings)
 
     @property
     def answerer(self) -> Answerer:

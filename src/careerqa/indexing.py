@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .boilerplate import CHROME_VERSION, is_chrome_text
 from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
 from .corpus import load_corpus
 from .embedding import Embedder
 from .errors import IndexMissing, IndexStale
 from .index_store import IndexStore, check_compatible, read_manifest, remove_orphans, write_lock
-from .types import Chunk
+from .types import Chunk, Document
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
 # the engine adds ("index_missing", 0) or ("corpus_changed", 0) before it syncs on loading.
@@ -56,7 +57,14 @@ def chunking_params(settings: Settings) -> dict[str, Any]:
         "version": CHUNKER_VERSION,
         "min_words": settings.chunk_min_words,
         "max_words": settings.chunk_max_words,
+        "chrome": CHROME_VERSION,
     }
+
+
+def index_chunks(doc: Document, settings: Settings) -> list[Chunk]:
+    """The chunks of ``doc`` that are indexed: all but page chrome (``boilerplate.py``)."""
+    chunks = chunk_document(doc, settings.chunk_min_words, settings.chunk_max_words)
+    return [c for c in chunks if not is_chrome_text(c.text)]
 
 
 def sync_index(
@@ -90,7 +98,7 @@ def sync_index(
                 wanted.update((cid, store.chunks[cid]) for cid in previous["chunk_ids"])
                 continue
             (report.files_changed if previous is not None else report.files_added).append(doc.path)
-            chunks = chunk_document(doc, settings.chunk_min_words, settings.chunk_max_words)
+            chunks = index_chunks(doc, settings)
             files[doc.path] = {"sha256": doc.sha256, "chunk_ids": [c.chunk_id for c in chunks]}
             wanted.update((c.chunk_id, c) for c in chunks)
         report.files_removed = sorted(set(old_files) - set(files))
