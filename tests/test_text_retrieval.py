@@ -75,7 +75,8 @@ def test_chrome_text_by_structure():
     assert is_chrome_text(links)
     # a list with markers, and prose, are content
     assert not is_chrome_text("Key Libraries\n- NumPy\n- Pandas\n- Scikit Learn")
-    assert not is_chrome_text("Learning Paths\nStart with Python. Then learn statistics.\nBuild Projects\nShip")
+    prose = "Learning Paths\nStart with Python. Then learn statistics.\nBuild Projects\nShip"
+    assert not is_chrome_text(prose)
 
 
 HTML = """<html><body>
