@@ -151,3 +151,27 @@ def test_answer_around_a_missing_focus_term_is_refused(tmp_path, fake_embedder):
     assert answer.abstained
     assert answer.abstain_reason is not None and answer.abstain_reason.startswith("focus")
     assert "azure" in answer.abstain_reason
+
+
+def test_failure_kinds_tag_each_way_an_answer_goes_wrong():
+    from careerqa.failures import failure_counts, failure_kinds
+
+    def record(answerable=True, abstained=False, reason=None, facts=1.0, hit=True, **form):
+        answer = {"abstained": abstained, "abstain_reason": reason, "key_fact_recall": facts, "form": form}
+        return {"answerable": answerable, "retrieval": {"hit@5": hit}, "answer": answer}
+
+    assert failure_kinds(record()) == []
+    assert failure_kinds(record(abstained=True, reason="focus: no passage mentions x", facts=0)) == [
+        "refused-answerable",
+        "refused-answerable:focus",
+    ]
+    assert failure_kinds(record(answerable=False)) == ["answered-unanswerable"]
+    assert failure_kinds(record(facts=0.0, hit=False)) == ["retrieval-miss", "off-target"]
+    assert failure_kinds(record(sentences=9)) == ["copy-dump"]
+    assert failure_kinds(record(copied_sentences=3, markup=True, marker_in_bracket=True)) == [
+        "copy-dump",
+        "markup",
+        "marker-in-bracket",
+    ]
+    counts = failure_counts([record(), record(answerable=False), record(sentences=5)])
+    assert counts["answered-unanswerable"] == 1 and counts["copy-dump"] == 1 and counts["markup"] == 0

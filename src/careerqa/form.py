@@ -45,6 +45,19 @@ def strip_markup(text: str) -> str:
     return _LABEL.sub("", text)
 
 
+def has_markup(text: str) -> bool:
+    """Does ``text`` hold a prompt tag or a prompt label (what ``strip_markup`` cuts)?"""
+    return bool(_TAG.search(text) or _LABEL.search(text))
+
+
+def marker_in_open_bracket(text: str) -> bool:
+    """Does a citation marker of ``text`` sit inside an open bracket or quotation?"""
+    return any(
+        _open_closer(text[text.rfind("\n", 0, m.start()) + 1 : m.start()]) is not None
+        for m in _MARKER_RUN.finditer(text)
+    )
+
+
 class MarkupFilter:
     """Cut tags and labels from streamed text, holding back only what may still become one."""
 
