@@ -61,7 +61,8 @@ def eval_cli(settings, monkeypatch, tmp_path):
     qs = tmp_path / "qs.jsonl"
     qs.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     pairs = tmp_path / "pairs.jsonl"
-    pair = {"id": "j1", "passage": "Docker packages apps.", "claim": "Docker packages apps.", "supported": True}
+    text = "Docker packages apps."
+    pair = {"id": "j1", "passage": text, "claim": text, "supported": True}
     pairs.write_text(json.dumps(pair) + "\n")
     return tmp_path
 
