@@ -27,6 +27,7 @@ from .types import Answer, Chunk, Citation, Hit
 ABSTAIN_TEXT = "The corpus does not contain the answer to this question."
 MAX_QUESTION_CHARS = 1000
 MIN_PASSAGE_WORDS = 4
+RESCUE_PASSAGES = 3  # the passages a low-cosine question's terms are looked for in
 
 # A constant prefix: llama.cpp keeps its KV cache for it from one question to the next.
 SYSTEM_PROMPT = f"""You are careerqa. You answer questions about careers in AI using the numbered passages \
@@ -216,7 +217,7 @@ class Answerer:
             )
 
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
-        if best < self.settings.min_dense_score:
+        if best < self.settings.min_dense_score and not self._terms_found(standalone, hits):
             return abstain(f"retrieval: best passage similarity {best:.2f} < {self.settings.min_dense_score}")
 
         question_vector = None
@@ -306,6 +307,13 @@ class Answerer:
             sentences_supported=len(kept),
             draft=draft,
         )
+
+    def _terms_found(self, question: str, hits: Sequence[Hit]) -> bool:
+        """Do the top passages hold most of the question's terms (``focus_rescue_coverage``)? A question
+        whose words are there goes to the model even when the passages' cosine is low."""
+        top = [h.chunk.embedding_text() for h in hits[:RESCUE_PASSAGES]]
+        focus = self.focus_index.check(self.retriever.prepare(question), top)
+        return bool(focus.terms) and focus.coverage >= self.settings.focus_rescue_coverage
 
     def _verify(
         self, draft: str, order: Sequence[int], used: Sequence[Hit]
