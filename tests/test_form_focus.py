@@ -175,3 +175,20 @@ def test_failure_kinds_tag_each_way_an_answer_goes_wrong():
     ]
     counts = failure_counts([record(), record(answerable=False), record(sentences=5)])
     assert counts["answered-unanswerable"] == 1 and counts["copy-dump"] == 1 and counts["markup"] == 0
+
+
+def test_a_refusal_with_the_terms_in_the_passages_is_retried_once(tmp_path, fake_embedder):
+    def reply(messages):
+        if messages[-1]["content"].count("<passage ") == 1:
+            return "Kubernetes schedules containers across a cluster [1]."
+        return "The corpus does not contain the answer to this question."
+
+    engine = _engine(tmp_path, fake_embedder, reply)
+    streamed: list[str] = []
+    answer = engine.ask("what does kubernetes schedule across a cluster?", on_text=streamed.append)
+    assert not answer.abstained and "Kubernetes schedules containers" in answer.text
+    assert "".join(streamed) == answer.text and "retry" in answer.timings_ms
+    # a refusal for a question whose terms are not in the passages stays a refusal, without a retry
+    engine = _engine(tmp_path / "b", fake_embedder, reply, min_dense_score=0.0)
+    refused = engine.ask("which pizza topping is best?")
+    assert refused.abstained and "retry" not in refused.timings_ms

@@ -268,31 +268,45 @@ class Answerer:
         timings["generate"] = _ms(t2)
         timings["first_token"] = first_token if first_token is not None else timings["generate"]
         draft = stream.text.strip()
-        if is_abstention(draft[:120]) and not committed:
+        refused = is_abstention(draft[:120]) and not committed
+        if refused and focus.coverage < self.settings.focus_rescue_coverage:
             return abstain("model: the passages do not answer the question")
-        if on_text is not None:
+        if on_text is not None and not refused:
             on_text(tail if committed else held + tail)
 
-        t3 = time.perf_counter()
-        by_display, checks, kept = self._verify(draft, stream.order, used)
-        timings["verify"] = _ms(t3)
-        if not kept:
-            return abstain("verification: no sentence is supported by the passage it cites", len(checks))
-        # Focus, relevance and form (focus.py, relevance.py, form.py).
-        if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft):
-            return abstain(f"focus: no passage mentions {', '.join(focus.missing[:3])}", len(checks))
-        shaped = self._shape(standalone, focus, kept, by_display)
-        if shaped is None:  # off target: once more with the passage closest to the question
+        if refused:  # yet the passages hold the question's terms: once more with the closest one
             t4 = time.perf_counter()
-            cited = {by_display[n].chunk.chunk_id for k in kept for n in _numbers(k) if n in by_display}
-            retried = self._retry(standalone, focus, hits, cited)
+            retried = self._retry(standalone, focus, hits, set())
             timings["retry"] = _ms(t4)
             if retried is None:
-                return abstain("relevance: the supported sentences do not address the question", len(checks))
+                return abstain("model: the passages do not answer the question")
             by_display, checks, shaped = retried
+        else:
+            t3 = time.perf_counter()
+            by_display, checks, kept = self._verify(draft, stream.order, used)
+            timings["verify"] = _ms(t3)
+            if not kept:
+                return abstain("verification: no sentence is supported by the passage it cites", len(checks))
+            # Focus, relevance and form (focus.py, relevance.py, form.py).
+            if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft):
+                return abstain(f"focus: no passage mentions {', '.join(focus.missing[:3])}", len(checks))
+            shaped_first = self._shape(standalone, focus, kept, by_display)
+            if shaped_first is None:  # off target: once more with the passage closest to the question
+                t4 = time.perf_counter()
+                cited = {by_display[n].chunk.chunk_id for k in kept for n in _numbers(k) if n in by_display}
+                retried = self._retry(standalone, focus, hits, cited)
+                timings["retry"] = _ms(t4)
+                if retried is None:
+                    reason = "relevance: the supported sentences do not address the question"
+                    return abstain(reason, len(checks))
+                by_display, checks, shaped = retried
+            else:
+                shaped = shaped_first
         kept = shaped
         text, order = renumber(" ".join(kept), by_display)
         text = place_markers(text)
+        if refused and on_text is not None:
+            on_text(text)  # nothing was shown yet: the model's refusal was held back
         citations = tuple(Citation(n=i + 1, hit=by_display[old]) for i, old in enumerate(order))
         timings["total"] = _ms(t0)
         return Answer(
