@@ -19,7 +19,8 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from rapidfuzz.distance import DamerauLevenshtein
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein, Levenshtein
 
 from .tokens import STOPWORDS, fold, surface_words
 
@@ -43,6 +44,7 @@ class SpellingCorrector:
             if word.isalpha():
                 by_length[len(word)].append(word)
         self._by_length = dict(by_length)
+        self._with_stopwords: dict[int, list[str]] = {}
         self._cache: dict[str, str | None] = {}
 
     @classmethod
@@ -63,11 +65,20 @@ class SpellingCorrector:
             # words of the vocabulary whose spelling is closest to ``word`` (stopwords included:
             # "wich" is "which", which retrieval then drops, rather than "rich")
             for length in range(len(word) - limit, len(word) + limit + 1):
-                for candidate in self._candidates(length):
-                    distance = DamerauLevenshtein.distance(word, candidate, score_cutoff=limit)
+                # one C++ loop over the words of this length with the fast (bit-parallel) Levenshtein
+                # distance; a transposition costs it 2, so survivors are checked with Damerau's
+                found = process.extract(
+                    word,
+                    self._candidates(length),
+                    scorer=Levenshtein.distance,
+                    score_cutoff=limit + 1,
+                    limit=None,
+                )
+                for candidate, _, _ in found:
+                    distance = DamerauLevenshtein.distance(word, candidate)
                     if distance > limit:
                         continue
-                    key = (distance, candidate[0] != word[0], -self.counts.get(candidate, 0), candidate)
+                    key = (int(distance), candidate[0] != word[0], -self.counts.get(candidate, 0), candidate)
                     if best is None or key < best:
                         best = key
         result = best[3] if best is not None else None
@@ -76,9 +87,11 @@ class SpellingCorrector:
         return result
 
     def _candidates(self, length: int) -> list[str]:
-        words = self._by_length.get(length, [])
-        stop = [w for w in STOPWORDS if len(w) == length and w not in self.counts]
-        return words + stop if stop else words
+        if length not in self._with_stopwords:
+            words = self._by_length.get(length, [])
+            stop = [w for w in STOPWORDS if len(w) == length and w not in self.counts]
+            self._with_stopwords[length] = words + stop
+        return self._with_stopwords[length]
 
     def correct(self, text: str) -> tuple[str, dict[str, str]]:
         """``text`` with its misspelt words replaced (the rest untouched), and the corrections made."""
