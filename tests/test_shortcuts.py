@@ -28,7 +28,8 @@ ANSWER = "Linear algebra and calculus are the foundation of machine learning [1]
 
 
 def _engine(tmp_path, replies=None, **settings):
-    s = make_settings(tmp_path, {"faq.md": FAQ_DOC}).replace(**settings)
+    # the scripted ANSWER is off target for most questions here: no relevance retries in these tests
+    s = make_settings(tmp_path, {"faq.md": FAQ_DOC}).replace(**{"min_answer_relevance": 0.0, **settings})
     generator = FakeGenerator(replies or (lambda messages: ANSWER))
     return Engine(s, embedder=FakeEmbedder(), generator=generator), generator
 
@@ -60,8 +61,7 @@ def test_a_different_question_still_goes_to_the_model(tmp_path):
 
 
 def test_the_fast_path_can_be_turned_off(tmp_path):
-    # the scripted answer is off target for this question: no relevance retry, one generation
-    engine, generator = _engine(tmp_path, faq_min_score=2.0, min_answer_relevance=0.0)
+    engine, generator = _engine(tmp_path, faq_min_score=2.0)
     assert engine.ask("Do I need a PhD for an AI engineering job?").route == "generated"
     assert len(generator.calls) == 1
 

@@ -293,8 +293,9 @@ class Answerer:
             shaped_first = self._shape(standalone, focus, kept, by_display)
             if shaped_first is None:  # off target: once more with the passage closest to the question
                 t4 = time.perf_counter()
-                cited = {by_display[n].chunk.chunk_id for k in kept for n in _numbers(k) if n in by_display}
-                retried = self._retry(standalone, focus, hits, cited)
+                # the same passage alone is a new prompt when the first one held several
+                alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
+                retried = self._retry(standalone, focus, hits, alone)
                 timings["retry"] = _ms(t4)
                 if retried is None:
                     reason = "relevance: the supported sentences do not address the question"
@@ -376,14 +377,14 @@ class Answerer:
         return [sentences[i] for i in chosen]
 
     def _retry(
-        self, question: str, focus: Focus, hits: Sequence[Hit], cited: set[str]
+        self, question: str, focus: Focus, hits: Sequence[Hit], tried: set[str]
     ) -> tuple[dict[int, Hit], list[SentenceSupport], list[str]] | None:
-        """Answer again from the one retrieved passage closest to the question, when the first answer
-        did not cite it; None when it did, or when the new answer is off target too."""
+        """Answer again from the one retrieved passage closest to the question (unless it is in
+        ``tried``, a prompt that held it alone); None when the new answer is off target too."""
         question_vector = self.retriever.embedder.embed_batch([question])[0]
         vectors = [self.retriever.store.sentence_vectors(h.chunk) for h in hits]
         target = best_passage(question_vector, hits, vectors)
-        if target is None or target.chunk.chunk_id in cited:
+        if target is None or target.chunk.chunk_id in tried:
             return None
         messages, used = build_messages(
             question, [target], self.generator.count_tokens, self.settings.context_tokens
