@@ -94,6 +94,8 @@ def test_table_cells_keep_their_column():
     assert judge.supports(passage, "PyTorch uses a dynamic computational graph.") is True
     swapped = "PyTorch uses a static computational graph defined before running."
     assert judge.supports(passage, swapped) is False
+    # a claim that names a column is read in that column only
+    assert judge.supports(passage, "TensorFlow has a dynamic computational graph defined on the fly.") is False
 
 
 def test_new_pairs_from_real_failures_are_labelled():
