@@ -168,6 +168,7 @@ def test_failure_kinds_tag_each_way_an_answer_goes_wrong():
     assert failure_kinds(record(answerable=False)) == ["answered-unanswerable"]
     assert failure_kinds(record(facts=0.0, hit=False)) == ["retrieval-miss", "off-target"]
     assert failure_kinds(record(sentences=9)) == ["copy-dump"]
+    assert failure_kinds(record(sentences=9, route="faq")) == []
     assert failure_kinds(record(copied_sentences=3, markup=True, marker_in_bracket=True)) == [
         "copy-dump",
         "markup",

@@ -8,7 +8,7 @@ shows even when the averages hold:
 - ``answered-unanswerable``: a question the corpus does not answer was answered;
 - ``off-target``: an answerable question answered without naming any of its key facts;
 - ``copy-dump``: more sentences than ``MAX_SENTENCES`` or more than ``form.MAX_COPIED`` sentences
-  copied verbatim from the cited passages;
+  copied verbatim from the cited passages (not counted for the FAQ fast path, which quotes an entry);
 - ``markup``: prompt markup (tags, "Passage:", role labels) in the answer;
 - ``marker-in-bracket``: a citation marker inside an open parenthesis or quotation.
 Not handled here: scoring (``evaluation.py``) and formatting (``eval_report.py``).
@@ -41,6 +41,7 @@ def form_checks(answer: Answer) -> dict[str, Any]:
     sentences = split_sentences(answer.text) if not answer.abstained else []
     passages = [c.hit.chunk.text for c in answer.citations]
     return {
+        "route": answer.route,
         "sentences": len(sentences),
         "copied_sentences": sum(any(is_copy(s, p) for p in passages) for s in sentences),
         "markup": has_markup(answer.text),
@@ -65,7 +66,8 @@ def failure_kinds(record: dict[str, Any]) -> list[str]:
     if record["answerable"] and not answer["abstained"] and answer.get("key_fact_recall") == 0:
         kinds.append("off-target")
     form = answer.get("form", {})
-    if form.get("sentences", 0) > MAX_SENTENCES or form.get("copied_sentences", 0) > MAX_COPIED:
+    too_long = form.get("sentences", 0) > MAX_SENTENCES or form.get("copied_sentences", 0) > MAX_COPIED
+    if too_long and form.get("route") != "faq":  # a corpus FAQ entry is quoted whole by design
         kinds.append("copy-dump")
     if form.get("markup"):
         kinds.append("markup")
