@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--split", default="dev")
     parser.add_argument("--set", type=Path, default=ROOT / "eval" / "questions.jsonl")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--ids", default=None, help="only these question ids (comma-separated)")
     parser.add_argument("--replay-only", action="store_true")
     parser.add_argument("--index-dir", type=Path, default=None)
     parser.add_argument("--recordings", type=Path, default=None)
@@ -140,7 +141,11 @@ def main() -> None:
 
         generator.count_tokens = counting  # type: ignore[method-assign]
     engine = Engine(settings, generator=generator, show_model_progress=False)
-    items = load_eval_set(args.set, args.split)[: args.limit]
+    items = load_eval_set(args.set, args.split)
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        items = [i for i in items if i.id in wanted]
+    items = items[: args.limit]
     errors: dict[str, str] = {}
 
     done = []
