@@ -193,3 +193,12 @@ def test_a_refusal_with_the_terms_in_the_passages_is_retried_once(tmp_path, fake
     engine = _engine(tmp_path / "b", fake_embedder, reply, min_dense_score=0.0)
     refused = engine.ask("which pizza topping is best?")
     assert refused.abstained and "retry" not in refused.timings_ms
+
+
+def test_the_tail_of_an_opening_tag_at_the_start_is_cut():
+    pieces = ["What’s the must", '-have skill for AI jobs?">Linear algebra', " and calculus [1]."]
+    assert _filtered(pieces) == "Linear algebra and calculus [1]."
+    assert strip_markup('Skills?" source="a.txt">Python [1].') == "Python [1]."
+    # ordinary text streams as soon as a clause ends
+    f = MarkupFilter()
+    assert f.feed("Pandas is a library, ") == "Pandas is a library, "

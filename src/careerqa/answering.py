@@ -248,7 +248,10 @@ class Answerer:
         for piece in pieces:
             if first_token is None:
                 first_token = _ms(t2)
-            shown = stream.feed(markup.feed(piece))
+            filtered = markup.feed(piece)
+            if not filtered and re.search(r"[^\W\d_]", piece):
+                continue  # words held back by the markup filter: not a model looping on markers
+            shown = stream.feed(filtered)
             if stream.idle >= 8:
                 close = getattr(pieces, "close", None)
                 if close is not None:
@@ -273,6 +276,7 @@ class Answerer:
             return abstain("model: the passages do not answer the question")
         if on_text is not None and not refused:
             on_text(tail if committed else held + tail)
+            committed = committed or bool(held + tail)
 
         if refused:  # yet the passages hold the question's terms: once more with the closest one
             t4 = time.perf_counter()

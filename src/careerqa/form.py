@@ -36,18 +36,23 @@ _LABEL = re.compile(
     r"(?im)^[ \t]*(?:\*\*)?(?:passages?(?:\s*\[?\d+\]?)?|question|answer|system|user|assistant|context)"
     r"(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*"
 )
+# The model sometimes starts with the end of an opening passage tag ('What is X?">Answer …'): one
+# line of attribute text up to the quote and ">" that close the tag, at the very start of the answer.
+_TAG_TAIL = re.compile(r"\A[^<>\n]{0,200}?[\"'][ \t]*>")
+_TAG_TAIL_PREFIX = re.compile(r"[^<>\n]{0,119}")  # held back until a sentence or clause ends
 _LABEL_PREFIX_LEN = 24  # a line's first characters are held back until they cannot be a label
 
 
 def strip_markup(text: str) -> str:
     """``text`` without tags and prompt labels (complete ones; see ``MarkupFilter`` for streams)."""
+    text = _TAG_TAIL.sub("", text, count=1)
     text = _TAG.sub("", text)
     return _LABEL.sub("", text)
 
 
 def has_markup(text: str) -> bool:
     """Does ``text`` hold a prompt tag or a prompt label (what ``strip_markup`` cuts)?"""
-    return bool(_TAG.search(text) or _LABEL.search(text))
+    return bool(_TAG.search(text) or _LABEL.search(text) or _TAG_TAIL.match(text))
 
 
 def marker_in_open_bracket(text: str) -> bool:
@@ -64,10 +69,19 @@ class MarkupFilter:
     def __init__(self) -> None:
         self._pending = ""
         self._line_start = True  # the pending text starts a line (or the answer)
+        self._answer_start = True  # nothing shown yet: a tag's tail ('… section="X">') may lead
 
     def feed(self, piece: str) -> str:
         buf = self._pending + piece
         out: list[str] = []
+        if self._answer_start:
+            tail = _TAG_TAIL.match(buf)
+            if tail:
+                buf = buf[tail.end() :]
+            elif _TAG_TAIL_PREFIX.fullmatch(buf) and not re.search(r"[.!?,;:]\s", buf):
+                self._pending = buf
+                return ""  # may still turn out to be the tail of an opening tag
+            self._answer_start = False
         while buf:
             if self._line_start:
                 stripped = buf.lstrip(" \t")
