@@ -199,6 +199,7 @@ def test_the_tail_of_an_opening_tag_at_the_start_is_cut():
     pieces = ["What’s the must", '-have skill for AI jobs?">Linear algebra', " and calculus [1]."]
     assert _filtered(pieces) == "Linear algebra and calculus [1]."
     assert strip_markup('Skills?" source="a.txt">Python [1].') == "Python [1]."
+    assert _filtered(['<passage n="1">What is it?">Linear algebra [1].</passage>']) == "Linear algebra [1]."
     # ordinary text streams as soon as a clause ends
     f = MarkupFilter()
     assert f.feed("Pandas is a library, ") == "Pandas is a library, "

@@ -45,8 +45,8 @@ _LABEL_PREFIX_LEN = 24  # a line's first characters are held back until they can
 
 def strip_markup(text: str) -> str:
     """``text`` without tags and prompt labels (complete ones; see ``MarkupFilter`` for streams)."""
-    text = _TAG_TAIL.sub("", text, count=1)
     text = _TAG.sub("", text)
+    text = _TAG_TAIL.sub("", text.lstrip(), count=1)
     return _LABEL.sub("", text)
 
 
@@ -70,19 +70,20 @@ class MarkupFilter:
         self._pending = ""
         self._line_start = True  # the pending text starts a line (or the answer)
         self._answer_start = True  # nothing shown yet: a tag's tail ('… section="X">') may lead
+        self._shown = False
 
     def feed(self, piece: str) -> str:
         buf = self._pending + piece
         out: list[str] = []
-        if self._answer_start:
-            tail = _TAG_TAIL.match(buf)
-            if tail:
-                buf = buf[tail.end() :]
-            elif _TAG_TAIL_PREFIX.fullmatch(buf) and not re.search(r"[.!?,;:]\s", buf):
-                self._pending = buf
-                return ""  # may still turn out to be the tail of an opening tag
-            self._answer_start = False
         while buf:
+            if self._answer_start:
+                tail = _TAG_TAIL.match(buf)
+                if tail:
+                    buf = buf[tail.end() :]
+                elif _TAG_TAIL_PREFIX.fullmatch(buf) and not re.search(r"[.!?,;:]\s", buf):
+                    break  # may still turn out to be the tail of an opening tag
+                self._answer_start = False
+                continue
             if self._line_start:
                 stripped = buf.lstrip(" \t")
                 label = _LABEL.match(stripped)
@@ -111,13 +112,17 @@ class MarkupFilter:
                 shown = "".join(out)
                 if not shown[shown.rfind("\n") + 1 :].strip():
                     self._line_start = True  # nothing shown on this line yet: a label may follow
+                if not shown.strip() and not self._shown:
+                    self._answer_start = True  # nor in the answer: a tag's tail may follow
             elif _TAG_PREFIX.match(buf) and len(buf) < 240 and _could_be_tag(buf):
                 break  # may still become a tag: wait for more text
             else:
                 out.append("<")
                 buf = buf[1:]
         self._pending = buf
-        return "".join(out)
+        shown = "".join(out)
+        self._shown = self._shown or bool(shown.strip())
+        return shown
 
     def finish(self) -> str:
         rest, self._pending = self._pending, ""
