@@ -51,7 +51,7 @@ class RecordingGenerator(Generator):
         self.replay_only = replay_only
         self.name = settings.generator
         self.replies: dict[str, str] = {}
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.generated = 0
         self._inner: Generator | None = None
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -83,6 +83,7 @@ class RecordingGenerator(Generator):
         if self.replay_only:
             raise ReplayMiss("no recorded reply for these messages")
         reply = self.inner().generate(messages, max_tokens=max_tokens)  # recorded without stops
+        self.generated += 1
         yield _cut(reply, stop)
         self.replies[key] = reply
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ def main() -> None:
         "split": args.split,
         "questions": len(items),
         "replayed": generator.hits,
-        "generated": generator.misses - len(errors),
+        "generated": generator.generated,
         "missing": errors,
         "seconds": round(time.perf_counter() - t0, 1),
         "load_average": os.getloadavg(),
