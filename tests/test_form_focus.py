@@ -196,10 +196,13 @@ def test_a_refusal_with_the_terms_in_the_passages_is_retried_once(tmp_path, fake
 
 
 def test_the_tail_of_an_opening_tag_at_the_start_is_cut():
+    tags = ['<passage n="1" source="a.txt" section="What’s the must-have skill for AI jobs?">']
     pieces = ["What’s the must", '-have skill for AI jobs?">Linear algebra', " and calculus [1]."]
-    assert _filtered(pieces) == "Linear algebra and calculus [1]."
+    f = MarkupFilter(tags)
+    assert "".join(f.feed(p) for p in pieces) + f.finish() == "Linear algebra and calculus [1]."
+    f = MarkupFilter(tags)
+    assert f.feed("Python ") == "Python "  # not the start of a tag's tail: shown at once
     assert strip_markup('Skills?" source="a.txt">Python [1].') == "Python [1]."
-    assert _filtered(['<passage n="1">What is it?">Linear algebra [1].</passage>']) == "Linear algebra [1]."
-    # ordinary text streams as soon as a clause ends
-    f = MarkupFilter()
-    assert f.feed("Pandas is a library, ") == "Pandas is a library, "
+    f = MarkupFilter(['<passage n="1" section="What is it?">'])
+    leaked = '<passage n="1">What is it?">Linear algebra [1].</passage>'
+    assert f.feed(leaked) + f.finish() == "Linear algebra [1]."

@@ -240,7 +240,7 @@ class Answerer:
             self.retriever.prepare(standalone), [h.chunk.embedding_text() for h in used]
         )
         stream = CitationStream(len(used))
-        markup = MarkupFilter()
+        markup = MarkupFilter([_opening_tag(n + 1, h) for n, h in enumerate(used)])
         t2 = time.perf_counter()
         first_token: float | None = None
         held = ""  # shown text is held back until it can no longer be an abstention
@@ -438,6 +438,12 @@ class Answerer:
             sentences_supported=sentences,
             route="faq",
         )
+
+
+def _opening_tag(n: int, hit: Hit) -> str:
+    """The opening tag of passage ``n`` as ``build_messages`` writes it."""
+    source, section = _attribute(hit.chunk.source), _attribute(hit.chunk.section)
+    return f'<passage n="{n}" source="{source}" section="{section}">'
 
 
 def _numbers(sentence: str) -> list[int]:

@@ -39,7 +39,6 @@ _LABEL = re.compile(
 # The model sometimes starts with the end of an opening passage tag ('What is X?">Answer …'): one
 # line of attribute text up to the quote and ">" that close the tag, at the very start of the answer.
 _TAG_TAIL = re.compile(r"\A[^<>\n]{0,200}?[\"'][ \t]*>")
-_TAG_TAIL_PREFIX = re.compile(r"[^<>\n]{0,119}")  # held back until a sentence or clause ends
 _LABEL_PREFIX_LEN = 24  # a line's first characters are held back until they cannot be a label
 
 
@@ -66,7 +65,10 @@ def marker_in_open_bracket(text: str) -> bool:
 class MarkupFilter:
     """Cut tags and labels from streamed text, holding back only what may still become one."""
 
-    def __init__(self) -> None:
+    def __init__(self, tags: Sequence[str] = ()) -> None:
+        """``tags``: the prompt's opening passage tags, whose tails ('… section="X">') the model may
+        start its answer with; only text that could still be such a tail is held back."""
+        self._tags = [t for t in tags if t]
         self._pending = ""
         self._line_start = True  # the pending text starts a line (or the answer)
         self._answer_start = True  # nothing shown yet: a tag's tail ('… section="X">') may lead
@@ -77,10 +79,10 @@ class MarkupFilter:
         out: list[str] = []
         while buf:
             if self._answer_start:
-                tail = _TAG_TAIL.match(buf)
-                if tail:
-                    buf = buf[tail.end() :]
-                elif _TAG_TAIL_PREFIX.fullmatch(buf) and not re.search(r"[.!?,;:]\s", buf):
+                cut = max((len(t) - i for t in self._tags for i in _tail_starts(t, buf)), default=0)
+                if cut:
+                    buf = buf[cut:]
+                elif any(buf in t for t in self._tags):
                     break  # may still turn out to be the tail of an opening tag
                 self._answer_start = False
                 continue
@@ -132,6 +134,11 @@ class MarkupFilter:
 
 
 _TAG_NAMES = ("passage", "passages", "question", "answer", "context", "system", "user", "assistant", "s")
+
+
+def _tail_starts(tag: str, text: str) -> list[int]:
+    """Where in ``tag`` a tail begins that ``text`` starts with (tails of at least 3 characters)."""
+    return [i for i in range(1, len(tag) - 2) if text.startswith(tag[i:])]
 
 
 def _could_be_tag(start: str) -> bool:
