@@ -61,7 +61,9 @@ def eval_cli(settings, monkeypatch, tmp_path):
     qs = tmp_path / "qs.jsonl"
     qs.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text('{"id": "j1", "passage": "p", "claim": "c", "supported": true}\n')
+    text = "Docker packages apps."
+    pair = {"id": "j1", "passage": text, "claim": text, "supported": True}
+    pairs.write_text(json.dumps(pair) + "\n")
     return tmp_path
 
 

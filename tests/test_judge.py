@@ -41,7 +41,7 @@ def test_judge_prompt_holds_passage_then_claim_without_markers():
 
 def test_judge_caches_verdicts_and_counts_unparsed_replies_as_no():
     gen = FakeGenerator(["no", "I think so"])
-    judge = Judge(gen)
+    judge = Judge(gen, lexical=False)  # the model's path alone: "c" shares no word with "p"
     assert judge.supports("p", "c") is False
     assert judge.supports("p", "c [2]") is False  # same claim once markers are gone: cached
     assert judge.supports("p", "other") is False
@@ -54,7 +54,7 @@ def test_agreement_known_confusion():
     ]
     replies = {"c0": "yes", "c1": "no", "c2": "yes", "c3": "no", "c4": "yes"}
     gen = FakeGenerator(lambda messages: replies[messages[-1]["content"].split("Claim: ")[1].split("\n")[0]])
-    result = judge_agreement(Judge(gen), pairs)
+    result = judge_agreement(Judge(gen, lexical=False), pairs)
     assert result["confusion"] == {"tp": 2, "fp": 1, "fn": 1, "tn": 1}
     assert result["accuracy"] == 0.6
     assert result["precision_supported"] == pytest.approx(0.667, abs=1e-3)
@@ -67,3 +67,37 @@ def test_labelled_pairs_are_enough_and_balanced():
     supported = sum(p.supported for p in pairs)
     assert len(pairs) >= 30 and 0.4 <= supported / len(pairs) <= 0.6
     assert len({p.id for p in pairs}) == len(pairs)
+
+
+def test_lexical_signal_rejects_swaps_before_the_model_is_asked():
+    passage = (
+        "- NumPy: For numerical operations, especially with arrays and matrices.\n"
+        "- Pandas: For data manipulation and analysis. Think of it as Excel on steroids.\n"
+        "Most data scientists spend 80% of their time preparing data."
+    )
+    gen = FakeGenerator(lambda messages: "yes")
+    judge = Judge(gen)
+    assert judge.supports(passage, "NumPy is like Excel on steroids.") is False  # name from another line
+    assert judge.supports(passage, "Data scientists spend 50% of their time preparing data.") is False
+    assert len(gen.calls) == 0 and judge.lexical_rejections == 2
+    assert judge.supports(passage, "Pandas is like Excel on steroids.") is True  # then the model decides
+    assert judge.supports(passage, "Data scientists spend 80% of their time preparing data.") is True
+    assert len(gen.calls) == 2
+
+
+def test_table_cells_keep_their_column():
+    passage = (
+        "Feature | TensorFlow | PyTorch |\n---|---|---|\n"
+        "Computational Graph | Static (defined before running) | Dynamic (defined on the fly) |"
+    )
+    judge = Judge(FakeGenerator(lambda messages: "yes"))
+    assert judge.supports(passage, "PyTorch uses a dynamic computational graph.") is True
+    swapped = "PyTorch uses a static computational graph defined before running."
+    assert judge.supports(passage, swapped) is False
+    # a claim that names a column is read in that column only
+    assert judge.supports(passage, "TensorFlow has a dynamic computational graph, easier to debug.") is False
+
+
+def test_new_pairs_from_real_failures_are_labelled():
+    pairs = [p for p in load_judge_pairs(REPO / "eval" / "judge_pairs.jsonl") if int(p.id[1:]) >= 39]
+    assert len(pairs) >= 20 and {p.supported for p in pairs} == {True, False}

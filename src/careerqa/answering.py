@@ -15,8 +15,11 @@ from collections.abc import Callable, Sequence
 from .citations import MARKER, CitationStream, renumber
 from .config import Settings
 from .errors import BadInput
+from .focus import Focus, FocusIndex
+from .form import STOP, MarkupFilter, is_copy, place_markers, select, strip_markup
 from .generation import Generator
-from .grounding import Verifier
+from .grounding import SentenceSupport, Verifier
+from .relevance import best_passage, sentence_relevance
 from .retrieval import Retriever
 from .shortcuts import FaqMatcher, faq_answer, select_sentences
 from .types import Answer, Chunk, Citation, Hit
@@ -24,6 +27,7 @@ from .types import Answer, Chunk, Citation, Hit
 ABSTAIN_TEXT = "The corpus does not contain the answer to this question."
 MAX_QUESTION_CHARS = 1000
 MIN_PASSAGE_WORDS = 4
+RESCUE_PASSAGES = 3  # the passages a low-cosine question's terms are looked for in
 
 # A constant prefix: llama.cpp keeps its KV cache for it from one question to the next.
 SYSTEM_PROMPT = f"""You are careerqa. You answer questions about careers in AI using the numbered passages \
@@ -135,6 +139,14 @@ class Answerer:
         self.generator = generator
         self.verifier = verifier
         self.faq = faq
+        self._focus_index: FocusIndex | None = None
+
+    @property
+    def focus_index(self) -> FocusIndex:
+        """Document frequencies for the focus check, built on first use from this index's passages."""
+        if self._focus_index is None:
+            self._focus_index = FocusIndex(c.embedding_text() for c in self.retriever.store.chunks.values())
+        return self._focus_index
 
     def warm_up(self) -> None:
         """Have the model read the constant system prompt now, so the first question does not wait
@@ -205,7 +217,7 @@ class Answerer:
             )
 
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
-        if best < self.settings.min_dense_score:
+        if best < self.settings.min_dense_score and not self._terms_found(standalone, hits):
             return abstain(f"retrieval: best passage similarity {best:.2f} < {self.settings.min_dense_score}")
 
         question_vector = None
@@ -224,15 +236,22 @@ class Answerer:
                 question_vector, hits, self.retriever.store, self.generator.count_tokens, budget
             )
         messages, used = build_messages(standalone, hits, self.generator.count_tokens, budget, texts)
+        focus = self.focus_index.check(
+            self.retriever.prepare(standalone), [h.chunk.embedding_text() for h in used]
+        )
         stream = CitationStream(len(used))
+        markup = MarkupFilter([_opening_tag(n + 1, h) for n, h in enumerate(used)])
         t2 = time.perf_counter()
         first_token: float | None = None
         held = ""  # shown text is held back until it can no longer be an abstention
-        pieces = self.generator.stream(messages, max_tokens=self.settings.max_answer_tokens)
+        pieces = self.generator.stream(messages, max_tokens=self.settings.max_answer_tokens, stop=STOP)
         for piece in pieces:
             if first_token is None:
                 first_token = _ms(t2)
-            shown = stream.feed(piece)
+            filtered = markup.feed(piece)
+            if not filtered and re.search(r"[^\W\d_]", piece):
+                continue  # words held back by the markup filter: not a model looping on markers
+            shown = stream.feed(filtered)
             if stream.idle >= 8:
                 close = getattr(pieces, "close", None)
                 if close is not None:
@@ -247,41 +266,52 @@ class Answerer:
             if len(held) > 60 and not is_abstention(held):
                 on_text(held)
                 committed = True
-        tail = stream.finish()
+        tail = stream.feed(markup.finish())
+        tail += stream.finish()
         timings["generate"] = _ms(t2)
         timings["first_token"] = first_token if first_token is not None else timings["generate"]
         draft = stream.text.strip()
-        if is_abstention(draft[:120]) and not committed:
+        refused = is_abstention(draft[:120]) and not committed
+        if refused and focus.coverage < self.settings.focus_rescue_coverage:
             return abstain("model: the passages do not answer the question")
-        if on_text is not None:
+        if on_text is not None and not refused:
             on_text(tail if committed else held + tail)
+            committed = committed or bool(held + tail)
 
-        # Markers in the draft are numbered by first mention; map them back to prompt passages, and
-        # give the passages it did not cite the next numbers, so verification can move a misnumbered
-        # citation to the passage that supports the sentence.
-        by_display = {d + 1: used[n - 1] for d, n in enumerate(stream.order)}
-        for hit in used:
-            if all(hit is not h for h in by_display.values()):
-                by_display[len(by_display) + 1] = hit
-        t3 = time.perf_counter()
-        checks = self.verifier.check(
-            draft,
-            {d: h.chunk.text for d, h in by_display.items()},
-            {d: self.retriever.store.sentence_vectors(h.chunk) for d, h in by_display.items()},
-        )
-        timings["verify"] = _ms(t3)
-        kept = []
-        for check in checks:
-            if not check.supported or check.best is None:
-                continue
-            sentence = check.text
-            if check.best not in check.cited:  # uncited or misnumbered: cite the supporting passage
-                sentence = MARKER.sub("", sentence).rstrip()
-                sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
-            kept.append(sentence)
-        if not kept:
-            return abstain("verification: no sentence is supported by the passage it cites", len(checks))
+        if refused:  # yet the passages hold the question's terms: once more with the closest one
+            t4 = time.perf_counter()
+            retried = self._retry(standalone, focus, hits, set())
+            timings["retry"] = _ms(t4)
+            if retried is None:
+                return abstain("model: the passages do not answer the question")
+            by_display, checks, shaped = retried
+        else:
+            t3 = time.perf_counter()
+            by_display, checks, kept = self._verify(draft, stream.order, used)
+            timings["verify"] = _ms(t3)
+            if not kept:
+                return abstain("verification: no sentence is supported by the passage it cites", len(checks))
+            # Focus, relevance and form (focus.py, relevance.py, form.py).
+            if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft):
+                return abstain(f"focus: no passage mentions {', '.join(focus.missing[:3])}", len(checks))
+            shaped_first = self._shape(standalone, focus, kept, by_display)
+            if shaped_first is None:  # off target: once more with the passage closest to the question
+                t4 = time.perf_counter()
+                # the same passage alone is a new prompt when the first one held several
+                alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
+                retried = self._retry(standalone, focus, hits, alone)
+                timings["retry"] = _ms(t4)
+                if retried is None:
+                    reason = "relevance: the supported sentences do not address the question"
+                    return abstain(reason, len(checks))
+                by_display, checks, shaped = retried
+            else:
+                shaped = shaped_first
+        kept = shaped
         text, order = renumber(" ".join(kept), by_display)
+        text = place_markers(text)
+        if refused and on_text is not None:
+            on_text(text)  # nothing was shown yet: the model's refusal was held back
         citations = tuple(Citation(n=i + 1, hit=by_display[old]) for i, old in enumerate(order))
         timings["total"] = _ms(t0)
         return Answer(
@@ -296,6 +326,85 @@ class Answerer:
             sentences_supported=len(kept),
             draft=draft,
         )
+
+    def _terms_found(self, question: str, hits: Sequence[Hit]) -> bool:
+        """Do the top passages hold most of the question's terms (``focus_rescue_coverage``)? A question
+        whose words are there goes to the model even when the passages' cosine is low."""
+        top = [h.chunk.embedding_text() for h in hits[:RESCUE_PASSAGES]]
+        focus = self.focus_index.check(self.retriever.prepare(question), top)
+        return bool(focus.terms) and focus.coverage >= self.settings.focus_rescue_coverage
+
+    def _verify(
+        self, draft: str, order: Sequence[int], used: Sequence[Hit]
+    ) -> tuple[dict[int, Hit], list[SentenceSupport], list[str]]:
+        """Check every sentence of ``draft`` against the passages; the supported ones, each cited."""
+        # Markers in the draft are numbered by first mention; map them back to prompt passages, and
+        # give the passages it did not cite the next numbers, so verification can move a misnumbered
+        # citation to the passage that supports the sentence.
+        by_display = {d + 1: used[n - 1] for d, n in enumerate(order)}
+        for hit in used:
+            if all(hit is not h for h in by_display.values()):
+                by_display[len(by_display) + 1] = hit
+        checks = self.verifier.check(
+            draft,
+            {d: h.chunk.text for d, h in by_display.items()},
+            {d: self.retriever.store.sentence_vectors(h.chunk) for d, h in by_display.items()},
+        )
+        kept = []
+        for check in checks:
+            if not check.supported or check.best is None:
+                continue
+            sentence = check.text
+            if check.best not in check.cited:  # uncited or misnumbered: cite the supporting passage
+                sentence = MARKER.sub("", sentence).rstrip()
+                sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
+            kept.append(sentence)
+        return by_display, checks, kept
+
+    def _shape(
+        self, question: str, focus: Focus, kept: list[str], by_display: dict[int, Hit]
+    ) -> list[str] | None:
+        """The kept sentences that are about the question, at most ``max_answer_sentences`` and at most
+        two verbatim copies; None when the answer as a whole is off target."""
+        relevance = sentence_relevance(self.retriever.embedder, question, kept, focus)
+        if max(relevance) < self.settings.min_answer_relevance:
+            return None
+        floor = self.settings.min_sentence_relevance
+        on_topic = [i for i, r in enumerate(relevance) if r >= floor] or [relevance.index(max(relevance))]
+        sentences = [kept[i] for i in on_topic]
+        copied = [
+            any(is_copy(sentence, by_display[n].chunk.text) for n in _numbers(sentence) if n in by_display)
+            for sentence in sentences
+        ]
+        limit = self.settings.max_answer_sentences
+        chosen = select(sentences, [relevance[i] for i in on_topic], copied, limit)
+        return [sentences[i] for i in chosen]
+
+    def _retry(
+        self, question: str, focus: Focus, hits: Sequence[Hit], tried: set[str]
+    ) -> tuple[dict[int, Hit], list[SentenceSupport], list[str]] | None:
+        """Answer again from the one retrieved passage closest to the question (unless it is in
+        ``tried``, a prompt that held it alone); None when the new answer is off target too."""
+        question_vector = self.retriever.embedder.embed_batch([question])[0]
+        vectors = [self.retriever.store.sentence_vectors(h.chunk) for h in hits]
+        target = best_passage(question_vector, hits, vectors)
+        if target is None or target.chunk.chunk_id in tried:
+            return None
+        messages, used = build_messages(
+            question, [target], self.generator.count_tokens, self.settings.context_tokens
+        )
+        if not used:
+            return None
+        raw = self.generator.generate(messages, max_tokens=self.settings.max_answer_tokens, stop=STOP)
+        stream = CitationStream(len(used))
+        stream.feed(strip_markup(raw))
+        stream.finish()
+        draft = stream.text.strip()
+        if is_abstention(draft[:120]):
+            return None
+        by_display, checks, kept = self._verify(draft, stream.order, used)
+        shaped = self._shape(question, focus, kept, by_display) if kept else None
+        return (by_display, checks, shaped) if shaped else None
 
     def _from_faq(
         self,
@@ -329,6 +438,16 @@ class Answerer:
             sentences_supported=sentences,
             route="faq",
         )
+
+
+def _opening_tag(n: int, hit: Hit) -> str:
+    """The opening tag of passage ``n`` as ``build_messages`` writes it."""
+    source, section = _attribute(hit.chunk.source), _attribute(hit.chunk.section)
+    return f'<passage n="{n}" source="{source}" section="{section}">'
+
+
+def _numbers(sentence: str) -> list[int]:
+    return [int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1))]
 
 
 def _short(text: str, words: int = 60) -> str:

@@ -77,6 +77,21 @@ class Settings:
     # Verification: a sentence is supported when its support score reaches this.
     support_threshold: float = 0.5
 
+    # Focus, relevance and form of answers (issue 14; calibrated on the dev split, see README
+    # "Answer focus and form"). An answer keeps at most this many sentences (the prompt asks for 1-3).
+    max_answer_sentences: int = 4
+    # Refuse when the passages hold less than this IDF-weighted share of the question's terms and the
+    # answer names none of the missing ones (focus.py).
+    focus_min_coverage: float = 0.09
+    # An answer whose best sentence is less similar to the question than this is off target: tried
+    # once more with the closest passage, else refused; sentences under the second are dropped.
+    # Dev (bench/calibrate_focus.py): on-target answers' best sentence 0.29 and up, off-target 0.25.
+    min_answer_relevance: float = 0.27
+    min_sentence_relevance: float = 0.1
+    # A question under min_dense_score still goes to the model when the top passages hold this
+    # IDF-weighted share of its terms (dev: answerable 0.6 and up, unanswerable 0.45 at most).
+    focus_rescue_coverage: float = 0.5
+
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)
     queue_size: int = 4  # questions that may wait while one is answered; more get 503

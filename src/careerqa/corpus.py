@@ -2,14 +2,16 @@
 
 Text, Markdown and HTML files are read (recursively); cleaning is a sequence of tracked regex
 substitutions, so every character of ``Document.text`` maps back to the raw file through
-``Document.offsets``. Cleaning repairs only unambiguous scraping artefacts and never drops words.
+``Document.offsets``. Cleaning repairs only unambiguous scraping artefacts and never drops words
+(of HTML, the markup, scripts and page chrome are dropped).
 
 Bad files never stop the others: see ``_walk`` for what is skipped with a warning.
 
 PDF and Word files are turned into text by ``readers.py`` first. Not handled here: other binary
 formats (skipped), encodings other than
 UTF-8 (skipped, never guessed), Markdown rendering (Markdown stays Markdown), full HTML
-parsing (a regex pass that suits scraped articles, not arbitrary web pages), and the "." the
+parsing (a regex pass that suits scraped articles, not arbitrary web pages; page chrome such as
+``<nav>`` and footers is cut by ``boilerplate.py``), and the "." the
 scraper put in place of ", and" (ambiguous, left as it is). Offsets count characters of the file
 decoded as ``utf-8-sig`` (a byte-order mark is not counted).
 """
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 
+from .boilerplate import html_chrome_spans
 from .errors import BadInput, CorpusEmpty
 from .readers import Unreadable, extract, front_matter
 from .types import Document
@@ -501,6 +504,7 @@ def _strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
     text, offsets = _tsub(
         r"<(script|style|head|noscript|template|svg)\b[^>]*>.*?</\1\s*>", "", text, offsets, dotall
     )
+    text, offsets = _cut(text, offsets, html_chrome_spans(text))  # nav, footer, cookie banners, ...
 
     def heading(m: re.Match[str]) -> str:
         inner = re.sub(r"<br\s*/?>", " ", m.group(2), flags=re.IGNORECASE)
@@ -525,6 +529,22 @@ def _strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
         return m.group(0) if inside_pre else ""
 
     return _tsub(r"(?m)^[ \t]+", unindent, text, offsets)
+
+
+def _cut(text: str, offsets: list[int], spans: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    """``text`` without the ``[start, end)`` spans (sorted, disjoint), with its offsets."""
+    if not spans:
+        return text, offsets
+    parts: list[str] = []
+    kept: list[int] = []
+    pos = 0
+    for start, end in spans:
+        parts.append(text[pos:start])
+        kept.extend(offsets[pos:start])
+        pos = end
+    parts.append(text[pos:])
+    kept.extend(offsets[pos:])
+    return "".join(parts), kept
 
 
 def _block_break(m: re.Match[str]) -> str:

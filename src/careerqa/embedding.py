@@ -47,6 +47,10 @@ class Embedder(ABC):
                 on_progress(len(batch))
         return out
 
+    def known_words(self) -> frozenset[str]:
+        """Whole English words the model knows (none by default): spelling correction leaves them alone."""
+        return frozenset()
+
 
 QUERY_BATCH = 8  # texts: a batch this small is a query or a few, cached and run on one thread
 QUERY_CACHE_SIZE = 1024
@@ -124,6 +128,11 @@ class SentenceTransformerEmbedder(CachedQueryEmbedder):
         super().__init__(torch.get_num_threads())
         self._torch: Any = torch
         self._lock = threading.Lock()  # one forward pass at a time: the thread count is process-wide
+
+    def known_words(self) -> frozenset[str]:
+        """The whole-word entries of the model's word-piece vocabulary (~20k English words and names)."""
+        vocab = getattr(getattr(self._model, "tokenizer", None), "vocab", None) or {}
+        return frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1)
 
     def _encode(self, texts: list[str], threads: int) -> np.ndarray:
         torch = self._torch

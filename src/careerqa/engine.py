@@ -26,7 +26,7 @@ from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
 from .index_store import IndexStore, read_manifest
-from .indexing import ProgressFn, SyncReport, sync_index
+from .indexing import ProgressFn, SyncReport, chunking_params, sync_index
 from .retrieval import Retriever
 from .shortcuts import AnswerCache, FaqMatcher, normalise_question
 from .types import Answer, Hit
@@ -215,7 +215,8 @@ class Engine:
         skipped = manifest.get("skipped_files")
         if isinstance(skipped, dict):  # files read before and skipped (indexing.py)
             known.update(skipped)
-        return current != known
+        # new chunking rules (e.g. page chrome) re-chunk the index; only new text is embedded
+        return current != known or manifest.get("chunking") != chunking_params(self.settings)
 
     @property
     def answerer(self) -> Answerer:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluation import ANSWER_METRICS, RETRIEVAL_METRICS
+from .failures import failure_kinds
 
 LATENCY_METRICS = ("latency_ms_p50", "latency_ms_p95")
 # Per-category chart: the metrics that mean something for answerable and unanswerable categories.
@@ -62,6 +63,10 @@ def format_table(report: dict[str, Any]) -> str:
     lines += ["", f"{'category':12} {'n':>3} " + " ".join(f"{s:>11}" for s in short)]
     for name, cat in report["by_category"].items():
         lines.append(f"{name:12} {cat['questions']:>3} " + " ".join(f"{_fmt(cat.get(k)):>11}" for k in cols))
+    failures = summary.get("failures") or {}
+    if failures:
+        lines += ["", f"{'failure kind':36} questions"]
+        lines += [f"{kind:36} {count}" for kind, count in failures.items()]
     return "\n".join(lines)
 
 
@@ -109,6 +114,12 @@ def _markdown(report: dict[str, Any], chart: str | None) -> str:
             for name, cat in report["by_category"].items()
         ],
     ]
+    failures = summary.get("failures") or {}
+    if failures:
+        out += ["", "## Failure kinds", "", "| kind | questions | ids |", "|---|---|---|"]
+        for kind, count in failures.items():
+            ids = [r["id"] for r in report["records"] if kind in failure_kinds(r)]
+            out.append(f"| {kind} | {count} | {', '.join(ids) or '–'} |")
     if chart:
         out += ["", f"![scores per category]({chart})"]
     missed = [r["id"] for r in report["records"] if r.get("retrieval") and not r["retrieval"]["hit@5"]]

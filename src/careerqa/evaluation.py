@@ -38,6 +38,7 @@ import numpy as np
 
 from .citations import MARKER
 from .errors import BadInput
+from .failures import failure_counts, form_checks
 from .grounding import split_sentences
 from .types import Answer, Hit
 
@@ -206,6 +207,7 @@ def score_answer(item: EvalItem, answer: Answer) -> dict[str, Any]:
         "dangling_markers": sum(1 for n in markers if not 1 <= int(n) <= len(answer.citations)),
         "latency_ms": answer.timings_ms.get("total", 0.0),
         "verifier": {"sentences": answer.sentences_total, "supported": answer.sentences_supported},
+        "form": form_checks(answer),
     }
     if item.answerable:
         found = 0 if answer.abstained else facts_found(item.facts, answer.text)
@@ -236,6 +238,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     with_retrieval = [r["retrieval"] for r in answerable if "retrieval" in r]
     for metric in RETRIEVAL_METRICS:
         summary[metric] = _mean([float(r[metric]) for r in with_retrieval])
+    summary["failures"] = failure_counts(records)  # failures.py: one row per failure kind
     answered = [r for r in records if "answer" in r]
     if not answered:
         return summary

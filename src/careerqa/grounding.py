@@ -43,6 +43,9 @@ def split_sentences(text: str) -> list[str]:
     parts: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
+        before = text[start : match.start()]
+        if before.count("(") > before.count(")"):
+            continue  # a scraper's "." inside a parenthesis ("testing. Understanding") ends nothing
         end = match.start() + len(match.group(0).rstrip())
         parts.append(text[start:end].strip())
         start = match.end()

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from .backends import backend_for
+from .boilerplate import CHROME_VERSION, is_chrome_text
 from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
 from .corpus import BINARY_SUFFIXES, load_or_warn, scan_corpus
 from .embedding import Embedder
 from .errors import CareerQAError, IndexMissing, IndexStale
 from .index_store import IndexStore, check_compatible, read_manifest, write_lock
-from .types import Chunk
+from .types import Chunk, Document
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
 # the engine adds ("index_missing", 0) or ("corpus_changed", 0) before it syncs on loading.
@@ -59,7 +60,14 @@ def chunking_params(settings: Settings) -> dict[str, Any]:
         "version": CHUNKER_VERSION,
         "min_words": settings.chunk_min_words,
         "max_words": settings.chunk_max_words,
+        "chrome": CHROME_VERSION,
     }
+
+
+def index_chunks(doc: Document, settings: Settings) -> list[Chunk]:
+    """The chunks of ``doc`` that are indexed: all but page chrome (``boilerplate.py``)."""
+    chunks = chunk_document(doc, settings.chunk_min_words, settings.chunk_max_words)
+    return [c for c in chunks if not is_chrome_text(c.text)]
 
 
 def sync_index(
@@ -111,7 +119,7 @@ def sync_index(
                 wanted.update((cid, store.chunks[cid]) for cid in previous["chunk_ids"])
                 continue
             (report.files_changed if previous is not None else report.files_added).append(doc.path)
-            chunks = chunk_document(doc, settings.chunk_min_words, settings.chunk_max_words)
+            chunks = index_chunks(doc, settings)
             files[doc.path] = {"sha256": doc.sha256, "chunk_ids": [c.chunk_id for c in chunks]}
             wanted.update((c.chunk_id, c) for c in chunks)
         report.files_removed = sorted(set(old_files) - set(files))

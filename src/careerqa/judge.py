@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .citations import MARKER
+from .claimcheck import lexical_verdict
 from .errors import BadInput
 from .generation import Generator
 
@@ -57,17 +58,27 @@ def parse_verdict(reply: str) -> bool | None:
 
 
 class Judge:
-    """Asks ``generator`` whether a passage supports a claim; an unparsable reply counts as no."""
+    """Asks ``generator`` whether a passage supports a claim; an unparsable reply counts as no.
 
-    def __init__(self, generator: Generator) -> None:
+    A lexical second signal (``claimcheck.lexical_verdict``: numbers, and names with their words in
+    one place of the passage) is asked first: when it says no, the model is not asked. With
+    ``lexical=False`` only the model decides (the judge before issue 14, for comparison).
+    """
+
+    def __init__(self, generator: Generator, lexical: bool = True) -> None:
         self.generator = generator
+        self.lexical = lexical
         self._cache: dict[tuple[str, str], bool] = {}
         self.calls = 0
         self.unparsed = 0
+        self.lexical_rejections = 0
 
     def supports(self, passage: str, claim: str) -> bool:
         claim = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(MARKER.sub("", claim).split()))
         key = (passage, claim)
+        if key not in self._cache and self.lexical and not lexical_verdict(passage, claim)[0]:
+            self.lexical_rejections += 1
+            self._cache[key] = False
         if key not in self._cache:
             reply = self.generator.generate(judge_messages(passage, claim), max_tokens=MAX_JUDGE_TOKENS)
             self.calls += 1
@@ -125,4 +136,6 @@ def judge_agreement(judge: Judge, pairs: Sequence[JudgePair]) -> dict[str, Any]:
         "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
         "disagreements": wrong,
         "unparsed_replies": judge.unparsed,
+        "lexical_rejections": judge.lexical_rejections,
+        "hard_negatives_passed": fp,
     }

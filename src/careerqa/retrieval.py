@@ -9,7 +9,6 @@ Not handled here: reranking with a cross-encoder (none is shipped for this machi
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -18,36 +17,11 @@ import numpy as np
 from .embedding import Embedder
 from .errors import BadInput
 from .index_store import IndexStore
+from .spelling import SpellingCorrector
+from .tokens import tokenize
 from .types import Chunk, Hit
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[+#][+#]?)?")
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers him his how i if in into is it its itself just me more most my
-    no nor not now of off on once only or other our ours out over own same she should so some such
-    than that the their theirs them then there these they this those through to too under until up
-    very was we were what when where which while who whom why will with would you your yours""".split()
-)
-
-
-def _stem(token: str) -> str:
-    """A light suffix stripper: enough to match 'maths'/'math', 'schedules'/'schedule', 'learning'/'learn'."""
-    if len(token) <= 3 or token.endswith(("ss", "us", "is")):
-        return token
-    if token.endswith("ies") and len(token) > 4:
-        return token[:-3] + "y"
-    if token.endswith("es") and token[:-2].endswith(("s", "x", "z", "ch", "sh")):
-        return token[:-2]
-    if token.endswith("s"):
-        return token[:-1]
-    if token.endswith("ing") and len(token) >= 7:
-        return token[:-3]
-    return token
-
-
-def tokenize(text: str) -> list[str]:
-    return [_stem(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+__all__ = ["BM25", "Retriever", "tokenize"]
 
 
 class BM25:
@@ -118,6 +92,13 @@ class Retriever:
         self._chunks: list[Chunk] = list(store.chunks.values())
         self._row = {c.chunk_id: i for i, c in enumerate(self._chunks)}
         self._bm25 = BM25(c.embedding_text() for c in self._chunks)
+        self.speller = SpellingCorrector.from_texts(
+            (c.embedding_text() for c in self._chunks), embedder.known_words()
+        )
+
+    def prepare(self, query: str) -> str:
+        """The query as it is searched: misspelt words corrected to corpus words (see spelling.py)."""
+        return self.speller.correct(query)[0]
 
     def search(self, query: str, top_k: int = 5) -> list[Hit]:
         query = query.strip()
@@ -129,6 +110,7 @@ class Retriever:
 
     def search_many(self, queries: Sequence[str], top_k: int = 5) -> list[list[Hit]]:
         """Search several queries with one embedder call (used by the benchmark and eval)."""
+        queries = [self.prepare(q) for q in queries]
         vectors = self.embedder.embed_batch(list(queries))
         dense_all = self.store.search(vectors, self.candidates)
         sentence_all = self.store.search_sentences(vectors, self.candidates)

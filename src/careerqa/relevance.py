@@ -1,0 +1,59 @@
+"""Is an answer about the question? Support (``grounding.py``) is not enough: a sentence copied from a
+neighbouring passage is perfectly supported and answers nothing.
+
+A sentence's relevance is the cosine between it and the question (markers removed, the embedder the
+index uses), plus ``FOCUS_BONUS`` when it names one of the question's rare focus terms (``focus.py``),
+so a short, exact answer ("Pandas [1]") is not judged by its few words alone. The answer is on target
+when its best sentence reaches ``Settings.min_answer_relevance``; a sentence is kept when it reaches
+``Settings.min_sentence_relevance``. Both are calibrated on the dev split (``bench/replay_answers.py``
+records; README, "Answer form and focus").
+
+``best_passage`` picks, for a retry, the retrieved passage whose best sentence is most similar to the
+question. Not handled here: whether the sentence is true to its passage (verification) or complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .citations import MARKER
+from .embedding import Embedder
+from .focus import Focus
+from .tokens import stem, tokenize
+from .types import Hit
+
+FOCUS_BONUS = 0.1
+
+
+def sentence_relevance(
+    embedder: Embedder, question: str, sentences: Sequence[str], focus: Focus | None = None
+) -> list[float]:
+    """The relevance of each sentence to ``question`` (see the module docstring)."""
+    if not sentences:
+        return []
+    plain = [" ".join(MARKER.sub("", s).split()) or s for s in sentences]
+    vectors = embedder.embed_batch([question, *plain])
+    cosines = vectors[1:] @ vectors[0]
+    rare = {stem(t) for t in focus.terms} if focus is not None else set()
+    scores = []
+    for text, cosine in zip(plain, cosines, strict=True):
+        bonus = FOCUS_BONUS if rare & set(tokenize(text)) else 0.0
+        scores.append(round(float(cosine) + bonus, 4))
+    return scores
+
+
+def best_passage(
+    question_vector: np.ndarray, hits: Sequence[Hit], sentence_vectors: Sequence[np.ndarray]
+) -> Hit | None:
+    """The hit whose best sentence is most similar to the question (``sentence_vectors[i]`` holds the
+    vectors of ``hits[i]``'s sentences)."""
+    best: tuple[float, int] | None = None
+    for i, vectors in enumerate(sentence_vectors):
+        if len(vectors) == 0:
+            continue
+        score = float(np.max(vectors @ question_vector))
+        if best is None or score > best[0]:
+            best = (score, i)
+    return hits[best[1]] if best is not None else None
