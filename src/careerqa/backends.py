@@ -26,6 +26,7 @@ from .embedding import Embedder
 from .errors import IndexMissing, IndexStale, ModelUnavailable
 from .index_store import MANIFEST, IndexStore, check_compatible, remove_orphans
 from .retrieval import Retriever
+from .spelling import SpellingCorrector
 from .types import Hit
 
 
@@ -136,6 +137,10 @@ class QdrantRetriever(Retriever):
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
+        # Spelling is corrected against the same corpus vocabulary as on the FAISS backend.
+        self.speller = SpellingCorrector.from_texts(
+            (c.embedding_text() for c in store.chunks.values()), embedder.known_words()
+        )
 
     def search_many(self, queries: Sequence[str], top_k: int = 5) -> list[list[Hit]]:
         from qdrant_client import models
@@ -143,6 +148,7 @@ class QdrantRetriever(Retriever):
 
         from .qdrant_store import bm25_query
 
+        queries = [self.prepare(q) for q in queries]
         vectors = self.embedder.embed_batch(list(queries))
         visible = self._qdrant._visible()
         requests = []
