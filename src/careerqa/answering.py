@@ -77,6 +77,14 @@ def _attribute(value: str) -> str:
     return " ".join(value.split()).replace('"', "'").replace("<", "\u2039").replace(">", "\u203a")
 
 
+def passage_block(chunk: Chunk, n: int, text: str | None = None) -> str:
+    """Passage ``n`` as the prompt shows it (``kv_cache`` keys the passage caches by this text).
+    Passages are quoted data: nothing inside one can end it early or open another."""
+    body = fence(chunk.text if text is None else text)
+    source, section = _attribute(chunk.source), _attribute(chunk.section)
+    return f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
+
+
 def build_messages(
     question: str,
     hits: Sequence[Hit],
@@ -98,10 +106,8 @@ def build_messages(
         if texts is not None and chunk.chunk_id not in texts:
             continue
         text = chunk.text if texts is None else texts[chunk.chunk_id]
-        # Passages are quoted data: nothing inside one can end it early or open another.
         body = fence(text)
-        source, section = _attribute(chunk.source), _attribute(chunk.section)
-        block = f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
+        block = passage_block(chunk, n, text)
         cost = count_tokens(block)
         if used and spent + cost > budget:
             break

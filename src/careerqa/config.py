@@ -64,6 +64,16 @@ class Settings:
     # Verification: a sentence is supported when its support score reaches this.
     support_threshold: float = 0.5
 
+    # Passage KV caches (kv_cache.py, kv_stitch.py; README "Passage KV caches"). "stitch": retrieved
+    # passages are read from the caches `careerqa index` computed, only the question is read live;
+    # "stitch-last-live": the last passage is read live too; "off": every prompt is read whole.
+    kv_cache: str = "stitch"
+    kv_slots: int = 4  # caches per passage, one for each prompt position [1]..[kv_slots]
+    kv_budget_mb: int = 1024  # passage caches kept on disk; the rest are read live
+    kv_cache_dir: str = ""  # default: <cache_dir>/passage-kv/<hash of the index folder>
+    kv_n_ctx: int = 2048  # the stitched context: a RoPE shift costs in proportion to it
+    kv_lookup: int = 0  # prompt-lookup draft tokens per decode step (0: plain greedy decoding)
+
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)
     queue_size: int = 4  # questions that may wait while one is answered; more get 503

@@ -29,6 +29,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import BadInput, ModelUnavailable
+from .kv_stitch import StitchedPath, StitchFailed
 
 _CHUNK = 8 << 20  # bytes read at a time while joining or hashing parts
 _SEED = 1234  # decoding is greedy; a fixed seed only rules out surprises
@@ -282,6 +283,9 @@ class Generator(ABC):
         """How many tokens ``text`` takes; this default is a word count, backends give the exact number."""
         return len(text.split())
 
+    # {"prompt_tokens", "completion_tokens"} of the last finished ``stream``; empty when unknown.
+    last_usage: dict[str, int] = {}  # noqa: RUF012 (replaced, never mutated)
+
 
 class LlamaGenerator(Generator):
     """A GGUF model run by llama.cpp on the CPU, decoding greedily.
@@ -317,6 +321,8 @@ class LlamaGenerator(Generator):
         self.n_ctx = settings.n_ctx
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread id of the stream holding the lock
+        self._kv = StitchedPath(self._llama, Path(model_path), settings, self.name)  # kv_stitch.py
+        self.kv_mode = settings.kv_cache  # "stitch", "stitch-last-live" or "off"; a bench may switch it
 
     def stream(
         self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
@@ -329,6 +335,20 @@ class LlamaGenerator(Generator):
         with self._lock:
             self._owner = threading.get_ident()
             try:
+                stitched = self._kv.stream(messages, self.kv_mode, max_tokens=max_tokens, stop=stop)
+                started = False
+                try:
+                    for piece in stitched or ():  # passages read from their precomputed caches
+                        started = True
+                        yield piece
+                    if stitched is not None:
+                        self.last_usage = self._kv.usage()
+                        return
+                except StitchFailed:
+                    if started:
+                        raise
+                    # nothing shown yet: read the prompt normally
+                produced: list[str] = []
                 # With stream=True the result is an iterator of OpenAI-style chunks.
                 chunks: Iterator[Any] = self._llama.create_chat_completion(  # type: ignore[assignment]
                     messages=messages,  # type: ignore[arg-type]
@@ -345,7 +365,9 @@ class LlamaGenerator(Generator):
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
                     if piece:
+                        produced.append(piece)
                         yield piece
+                self.last_usage = self._kv.count_usage(messages, "".join(produced), self.count_tokens)
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise BadInput(f"the prompt is too long for the model's context: {exc}") from exc
@@ -357,12 +379,20 @@ class LlamaGenerator(Generator):
         # One generated token makes llama.cpp evaluate the whole prompt, which then stays in its KV
         # cache: later prompts that start with the same system message skip re-reading it.
         self.generate(messages, max_tokens=1)
+        if self.kv_mode != "off" and messages and messages[0].get("role") == "system":
+            with self._lock:
+                self._kv.prefill(messages[0]["content"])
+
+    def passage_kv(self) -> StitchedPath:
+        """The stitched path, for computing passage caches at index time (``kv_cache.sync_caches``)."""
+        return self._kv
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def close(self) -> None:
         """Free the model now rather than when the object is collected."""
+        self._kv.close()
         self._llama.close()
 
 
