@@ -108,7 +108,7 @@ def main() -> None:
         sync = engine.sync(full=True)
         index_s = time.perf_counter() - t0
         store = IndexStore.load(base.index_dir, engine.embedder_name, engine.dim)
-        stitcher = generator.passage_kv().stitcher()  # type: ignore[attr-defined]
+        stitcher = generator.passage_kv().stitcher()  # type: ignore[attr-defined,union-attr]
         if args.fill_on_miss:
             stitcher.fill_on_miss = True
             kv = sync_for_index(base.replace(kv_cache="off"), store, lambda: generator)

@@ -122,6 +122,45 @@ def build_messages(
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
 
 
+# How answers that say "the passages do not answer" begin (besides ABSTAIN_TEXT itself): text that
+# starts like one is held back until it is long enough for ``is_abstention`` to judge it.
+_ABSTAIN_OPENERS = (
+    "the corpus",
+    "the passages",
+    "the provided",
+    "the given",
+    "none of",
+    "i'm sorry",
+    "i am sorry",
+    "sorry",
+    "unfortunately",
+    "i cannot",
+    "i can't",
+    "i can not",
+    "i don't",
+    "i do not",
+    "there is no",
+    "there are no",
+    "no information",
+    "no passage",
+)
+HOLD_CHARS = 60  # text that starts like an abstention is held until this long
+
+
+def can_show(held: str) -> bool:
+    """Whether the start of a streamed answer can be shown: it can no longer become an abstention.
+
+    Shown as soon as it can no longer grow into the start of one (usually its first token or two,
+    where waiting for 60 characters held the stream back ~1.5 s), else once it is ``HOLD_CHARS`` long."""
+    if is_abstention(held):
+        return False
+    if len(held) > HOLD_CHARS:
+        return True
+    words = " ".join(held.lower().split())
+    openers = (*_ABSTAIN_OPENERS, ABSTAIN_TEXT.lower())
+    return not any(o.startswith(words) or words.startswith(o) for o in openers)
+
+
 def is_abstention(text: str) -> bool:
     """Does this (start of an) answer say that the passages do not answer the question?"""
     return bool(_ABSTAIN_PATTERNS.search(text)) or not re.search(r"\w", text)
@@ -192,6 +231,7 @@ class Answerer:
 
         draft: str | None = None
         committed = False  # whether some of the answer has been streamed to on_text
+        tokens: dict[str, int] = {}  # the generator's prompt and completion token counts
 
         def abstain(reason: str, sentences_total: int = 0) -> Answer:
             if on_text is not None and not committed:
@@ -208,6 +248,7 @@ class Answerer:
                 abstain_reason=reason,
                 sentences_total=sentences_total,
                 draft=draft,
+                tokens=tokens,
             )
 
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
@@ -250,12 +291,14 @@ class Answerer:
                 on_text(shown)
                 continue
             held += shown
-            if len(held) > 60 and not is_abstention(held):
+            if can_show(held):
                 on_text(held)
                 committed = True
+                timings["first_text"] = _ms(t2)
         tail = stream.finish()
         timings["generate"] = _ms(t2)
         timings["first_token"] = first_token if first_token is not None else timings["generate"]
+        tokens.update(getattr(self.generator, "last_usage", None) or {})
         draft = stream.text.strip()
         if is_abstention(draft[:120]) and not committed:
             return abstain("model: the passages do not answer the question")
@@ -301,6 +344,7 @@ class Answerer:
             sentences_total=len(checks),
             sentences_supported=len(kept),
             draft=draft,
+            tokens=tokens,
         )
 
     def _from_faq(

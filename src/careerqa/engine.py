@@ -235,7 +235,7 @@ class Engine:
         answer = view.cache.get(self._cache_key(question, top_k))
         if answer is None:
             return None
-        return replace(answer, question=question, timings_ms={"total": 0.0}, route="cache")
+        return replace(answer, question=question, timings_ms={"total": 0.0}, route="cache", tokens={})
 
     def _cache_key(self, question: str, top_k: int | None) -> tuple[str, int]:
         return normalise_question(question), self.settings.top_k if top_k is None else top_k

@@ -296,6 +296,9 @@ class LlamaGenerator(Generator):
     prompt is evaluated once, not on every question.
     """
 
+    _kv: StitchedPath | None = None  # passages from their precomputed caches (kv_stitch.py)
+    kv_mode = "off"  # "stitch", "stitch-last-live" or "off" (Settings.kv_cache); a bench may switch it
+
     def __init__(self, model_path: Path, settings: Settings, name: str | None = None) -> None:
         try:
             import llama_cpp
@@ -321,8 +324,8 @@ class LlamaGenerator(Generator):
         self.n_ctx = settings.n_ctx
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread id of the stream holding the lock
-        self._kv = StitchedPath(self._llama, Path(model_path), settings, self.name)  # kv_stitch.py
-        self.kv_mode = settings.kv_cache  # "stitch", "stitch-last-live" or "off"; a bench may switch it
+        self._kv = StitchedPath(self._llama, Path(model_path), settings, self.name)
+        self.kv_mode = settings.kv_cache
 
     def stream(
         self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
@@ -335,14 +338,15 @@ class LlamaGenerator(Generator):
         with self._lock:
             self._owner = threading.get_ident()
             try:
-                stitched = self._kv.stream(messages, self.kv_mode, max_tokens=max_tokens, stop=stop)
+                kv = self._kv
+                stitched = kv.stream(messages, self.kv_mode, max_tokens=max_tokens, stop=stop) if kv else None
                 started = False
                 try:
                     for piece in stitched or ():  # passages read from their precomputed caches
                         started = True
                         yield piece
-                    if stitched is not None:
-                        self.last_usage = self._kv.usage()
+                    if kv is not None and stitched is not None:
+                        self.last_usage = kv.usage()
                         return
                 except StitchFailed:
                     if started:
@@ -367,7 +371,8 @@ class LlamaGenerator(Generator):
                     if piece:
                         produced.append(piece)
                         yield piece
-                self.last_usage = self._kv.count_usage(messages, "".join(produced), self.count_tokens)
+                if kv is not None:
+                    self.last_usage = kv.count_usage(messages, "".join(produced), self.count_tokens)
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise BadInput(f"the prompt is too long for the model's context: {exc}") from exc
@@ -379,11 +384,12 @@ class LlamaGenerator(Generator):
         # One generated token makes llama.cpp evaluate the whole prompt, which then stays in its KV
         # cache: later prompts that start with the same system message skip re-reading it.
         self.generate(messages, max_tokens=1)
-        if self.kv_mode != "off" and messages and messages[0].get("role") == "system":
+        system = messages[0].get("role") == "system" if messages else False
+        if self._kv is not None and self.kv_mode != "off" and system:
             with self._lock:
                 self._kv.prefill(messages[0]["content"])
 
-    def passage_kv(self) -> StitchedPath:
+    def passage_kv(self) -> StitchedPath | None:
         """The stitched path, for computing passage caches at index time (``kv_cache.sync_caches``)."""
         return self._kv
 
@@ -392,7 +398,8 @@ class LlamaGenerator(Generator):
 
     def close(self) -> None:
         """Free the model now rather than when the object is collected."""
-        self._kv.close()
+        if self._kv is not None:
+            self._kv.close()
         self._llama.close()
 
 

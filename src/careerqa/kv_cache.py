@@ -314,8 +314,9 @@ def sync_for_index(
 
     def computer() -> BlockComputer:
         gen = generator()
-        path = getattr(gen, "passage_kv", None)
-        stitcher = path().stitcher() if path is not None else None
+        passage_kv = getattr(gen, "passage_kv", None)
+        path = passage_kv() if passage_kv is not None else None
+        stitcher = path.stitcher() if path is not None else None
         if stitcher is None:
             raise _NoKV(f"the generator {gen.name!r} has no KV cache to precompute")
         return stitcher  # type: ignore[no-any-return]
