@@ -82,6 +82,9 @@ def main() -> None:
         help="compute passage caches while answering instead of at index time (quality runs: the "
         "answers are the stitched ones, the first use of a passage costs a live read)",
     )
+    parser.add_argument(
+        "--no-warm-up", dest="warm_up", action="store_false", help="skip the untimed question"
+    )
     parser.add_argument("--slots", type=int, default=None, help="kv_slots (default: the setting)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "kv.json")
     args = parser.parse_args()
@@ -134,7 +137,7 @@ def main() -> None:
             else:
                 runners[name] = _runner(engine, generator, stitcher, name)
         engine.answerer.warm_up()
-        for run in runners.values():  # one untimed question each: lazy parts, caches in memory
+        for run in runners.values() if args.warm_up else ():  # one untimed question each: lazy parts
             run(EvalItem("warm", "What is machine learning?", True), lambda _p: None)
 
         rows: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
@@ -150,6 +153,7 @@ def main() -> None:
                 rows[name].append(_row(item, answer, first[0] if first else total, total, stitcher, name))
                 answers[name].append(answer)
                 print(f"[{i}/{len(questions)}] {name:17} {total:5.1f}s  {answer.text[:60]!r}", flush=True)
+            _write(args.out, {"partial": True, "index": index, "runs": rows, "loadavg": loads})
         if not args.no_judge:
             judge = Judge(generator)
             for name in names:
@@ -176,9 +180,13 @@ def main() -> None:
         "summary": summary,
         "runs": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _write(args.out, report)
     print(json.dumps({"index": index, "summary": summary, "loadavg": loads}, indent=2))
+
+
+def _write(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 def _runner(engine: Engine, generator: Any, stitcher: Any, name: str) -> Any:
@@ -200,6 +208,10 @@ def _row(
         "id": item.id,
         "ttft_ms": round(ttft * 1000, 1),
         "first_token_ms": answer.timings_ms.get("first_token"),
+        # the stream's hold-back: from the model's first token to the first text shown
+        "holdback_ms": round(answer.timings_ms["first_text"] - answer.timings_ms["first_token"], 1)
+        if "first_text" in answer.timings_ms
+        else None,
         "total_ms": round(total * 1000, 1),
         "route": answer.route,
         "abstained": answer.abstained,
@@ -230,6 +242,8 @@ def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ttft_ms_p50": percentile([r["ttft_ms"] for r in rows], 50),
         "ttft_ms_p95": percentile([r["ttft_ms"] for r in rows], 95),
         "first_token_ms_p50": percentile([r["first_token_ms"] for r in rows if r["first_token_ms"]], 50),
+        "holdback_ms_p50": percentile([r["holdback_ms"] for r in rows if r["holdback_ms"] is not None], 50),
+        "holdback_ms_p95": percentile([r["holdback_ms"] for r in rows if r["holdback_ms"] is not None], 95),
         "total_ms_p50": percentile([r["total_ms"] for r in rows], 50),
         "total_ms_p95": percentile([r["total_ms"] for r in rows], 95),
         "false_abstention": round(sum(r["abstained"] for r in rows) / len(rows), 3),

@@ -71,7 +71,8 @@ class Settings:
     kv_slots: int = 4  # caches per passage, one for each prompt position [1]..[kv_slots]
     kv_budget_mb: int = 1024  # passage caches kept on disk; the rest are read live
     kv_cache_dir: str = ""  # default: <cache_dir>/passage-kv/<hash of the index folder>
-    kv_n_ctx: int = 2048  # the stitched context: a RoPE shift costs in proportion to it
+    kv_n_ctx: int = 1536  # the stitched context (~1,300 tokens at most by default): a RoPE shift costs
+    # in proportion to it; a prompt that does not fit is read by the normal path
     kv_lookup: int = 0  # prompt-lookup draft tokens per decode step (0: plain greedy decoding)
 
     # Web service. Without an admin token, POST /reindex is refused.
