@@ -27,7 +27,7 @@ from careerqa.kv_cache import (
 from careerqa.kv_stitch import split_prompt
 from careerqa.types import Chunk, Hit
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, make_settings
 
 runner = CliRunner()
 
@@ -241,3 +241,34 @@ def test_index_json_reports_the_passage_caches(monkeypatch, settings):
 )
 def test_can_show_releases_text_after_its_first_words(held, show):
     assert can_show(held) is show
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+class CountingGenerator(FakeGenerator):
+    """A fake that reports token counts the way ``LlamaGenerator`` does (``last_usage``)."""
+
+    def stream(self, messages, *, max_tokens, stop=None):
+        yield from super().stream(messages, max_tokens=max_tokens, stop=stop)
+        self.last_usage = {"prompt_tokens": 612, "completion_tokens": 9}
+
+
+def test_openai_usage_is_the_models_own_count_and_short_answers_stream_before_the_end(tmp_path):
+    import httpx
+
+    from careerqa.api import create_app
+
+    from .test_api import live_server
+
+    settings = make_settings(tmp_path).replace(answer_cache_size=0, faq_min_score=2.0)
+    generator = CountingGenerator(lambda _m: "Khan Academy has free maths courses [1].")
+    app = create_app(settings, engine=Engine(settings, embedder=FakeEmbedder(), generator=generator))
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        body = {"model": "careerqa", "messages": [{"role": "user", "content": "free maths courses?"}]}
+        usage = client.post("/v1/chat/completions", json=body).json()["usage"]
+        assert usage == {"prompt_tokens": 612, "completion_tokens": 9, "total_tokens": 621}
+        events = client.post("/chat", json={"question": "Khan Academy free maths?", "stream": True}).text
+    # A 40-character answer used to reach the client in one piece at the end; now word by word.
+    deltas = [block for block in events.split("\n\n") if block.startswith("event: delta")]
+    assert len(deltas) > 3, events
