@@ -21,7 +21,9 @@ QUESTION = "Where can I find free courses to improve my maths?"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("kv-real")
-    settings = make_settings(root).replace(kv_cache="stitch", kv_slots=2, answer_cache_size=0, faq_min_score=2.0)
+    settings = make_settings(root).replace(
+        kv_cache="stitch", kv_slots=3, kv_cache_dir=str(root / "kv"), answer_cache_size=0, faq_min_score=2.0
+    )
     generator = load_generator(settings.replace(cache_dir=_model_cache()), progress=False)
     engine = Engine(settings, embedder=FakeEmbedder(), generator=generator)
     engine.sync()
@@ -40,9 +42,9 @@ def _model_cache():
 def test_index_step_computes_a_cache_per_passage_and_slot(setup):
     engine, _generator, report, settings = setup
     chunks = len(engine.view().store)
-    assert report.computed == report.wanted == 2 * chunks and report.failed == 0
+    assert report.computed == report.wanted == 3 * chunks and report.failed == 0
     assert report.bytes_per_chunk > 20_000 * 40  # ~28.7 kB per token, passages of 40+ tokens
-    assert len(KVStore(cache_folder(settings)).keys()) == 2 * chunks
+    assert len(KVStore(cache_folder(settings)).keys()) == 3 * chunks
     again = sync_for_index(settings, engine.view().store, lambda: pytest.fail("nothing to compute"))
     assert again.computed == 0 and again.present == report.computed
 
@@ -93,3 +95,17 @@ def test_a_cache_for_another_system_prompt_is_never_used(setup):
     text = "".join(generator.stream(messages, max_tokens=8))
     stitcher = generator.passage_kv().stitcher()
     assert text and stitcher.last["blocks_cached"] == 0
+
+
+def test_prompt_lookup_decoding_keeps_the_greedy_answer(setup):
+    engine, generator, _report, settings = setup
+    hits = engine.search(QUESTION, 5)
+    messages, _used = build_messages(QUESTION, hits, generator.count_tokens, settings.context_tokens)
+    stitcher = generator.passage_kv().stitcher()
+    try:
+        plain = generator.generate(messages, max_tokens=60)
+        stitcher.lookup = 10
+        drafted = generator.generate(messages, max_tokens=60)
+    finally:
+        stitcher.lookup = 0
+    assert drafted == plain and stitcher.last["accepted"] > 0, (plain, drafted, stitcher.last)
