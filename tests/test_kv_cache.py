@@ -144,6 +144,11 @@ def test_sync_computes_only_what_is_missing_and_removes_what_is_gone(tmp_path):
     again, made = run_sync(store, chunks, computer)
     assert again.computed == 0 and again.present == 6 and made == []  # no model loaded
 
+    cut = sorted(store.keys())[0]
+    store.path(cut).write_bytes(store.path(cut).read_bytes()[:-10])  # a file cut short
+    repaired, _ = run_sync(store, chunks, computer)
+    assert repaired.computed == 1 and repaired.present == 5 and store.intact(cut)
+
     changed = [chunks[0], chunks[1], chunk(2, "passage number 2 about careers, rewritten")]
     computer.calls.clear()
     third, _ = run_sync(store, changed, computer)

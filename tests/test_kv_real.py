@@ -66,6 +66,21 @@ def test_stitched_prompt_is_the_prompt_llama_cpp_reads(setup):
     assert generator.last_usage["prompt_tokens"] == len(pieces)
 
 
+def test_last_live_mode_reads_the_last_passage_live(setup):
+    engine, generator, _report, settings = setup
+    hits = engine.search("Docker and Kubernetes in production", 5)
+    count = generator.count_tokens
+    messages, used = build_messages("what runs containers?", hits, count, settings.context_tokens)
+    stitcher = generator.passage_kv().stitcher()
+    generator.kv_mode = "stitch-last-live"
+    try:
+        assert generator.generate(messages, max_tokens=8)
+    finally:
+        generator.kv_mode = "stitch"
+    assert len(used) >= 2 and stitcher.last["blocks"] == len(used)
+    assert stitcher.last["blocks_cached"] == min(len(used) - 1, settings.kv_slots)
+
+
 def test_stitched_answer_reads_only_the_question_live_and_survives_a_damaged_cache(setup):
     engine, generator, _report, settings = setup
     stitcher = generator.passage_kv().stitcher()
@@ -109,3 +124,4 @@ def test_prompt_lookup_decoding_keeps_the_greedy_answer(setup):
     finally:
         stitcher.lookup = 0
     assert drafted == plain and stitcher.last["accepted"] > 0, (plain, drafted, stitcher.last)
+

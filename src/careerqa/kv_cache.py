@@ -117,6 +117,21 @@ class KVStore:
             raise
         return len(data)
 
+    def intact(self, key: str) -> bool:
+        """A cheap check of a file's header and length (the CRC of the data is checked when it is read)."""
+        try:
+            with self.path(key).open("rb") as fh:
+                head = fh.read(_HEADER.size)
+                if len(head) < _HEADER.size:
+                    return False
+                magic, header_len, _crc, blob_len = _HEADER.unpack(head)
+                meta = json.loads(fh.read(header_len)) if magic == MAGIC and header_len < 1 << 16 else None
+                size = os.fstat(fh.fileno()).st_size
+        except (OSError, ValueError):
+            return False
+        ok = isinstance(meta, dict) and meta.get("key") == key and meta.get("format") == CACHE_FORMAT
+        return ok and size == _HEADER.size + header_len + blob_len
+
     def keys(self) -> dict[str, int]:
         """Key → file size of every cache file present."""
         out: dict[str, int] = {}
@@ -237,7 +252,11 @@ def sync_caches(
         report.wanted = len(todo)
         report.slots = max((n for n, _c, _b in todo), default=0)
         keep: set[str] = set()
-        missing = [block_key(prefix, text) not in present for _n, _c, text in todo]
+        # A file cut short or overwritten is computed again (a changed byte inside the data is caught by
+        # its CRC when it is read, and that passage is then read live).
+        missing = [
+            (key := block_key(prefix, text)) not in present or not store.intact(key) for _n, _c, text in todo
+        ]
         if progress:
             progress("kv_total", sum(missing))
         computer: BlockComputer | None = None
