@@ -194,6 +194,7 @@ def test_index_order_and_backends_without_a_kv_cache(settings, fake_embedder):
     on = settings.replace(kv_cache="stitch")
     report = sync_for_index(on, store, lambda: engine.generator)
     assert report.skipped and "fake" in report.skipped and report.computed == 0
+    assert not cache_folder(on).exists()  # nothing written for a backend without a KV cache
     off = sync_for_index(settings.replace(kv_cache="off"), store, lambda: engine.generator)
     assert off.skipped == "kv_cache is off" and not off.enabled
 

@@ -245,10 +245,15 @@ def sync_caches(
     """
     t0 = time.perf_counter()
     report = KVReport(folder=str(store.folder))
+    todo = list(blocks)
+    computer: BlockComputer | None = None
+    if not store.folder.exists():
+        if not todo:
+            return report
+        computer = computer_factory()  # before anything is written: a backend without KV writes nothing
     with store.lock():
         store.remove_temporary()
         present = store.keys()
-        todo = list(blocks)
         report.wanted = len(todo)
         report.slots = max((n for n, _c, _b in todo), default=0)
         keep: set[str] = set()
@@ -259,7 +264,6 @@ def sync_caches(
         ]
         if progress:
             progress("kv_total", sum(missing))
-        computer: BlockComputer | None = None
         spent, slot1_bytes, slot1_count = 0, 0, 0
         for (slot, chunk, text), is_missing in zip(todo, missing, strict=True):
             key = block_key(prefix, text)
