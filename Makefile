@@ -6,18 +6,26 @@ QUESTION ?= What kind of math should I focus on for AI?
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: demo test bench lint setup browser
+.PHONY: demo test bench lint setup browser llama
 
 setup: $(VENV)/.installed
 
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
-# llama-cpp-python compiles from source on first install (several minutes on 2 cores).
-$(VENV)/.installed: pyproject.toml
+# llama-cpp-python is compiled by scripts/install_llama.sh with explicit CPU flags (portable AVX2 by
+# default; CAREERQA_LLAMA_CPU=avx512|native or CMAKE_ARGS=... to choose), once per flag set: several
+# minutes on 2 cores the first time, then reused from ~/.cache/careerqa/wheels.
+$(VENV)/.installed: pyproject.toml scripts/install_llama.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev]'
+	scripts/install_llama.sh $(VENV)
+	$(BIN)/pip install -e '.[dev,remote]'
 	touch $@
+
+# Rebuild (or reinstall from the wheel cache) llama-cpp-python with the flags in effect now.
+llama:
+	@[ -x $(BIN)/pip ] || $(PYTHON) -m venv $(VENV)
+	scripts/install_llama.sh $(VENV)
 
 demo: setup
 	$(BIN)/careerqa ask "$(QUESTION)"

@@ -79,7 +79,7 @@ def run_child(argv: list[str]) -> None:
     """`careerqa index` with the fake embedder (the child process of ``--embedder fake``)."""
     from careerqa import cli, embedding, engine
 
-    def load(name: str) -> Embedder:
+    def load(name: str, *args: Any, **kwargs: Any) -> Embedder:
         return HashEmbedder()
 
     embedding.load_embedder = load  # type: ignore[assignment]

@@ -83,6 +83,8 @@ def make_settings(root: Path, extra_docs: dict[str, str] | None = None) -> Setti
         cache_dir=root / "cache",
         embedder=FakeEmbedder.name,
         min_dense_score=0.2,
+        # CAREERQA_TEST_BACKEND=qdrant runs the tests on Qdrant's local mode instead of FAISS files
+        qdrant_url=str(root / "qdrant") if os.environ.get("CAREERQA_TEST_BACKEND") == "qdrant" else "",
     )
 
 

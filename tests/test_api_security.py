@@ -140,7 +140,10 @@ def test_serve_listens_on_localhost_unless_told(monkeypatch):
     calls: list[dict[str, Any]] = []
     import uvicorn
 
+    from careerqa import generation
+
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(generation, "check_generator", lambda settings: None)  # no model needed here
     runner = CliRunner()
     help_text = runner.invoke(cli.app, ["serve", "--help"]).output
     assert "127.0.0.1" in help_text

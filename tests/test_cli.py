@@ -147,3 +147,17 @@ def test_ask_says_when_verification_rejects_a_streamed_answer(fake_cli):
     assert result.exit_code == 0, result.output
     assert "Verified answer (no sentence is supported by the passages):" in result.stdout
     assert result.stdout.rstrip().endswith("does not contain the answer to this question.")
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(cli.app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"careerqa {version('careerqa')}"
+
+
+def test_an_unknown_choice_setting_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("CAREERQA_CONTEXT_MODE", "sentence")  # a typo of "sentences"
+    result = CliRunner().invoke(cli.app, ["search", "maths"])
+    assert result.exit_code == 2
+    assert "CAREERQA_CONTEXT_MODE='sentence'" in result.output and "passages, sentences" in result.output

@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -37,12 +38,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import openai_compat
 from .answering import Turn
 from .api_docs import docs_page
-from .api_schemas import MAX_BODY_BYTES, ChatRequest, OpenAIChatRequest, SearchRequest
+from .api_schemas import MAX_BODY_BYTES, ChatRequest, FeedbackRequest, OpenAIChatRequest, SearchRequest
 from .config import Settings
 from .engine import Engine
 from .errors import CareerQAError
+from .gaps import log_answer, log_feedback
+from .indexing import SyncReport
 from .service import Busy, GenerationQueue, check_admin
-from .types import answer_to_dict, hit_to_dict
+from .types import Answer, answer_to_dict, hit_to_dict
 
 logger = logging.getLogger("careerqa.api")
 
@@ -56,8 +59,9 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """The web app. Without ``engine``, one is built from ``settings`` (models loaded) at startup."""
+def create_app(settings: Settings, engine: Engine | None = None, watch: bool = False) -> FastAPI:
+    """The web app. Without ``engine``, one is built from ``settings`` (models loaded) at startup.
+    With ``watch``, a thread syncs the index after every change to the corpus (``watch.py``)."""
     page, csp = _chat_page()
 
     @asynccontextmanager
@@ -68,7 +72,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         # Load the index (and, for our own engine, the models) before the first request; a failure
         # is logged and left for each request to report, so the page still opens and says why.
         await asyncio.to_thread(_warm_up, app.state.engine, own)
+        stop = threading.Event()
+        watcher = _start_watcher(app.state.engine, reindex_lock, stop) if watch else None
         yield
+        stop.set()
+        if watcher is not None:
+            await asyncio.to_thread(watcher.join, 5)
 
     app = FastAPI(
         title="careerqa",
@@ -78,7 +87,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
-    queue = GenerationQueue(settings.queue_size)
+    queue = GenerationQueue(settings.queue_size, slots=settings.generation_slots)
+    app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
     reindex_lock = threading.Lock()
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
@@ -112,12 +122,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     async def docs() -> HTMLResponse:
         return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": _DOCS_CSP})
 
-    @app.get("/health", summary="Status, index facts and model names")
-    def health(engine: EngineDep) -> dict[str, Any]:
-        view = engine.view()
+    @app.get(
+        "/health",
+        summary="Status, index facts and model names; 503 while draining (for load balancers)",
+        responses={503: {"description": "draining, or the index or a model is unavailable"}},
+    )
+    def health(engine: EngineDep) -> JSONResponse:
+        view = engine.view()  # a missing or broken index raises: its error status tells the balancer
         manifest = view.store.manifest
-        return {
-            "status": "ok",
+        draining = bool(app.state.draining)
+        body = {
+            "status": "draining" if draining else "ok",
+            "ready": not draining,
+            "draining": draining,
+            "replica": {"pid": os.getpid(), "backend": engine.backend.name},
             "index": {
                 "version": view.version,
                 "format_version": manifest.get("format_version"),
@@ -125,9 +143,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                 "files": len(manifest.get("files") or {}),
                 "chunks": len(view.store),
             },
-            "models": {"embedder": engine.embedder_name, "generator": engine.settings.generator},
-            "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting},
+            "models": {"embedder": engine.embedder_name, "generator": _generator_name(engine)},
+            "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting, "slots": queue.slots},
         }
+        return JSONResponse(body, status_code=503 if draining else 200)
+
+    @app.post("/drain", summary="Stop taking traffic: /health answers 503 (needs the admin token)")
+    def drain(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        check_admin(settings.admin_token, authorization, what="draining")
+        app.state.draining = True  # requests still get answers; the balancer stops sending them
+        return {"status": "draining", "pending": queue.pending}
 
     @app.post("/search", summary="Passages ranked for a query, as `careerqa search` ranks them")
     def search(body: SearchRequest, engine: EngineDep) -> dict[str, Any]:
@@ -182,7 +207,57 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             view = engine.view()  # swapped in now; requests that started earlier keep their view
         return {"status": "ok", "index_version": view.version, "report": report.to_dict()}
 
+    @app.post("/feedback", summary="Thumbs up or down for an answer (kept in the question log)")
+    def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        if not settings.log_questions:
+            raise FeedbackOff("the question log is off on this server (CAREERQA_LOG_QUESTIONS=1 turns it on)")
+        log_feedback(settings.index_dir, body.id, body.vote, settings.question_log_max_bytes)
+        return {"status": "ok"}
+
     return app
+
+
+class FeedbackOff(CareerQAError):
+    http_status = 409
+
+
+def _start_watcher(engine: Engine, lock: threading.Lock, stop: threading.Event) -> threading.Thread:
+    """``serve --watch``: sync in a thread after every change; requests swap to each new version."""
+    from .watch import sync_line, watch_corpus
+
+    def sync() -> SyncReport:
+        with lock:  # never at the same time as POST /reindex
+            return engine.sync()
+
+    def on_sync(result: SyncReport | CareerQAError) -> None:
+        if isinstance(result, CareerQAError):
+            logger.warning("watch: %s", result)
+        elif result.written:
+            logger.info("watch: %s", sync_line(result))
+
+    def run() -> None:
+        try:
+            watch_corpus(engine.settings.corpus_dir, sync, on_sync, stop, engine.settings.watch_quiet_ms)
+        except CareerQAError as exc:
+            logger.warning("watch: not watching the corpus: %s", exc)
+        except Exception:
+            logger.exception("watch: the corpus watcher stopped")
+
+    thread = threading.Thread(target=run, name="careerqa-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _log(engine: Engine, answer: Answer, version: str) -> str | None:
+    """Record the answer in the question log when it is on; its id, for feedback."""
+    s = engine.settings
+    if not s.log_questions:
+        return None
+    try:
+        return log_answer(s.index_dir, answer, version, s.question_log_max_bytes)
+    except OSError:
+        logger.exception("could not write the question log")
+        return None
 
 
 class BodyLimit:
@@ -240,6 +315,7 @@ class _AskRun:
         cached = None if turns else engine.cached(question, top_k, view)
         if cached is not None:  # answered before on this index version: no need to queue
             result = {**answer_to_dict(cached), "index_version": view.version}
+            result["log_id"] = _log(engine, cached, view.version)
             if count_tokens:
                 result["usage"] = _usage(engine.generator.count_tokens, question, cached.text)
             run.put("token", cached.text)
@@ -259,6 +335,7 @@ class _AskRun:
                         return
                     answer = engine.ask(question, turns, top_k, on_text=on_text, view=view)
                     result = {**answer_to_dict(answer), "index_version": view.version}
+                    result["log_id"] = _log(engine, answer, view.version)
                     if count_tokens:
                         result["usage"] = _usage(engine.generator.count_tokens, question, answer.text)
                         if answer.tokens.get("prompt_tokens"):  # the model's own counts of what it read
@@ -381,6 +458,17 @@ def _error(
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _generator_name(engine: Engine) -> str:
+    """The configured model, or the remote server's model and URL when generation is remote."""
+    if engine.settings.generator_url:
+        from .remote_generator import chat_completions_url
+
+        return f"{engine.settings.generator_model or engine.settings.generator} @ " + chat_completions_url(
+            engine.settings.generator_url
+        )
+    return engine.settings.generator
 
 
 def _warm_up(engine: Engine, load_models: bool) -> None:

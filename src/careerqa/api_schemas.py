@@ -126,3 +126,11 @@ def history_turns(messages: list[tuple[str, str]]) -> list[Turn]:
         elif turns and not turns[-1][1]:
             turns[-1] = (turns[-1][0], content)
     return turns
+
+
+class FeedbackRequest(BaseModel):
+    """A thumbs up or down for an answer, by the ``log_id`` the answer came with."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str = Field(pattern=r"^[0-9a-f]{16}$", description="The answer's `log_id`.")
+    vote: Literal["up", "down"]

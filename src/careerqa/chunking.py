@@ -85,15 +85,22 @@ def chunk_document(doc: Document, min_words: int = 60, max_words: int = 250) -> 
     for span in chunk_spans(doc, min_words, max_words):
         text = doc.text[span.start : span.end]
         start, end = doc.raw_span(span.start, span.end)
+        # The title is embedded with the passage, so a new title is a new chunk (one without, as before).
+        placed = f"{doc.title}\n{span.section}" if doc.title else span.section
         chunks.append(
             Chunk(
-                chunk_id=chunk_id(doc.path, span.section, text),
+                chunk_id=chunk_id(doc.path, placed, text),
                 source=doc.path,
                 section=span.section,
                 text=text,
                 start=start,
                 end=end,
                 kind=span.kind,
+                page=doc.page_of(start),
+                page_end=doc.page_of(max(start, end - 1)),
+                title=doc.title,
+                tags=doc.tags,
+                date=doc.date,
             )
         )
     return chunks
@@ -106,7 +113,7 @@ def chunk_spans(doc: Document, min_words: int = 60, max_words: int = 250) -> lis
     text = doc.text
     blocks = _markdown_blocks(text) if doc.kind in ("markdown", "html") else _text_blocks(text)
     spans: list[ChunkSpan] = []
-    for group in _groups(text, blocks, _pretty_stem(doc.path)):
+    for group in _groups(text, blocks, doc.title or _pretty_stem(doc.path)):
         if group.faq:
             spans.append(ChunkSpan(group.title, "faq", group.blocks[0].start, group.blocks[-1].end))
             continue

@@ -21,6 +21,7 @@ from .errors import CareerQAError
 if TYPE_CHECKING:
     from .engine import Engine
     from .indexing import SyncReport
+    from .remote import RemoteClient
     from .types import Answer
 
 app = typer.Typer(
@@ -34,6 +35,33 @@ CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder 
 IndexOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index folder [default: ./index].")]
 TopKOpt = Annotated[int | None, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to retrieve.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="URL",
+        help="Ask a running `careerqa serve` at URL instead of loading the models here "
+        "(default: $CAREERQA_SERVER_URL; unset or empty: answer here).",
+    ),
+]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"careerqa {version('careerqa')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Answer questions about AI careers from a local corpus, citing every claim."""
 
 
 def _err(message: str) -> None:
@@ -71,6 +99,8 @@ def _progress_printer() -> Callable[[str, int], None]:
             _err("no index yet: building it from the corpus (first use)")
         elif event == "corpus_changed":
             _err("the corpus changed since the index was built: updating the index")
+        elif event == "embedder_export":
+            _err("exporting the embedding model to ONNX (once, into the model cache; needs torch)")
         elif event == "embed_total":
             bar = tqdm(
                 total=amount,
@@ -114,6 +144,9 @@ def index(
     as_json: JsonOpt = False,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep running: sync after each corpus change (Ctrl-C stops).")
+    ] = False,
     passage_kv: Annotated[
         bool,
         typer.Option(
@@ -123,6 +156,9 @@ def index(
     ] = True,
 ) -> None:
     """Build or update the index from the corpus, embedding only what changed."""
+    if watch:
+        _index_watch(corpus, index_dir, full, as_json)
+        return
     with _user_errors():
         engine = _engine(corpus, index_dir, quiet=as_json)
         report = engine.sync(full=full)
@@ -141,10 +177,9 @@ def index(
 
 def _sync_passage_kv(engine: Engine, quiet: bool) -> Any:
     """The passage KV caches of the index just synced (``kv_cache.sync_for_index``)."""
-    from .index_store import IndexStore
     from .kv_cache import sync_for_index
 
-    store = IndexStore.load(engine.settings.index_dir, engine.embedder_name, engine.dim)
+    store = engine.view().store  # the version just committed, whatever the index backend
     return sync_for_index(engine.settings, store, lambda: engine.generator, engine.progress)
 
 
@@ -165,13 +200,18 @@ def search(
     as_json: JsonOpt = False,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Show the passages that best match QUERY (dense + BM25, fused by rank)."""
     from .types import hit_to_dict
 
     with _user_errors():
-        engine = _engine(corpus, index_dir, quiet=as_json)
-        hits = engine.search(query, top_k)
+        remote = _remote(server, corpus, index_dir)
+        if remote is not None:
+            hits = remote.search(query, top_k)
+        else:
+            engine = _engine(corpus, index_dir, quiet=as_json)
+            hits = engine.search(query, top_k)
     if as_json:
         typer.echo(json.dumps({"results": [hit_to_dict(h) for h in hits]}, indent=2, ensure_ascii=False))
         return
@@ -180,7 +220,7 @@ def search(
     for hit in hits:
         c = hit.chunk
         typer.secho(
-            f"[{hit.rank}] {c.source} › {c.section}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
+            f"[{hit.rank}] {c.label()}  (score {hit.score:.4f}, cosine {hit.dense_score:.2f})",
             bold=True,
         )
         typer.echo(_indent(_clip(c.text, 400)) + "\n")
@@ -214,7 +254,7 @@ def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
     typer.echo(f"\nSources ({answer.sentences_supported}/{answer.sentences_total} sentences supported):")
     for cite in answer.citations:
         c = cite.hit.chunk
-        typer.echo(f"  [{cite.n}] {c.source} › {c.section}\n      “{_clip(c.text, 160)}”")
+        typer.echo(f"  [{cite.n}] {c.label()}\n      “{_clip(c.text, 160)}”")
 
 
 def _ask_once(
@@ -241,17 +281,57 @@ def ask(
     ] = False,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Answer QUESTION from the corpus, with numbered citations (or say it is not in the corpus)."""
     from .types import answer_to_dict
 
     with _user_errors():
+        remote = _remote(server, corpus, index_dir)
+        if remote is not None:
+            _ask_remote(remote, question, top_k, as_json, stream=not no_stream)
+            return
         engine = _engine(corpus, index_dir, quiet=as_json)
         if as_json:
             answer = engine.ask(question, top_k=top_k)
             typer.echo(json.dumps(answer_to_dict(answer), indent=2, ensure_ascii=False))
         else:
-            _ask_once(engine, question, [], top_k, stream=not no_stream)
+            answer = _ask_once(engine, question, [], top_k, stream=not no_stream)
+        _log_answer(engine, answer)
+
+
+def _remote(server: str | None, corpus: Path | None, index_dir: Path | None) -> RemoteClient | None:
+    """The client for ``--server`` (or ``CAREERQA_SERVER_URL``), or None to answer in this process."""
+    from .config import Settings
+    from .errors import BadInput
+
+    url = server if server is not None else Settings.from_env().server_url
+    if not url:
+        return None
+    if corpus is not None or index_dir is not None:
+        raise BadInput("--corpus and --index-dir do not apply with a server: it answers from its own index")
+    from .remote import RemoteClient
+
+    return RemoteClient(url)
+
+
+def _ask_remote(remote: RemoteClient, question: str, top_k: int | None, as_json: bool, stream: bool) -> None:
+    from .remote import answer_from_dict
+
+    if as_json:
+        payload = remote.ask(question, top_k)
+        for server_only in ("index_version", "log_id"):  # the shape of a local `ask --json`
+            payload.pop(server_only, None)
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        typer.echo(piece, nl=False)
+
+    payload = remote.ask(question, top_k, on_text if stream else None)
+    _print_answer_tail(answer_from_dict(payload), "".join(pieces) if stream else None)
 
 
 @app.command()
@@ -280,6 +360,7 @@ def chat(
         except CareerQAError as exc:
             _err(f"error: {exc}")
             continue
+        _log_answer(engine, answer)
         if answer.standalone_question:
             typer.echo(f"  (understood as: {answer.standalone_question})")
         history.append((question, answer.text))
@@ -291,19 +372,25 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
     corpus: CorpusOpt = None,
     index_dir: IndexOpt = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Sync the index after every change to the corpus.")
+    ] = False,
 ) -> None:
     """Serve the chat page at http://HOST:PORT/ with /chat, /search, /health, /reindex and an
     OpenAI-compatible /v1/chat/completions (API description at /docs). Models load before it listens.
-    Set CAREERQA_ADMIN_TOKEN to allow POST /reindex."""
+    Set CAREERQA_ADMIN_TOKEN to allow POST /reindex; CAREERQA_LOG_QUESTIONS=1 for `careerqa gaps`."""
     import uvicorn
 
     from .api import create_app
     from .config import Settings
+    from .generation import check_generator
 
     with _user_errors():
         settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)
+        # Fail here with one line rather than serve a process that dies on its first answer.
+        check_generator(settings)
     _err("loading the index and models…")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, watch=watch), host=host, port=port, log_level="info")
 
 
 @app.command("eval")
@@ -447,6 +534,108 @@ def eval_(
     if failures:
         _err(f"error: eval gate failed ({gate_path}): " + "; ".join(failures))
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- watching and gaps
+
+
+def _index_watch(corpus: Path | None, index_dir: Path | None, full: bool, as_json: bool) -> None:
+    """``index --watch``: one line (or JSON line) per sync that changed the index."""
+    from .watch import sync_line, watch_corpus
+
+    shown_warnings: set[str] = set()
+    first = [full]
+
+    def on_sync(result: SyncReport | CareerQAError) -> None:
+        if isinstance(result, CareerQAError):
+            _err(f"error: {result}")
+            return
+        for warning in result.warnings:  # each skipped file once, not at every sync
+            if warning not in shown_warnings:
+                _err(f"warning: {warning}")
+        shown_warnings.clear()
+        shown_warnings.update(result.warnings)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        elif result.written:
+            typer.echo(sync_line(result))
+
+    def sync() -> SyncReport:
+        full_now, first[0] = first[0], False
+        return engine.sync(full=full_now)
+
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=as_json)
+        settings = engine.settings
+        watch_corpus(
+            settings.corpus_dir,
+            sync,
+            on_sync,
+            quiet_ms=settings.watch_quiet_ms,
+            on_ready=lambda: _err(f"watching {settings.corpus_dir} for changes (Ctrl-C to stop)"),
+        )
+
+
+def _log_answer(engine: Engine, answer: Answer) -> None:
+    if not engine.settings.log_questions:
+        return
+    from .gaps import log_answer
+
+    try:
+        log_answer(
+            engine.settings.index_dir, answer, engine.view().version, engine.settings.question_log_max_bytes
+        )
+    except OSError as exc:  # the answer was given; a log that cannot be written must not hide it
+        _err(f"warning: could not write the question log ({exc})")
+
+
+@app.command()
+def gaps(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only questions asked since: 7d, 12h, 30m or a date.")
+    ] = None,
+    as_json: JsonOpt = False,
+    corpus: CorpusOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Questions the corpus failed to answer (refused, weakly supported, voted down), grouped by meaning.
+    Needs the question log: CAREERQA_LOG_QUESTIONS=1 while asking or serving."""
+    from .gaps import gap_report, log_path, parse_since, read_log
+
+    with _user_errors():
+        engine = _engine(corpus, index_dir, quiet=True)
+        when = parse_since(since)
+        records = list(read_log(engine.settings.index_dir))
+        if not records and not engine.settings.log_questions:
+            _err(
+                f"note: {log_path(engine.settings.index_dir)} is empty; the question log is off "
+                "(set CAREERQA_LOG_QUESTIONS=1 for ask, chat and serve)"
+            )
+        report = gap_report(records, lambda texts: engine.embedder.embed(texts), when)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{report['questions']} unanswered or weakly answered questions "
+        f"({report['distinct_questions']} distinct) in {len(report['groups'])} groups"
+    )
+    for n, group in enumerate(report["groups"], start=1):
+        o = group["outcomes"]
+        typer.secho(
+            f"\n[{n}] {group['count']}× “{group['example']}”  "
+            f"(refused {o['refused']}, weak {o['weak']}, thumbs down {o['down']})",
+            bold=True,
+        )
+        for question in group["questions"][1:4]:
+            typer.echo(f"    also: {question}")
+        nearest = group["nearest_passage"]
+        if nearest:
+            typer.echo(f"    nearest passage: {nearest['label']} (cosine {nearest['cosine']:.2f})")
+
+
+from .cli_doctor import doctor  # noqa: E402  (its own module; registered here)
+
+app.command()(doctor)
 
 
 def main() -> None:

@@ -22,6 +22,14 @@ def _default_cache_dir() -> Path:
     return Path(base) / "careerqa"
 
 
+# Settings that take one of a few words: anything else is a typo, refused with the choices (a silent
+# fallback once made CAREERQA_CONTEXT_MODE=sentence mean "passages").
+CHOICES: dict[str, tuple[str, ...]] = {
+    "context_mode": ("passages", "sentences"),
+    "kv_cache": ("stitch-last-live", "stitch", "off"),  # passage KV caches (kv_stitch.py)
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = Path("corpus")
@@ -31,6 +39,12 @@ class Settings:
 
     embedder: str = "all-MiniLM-L6-v2"
     embed_batch_size: int = 32
+    # "onnx": ONNX Runtime on a file exported once into cache_dir/onnx (no torch on the query path);
+    # "torch": sentence-transformers. Same vectors (bench/bench_onnx.py); torch is the slower fallback.
+    embedder_backend: str = "onnx"
+    # When set (e.g. http://127.0.0.1:8000), `careerqa ask` and `search` send the question to that
+    # running `careerqa serve` instead of loading the index and models (same as --server URL).
+    server_url: str = ""
 
     # Chunking, in words.
     chunk_min_words: int = 60
@@ -80,6 +94,41 @@ class Settings:
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)
     queue_size: int = 4  # questions that may wait while one is answered; more get 503
+
+    # Watching the corpus and the question log (content-gap report).
+    watch_quiet_ms: int = 400  # `index --watch` / `serve --watch` sync when nothing changed for this long
+    # 1: record each answer's question and outcome (no client address) in <index_dir>/questions.jsonl,
+    # for `careerqa gaps`; off by default.
+    log_questions: int = 0
+    question_log_max_bytes: int = 5 * 2**20  # then the log is rotated to questions.1.jsonl (one kept)
+
+    # Past one machine (README "Scaling out"). A remote OpenAI-compatible generator replaces the local
+    # llama.cpp model when generator_url is set; generator_model defaults to the generator's name.
+    generator_url: str = ""
+    generator_model: str = ""
+    generator_api_key: str = field(default="", repr=False)
+    generator_timeout: float = 60.0  # seconds to wait for each piece of a reply
+    generator_connect_timeout: float = 5.0
+    generator_retries: int = 3  # on refused connections, timeouts, 429 and 5xx, with backoff
+    # Answers generated at once by one replica (the rest wait in its queue): 1 for the local model,
+    # which runs one context on all cores; a remote server that batches can take more.
+    generation_slots: int = 1
+    # Retrieval in Qdrant instead of FAISS files: an http(s):// URL for a server or cluster, or a
+    # folder for qdrant-client's embedded local mode (one process at a time).
+    qdrant_url: str = ""
+    qdrant_api_key: str = field(default="", repr=False)
+    qdrant_collection: str = "careerqa"
+    qdrant_shards: int = 1  # used when the collection is created on a server
+    qdrant_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise BadInput(
+                    f"{ENV_PREFIX}{name.upper()}={value!r} is not a valid value; choose one of: "
+                    + ", ".join(allowed)
+                )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

@@ -6,7 +6,8 @@ substitutions, so every character of ``Document.text`` maps back to the raw file
 
 Bad files never stop the others: see ``_walk`` for what is skipped with a warning.
 
-Not handled here: PDFs, Word files and other binary formats (skipped), encodings other than
+PDF and Word files are turned into text by ``readers.py`` first. Not handled here: other binary
+formats (skipped), encodings other than
 UTF-8 (skipped, never guessed), Markdown rendering (Markdown stays Markdown), full HTML
 parsing (a regex pass that suits scraped articles, not arbitrary web pages), and the "." the
 scraper put in place of ", and" (ambiguous, left as it is). Offsets count characters of the file
@@ -21,11 +22,15 @@ import html
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 
 from .errors import BadInput, CorpusEmpty
+from .readers import Unreadable, extract, front_matter
 from .types import Document
 
 KINDS: dict[str, str] = {
@@ -34,7 +39,11 @@ KINDS: dict[str, str] = {
     ".markdown": "markdown",
     ".html": "html",
     ".htm": "html",
+    # Binary documents, turned into text by ``readers.py`` (and then cleaned as Markdown or HTML).
+    ".pdf": "pdf",
+    ".docx": "docx",
 }
+BINARY_SUFFIXES = frozenset({".pdf", ".docx"})
 _BINARY_SNIFF = 8192
 # Larger files are skipped with a warning: cleaning keeps one offset per character, so a 50 MB file
 # would take gigabytes of memory, and a corpus document is rarely over a few hundred kilobytes.
@@ -138,6 +147,11 @@ def _read_file(
     if len(raw) > max_bytes:
         skip(f"over the {max_bytes / 2**20:g} MiB limit for one file")
         return None
+    if suffix in BINARY_SUFFIXES:  # read by ``readers.py`` when the file is loaded
+        if not raw:
+            skip("empty file")
+            return None
+        return rel, path, raw
     if b"\x00" in raw[:_BINARY_SNIFF]:
         skip("looks like a binary file")
         return None
@@ -178,16 +192,67 @@ def decode(raw: bytes, name: str) -> str:
 
 
 def load_document(rel: str, raw: bytes) -> Document:
-    """Decode and clean one file's bytes; ``rel`` is its path relative to the corpus folder."""
+    """Decode and clean one file's bytes; ``rel`` is its path relative to the corpus folder.
+
+    PDF and Word files are turned into text first (``readers.py``; ``readers.Unreadable`` when there is
+    none): their offsets then count characters of that text, not bytes of the file. A Markdown file's
+    front matter is left out of the text; its title, tags and date go to the ``Document``.
+    """
     kind = KINDS[Path(rel).suffix.lower()]
-    text, offsets = clean_text(decode(raw, rel), kind)
+    if kind in ("pdf", "docx"):
+        return _load_binary(rel, raw)
+    decoded = decode(raw, rel)
+    meta = front_matter(decoded) if kind == "markdown" else None
+    if meta is None:
+        text, offsets = clean_text(decoded, kind)
+    else:  # the block is not indexed; offsets still count from the top of the file
+        text, offsets = clean_text(decoded[meta.end :], kind)
+        offsets = [o + meta.end for o in offsets]
     return Document(
         path=rel,
         sha256=hashlib.sha256(raw).hexdigest(),
         kind=kind,
         text=text,
         offsets=tuple(offsets),
+        title=meta.title if meta else None,
+        tags=meta.tags if meta else (),
+        date=meta.date if meta else None,
     )
+
+
+# Every sync reads the whole corpus, and a PDF takes far longer to read than a text file: a long-running
+# process (``index --watch``, ``serve``) keeps the documents it read, by path and content hash.
+_BINARY_CACHE: OrderedDict[tuple[str, str], Document] = OrderedDict()
+BINARY_CACHE_SIZE = 128
+
+
+_BINARY_CACHE_LOCK = threading.Lock()
+
+
+def _load_binary(rel: str, raw: bytes) -> Document:
+    sha = hashlib.sha256(raw).hexdigest()
+    with _BINARY_CACHE_LOCK:
+        cached = _BINARY_CACHE.get((rel, sha))
+        if cached is not None:
+            _BINARY_CACHE.move_to_end((rel, sha))
+            return cached
+    extracted = extract(Path(rel).suffix.lower(), raw)
+    text, offsets = clean_text(extracted.text, extracted.kind)
+    doc = Document(
+        path=rel,
+        sha256=sha,
+        kind=extracted.kind,
+        text=text,
+        offsets=tuple(offsets),
+        pages=extracted.pages,
+        title=extracted.title,
+        notes=extracted.warnings,
+    )
+    with _BINARY_CACHE_LOCK:
+        _BINARY_CACHE[(rel, sha)] = doc
+        while len(_BINARY_CACHE) > BINARY_CACHE_SIZE:
+            _BINARY_CACHE.popitem(last=False)
+    return doc
 
 
 def load_corpus(corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Document], list[str]]:
@@ -195,21 +260,55 @@ def load_corpus(corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[list
 
     A bad file never stops the others from loading: it is skipped with a warning (see ``_walk``).
     """
+    scan = scan_corpus(corpus_dir, max_bytes)
+    return scan.documents, scan.warnings
+
+
+@dataclass
+class CorpusScan:
+    documents: list[Document]  # sorted by path
+    warnings: list[str]
+    hashes: dict[str, str]  # sha256 of every file read: loaded, kept or skipped
+    kept: dict[str, bytes]  # files not loaded, because their sha256 is the one ``keep`` gave
+
+
+def scan_corpus(
+    corpus_dir: Path, max_bytes: int = MAX_FILE_BYTES, keep: Mapping[str, str] | None = None
+) -> CorpusScan:
+    """``load_corpus``, but a file whose sha256 is ``keep[path]`` is only hashed, not loaded: a sync
+    passes the PDF and Word files its index already holds, whose reading is slow."""
     found, warnings = _walk(corpus_dir, max_bytes)
-    documents: list[Document] = []
+    scan = CorpusScan([], warnings, {}, {})
     for rel, _, raw in found:
-        doc = load_document(rel, raw)
-        if not doc.text.strip():
-            warnings.append(f"skipped {rel}: no text left after cleaning")
+        sha = hashlib.sha256(raw).hexdigest()
+        scan.hashes[rel] = sha
+        if keep and keep.get(rel) == sha:
+            scan.kept[rel] = raw
             continue
-        documents.append(doc)
-    if not documents:
+        doc = load_or_warn(rel, raw, warnings)
+        if doc is not None:
+            scan.documents.append(doc)
+    if not scan.documents and not scan.kept:
         skipped = "; ".join(warnings[:3]) + (f"; and {len(warnings) - 3} more" if len(warnings) > 3 else "")
         raise CorpusEmpty(
-            f"corpus folder {corpus_dir} holds no readable .txt, .md or .html documents"
+            f"corpus folder {corpus_dir} holds no readable .txt, .md, .html, .pdf or .docx documents"
             + (f" ({skipped})" if skipped else "")
         )
-    return documents, warnings
+    return scan
+
+
+def load_or_warn(rel: str, raw: bytes, warnings: list[str]) -> Document | None:
+    """``load_document``, or None with a warning for a file with no text to index."""
+    try:
+        doc = load_document(rel, raw)
+    except Unreadable as exc:
+        warnings.append(f"skipped {rel}: {exc}")
+        return None
+    warnings.extend(f"{rel}: {note}" for note in doc.notes)
+    if not doc.text.strip():
+        warnings.append(f"skipped {rel}: no text left after cleaning")
+        return None
+    return doc
 
 
 # --------------------------------------------------------------------------- tracked substitution

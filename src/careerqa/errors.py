@@ -48,3 +48,9 @@ class ModelUnavailable(CareerQAError):
     """A model package is missing, corrupt or cannot be loaded."""
 
     http_status = 503
+
+
+class ServerUnavailable(CareerQAError):
+    """``--server`` / ``CAREERQA_SERVER_URL`` names a careerqa server that does not answer."""
+
+    http_status = 502

@@ -119,6 +119,23 @@ def ensure_model(name: str, cache_dir: Path, progress: bool = True) -> Path:
     return target
 
 
+def model_state(name: str, cache_dir: Path) -> dict[str, Any]:
+    """Where model ``name``'s file is and what is known of it, without hashing it: ``verified`` (its
+    stamp matches the file as it is now), ``unverified`` (present, not hashed as it is), ``wrong size``
+    or ``missing`` (joined on first use)."""
+    profile = MODELS[name]
+    target = Path(cache_dir).expanduser() / profile.filename
+    try:
+        size = target.stat().st_size
+    except OSError:
+        return {"path": str(target), "state": "missing", "size": None, "expected_size": profile.size}
+    if size != profile.size:
+        state = "wrong size"
+    else:
+        state = "verified" if _stamp_matches(target, profile) else "unverified"
+    return {"path": str(target), "state": state, "size": size, "expected_size": profile.size}
+
+
 def _part_paths(profile: ModelProfile) -> list[Path]:
     paths = []
     for module_name in profile.parts:
@@ -300,13 +317,18 @@ class LlamaGenerator(Generator):
     kv_mode = "off"  # "stitch", "stitch-last-live" or "off" (Settings.kv_cache); a bench may switch it
 
     def __init__(self, model_path: Path, settings: Settings, name: str | None = None) -> None:
+        from .llama_check import ensure_llama_runs
+
+        threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+        # Before this process maps the model: a library built for CPU features this machine forbids
+        # would otherwise kill it (SIGILL) on the first token. Remembered after the first success.
+        ensure_llama_runs(Path(model_path), settings.cache_dir, threads=threads)
         try:
             import llama_cpp
         except ImportError as exc:
             raise ModelUnavailable(
-                "llama-cpp-python is not installed; run: pip install llama-cpp-python==0.3.36"
+                "llama-cpp-python is not installed; run: make llama  (or: scripts/install_llama.sh .venv)"
             ) from exc
-        threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(model_path),
@@ -403,8 +425,28 @@ class LlamaGenerator(Generator):
         self._llama.close()
 
 
+def check_generator(settings: Settings, progress: bool = True) -> None:
+    """Make sure the configured local model can run here, before a process loads it into itself.
+
+    Joins the model file if needed, then runs (or recalls) ``llama_check``'s child-process decode;
+    raises ``ModelUnavailable`` with the fix when llama.cpp cannot run on this CPU. A remote generator
+    (``generator_url``) needs neither.
+    """
+    from .llama_check import ensure_llama_runs
+
+    if settings.generator_url:  # no llama.cpp runs in this process
+        return
+    path = ensure_model(settings.generator, settings.cache_dir, progress=progress)
+    threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+    ensure_llama_runs(path, settings.cache_dir, threads=threads)
+
+
 def load_generator(settings: Settings, progress: bool = True) -> Generator:
     """Build the generator ``settings.generator`` names, joining its model file first if needed."""
+    if settings.generator_url:  # an OpenAI-compatible server instead of the local model
+        from .remote_generator import RemoteGenerator
+
+        return RemoteGenerator.from_settings(settings)
     path = ensure_model(settings.generator, settings.cache_dir, progress=progress)
     return LlamaGenerator(path, settings, name=settings.generator)
 

@@ -4,7 +4,8 @@
 chunks and vectors; new and changed files are chunked again and only chunks whose id (a hash of
 source, section and text) is not in the index are embedded; chunks of deleted files, and chunks a
 changed file no longer has, are removed. The embedder is built only when something must be embedded,
-so a no-op sync loads no model. Not handled here: watching the folder for changes.
+so a no-op sync loads no model. PDF and Word files (slow to read) that the index holds unchanged are
+only hashed, not read again. Not handled here: watching the folder for changes (``watch.py``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .backends import backend_for
 from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
 from .config import Settings
-from .corpus import load_corpus
+from .corpus import BINARY_SUFFIXES, load_or_warn, scan_corpus
 from .embedding import Embedder
-from .errors import IndexMissing, IndexStale
-from .index_store import IndexStore, check_compatible, read_manifest, remove_orphans, write_lock
+from .errors import CareerQAError, IndexMissing, IndexStale
+from .index_store import IndexStore, check_compatible, read_manifest, write_lock
 from .types import Chunk
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
@@ -71,7 +74,13 @@ def sync_index(
     """Update ``settings.index_dir`` from ``settings.corpus_dir``; see the module docstring."""
     report = SyncReport(full=full)
     t0 = time.perf_counter()
-    documents, report.warnings = load_corpus(settings.corpus_dir)
+    # PDF and Word files the index holds as they are now are not read again (checked under the lock).
+    scan = scan_corpus(settings.corpus_dir, keep={} if full else _indexed_binary_files(settings))
+    documents, report.warnings = scan.documents, scan.warnings
+    # Files read but skipped (an encrypted or image-only PDF): remembered, so that the engine's check
+    # for a changed corpus does not see them as new at every start and sync again.
+    read = {doc.path for doc in documents} | set(scan.kept)
+    skipped = {rel: sha for rel, sha in scan.hashes.items() if rel not in read}
     report.seconds["read"] = time.perf_counter() - t0
 
     with write_lock(settings.index_dir):
@@ -82,6 +91,18 @@ def sync_index(
         t1 = time.perf_counter()
         files: dict[str, dict[str, Any]] = {}
         wanted: dict[str, Chunk] = {}
+        for rel, raw in scan.kept.items():
+            previous = old_files.get(rel)
+            if previous is not None and previous["sha256"] == scan.hashes[rel] and not rechunk_all:
+                report.files_unchanged.append(rel)
+                files[rel] = previous
+                wanted.update((cid, store.chunks[cid]) for cid in previous["chunk_ids"])
+            else:  # the index changed since it was peeked at, or must be rechunked: read the file now
+                doc = load_or_warn(rel, raw, report.warnings)
+                if doc is None:
+                    skipped[rel] = scan.hashes[rel]
+                else:
+                    documents.append(doc)
         for doc in documents:
             previous = old_files.get(doc.path)
             if previous is not None and previous["sha256"] == doc.sha256 and not rechunk_all:
@@ -94,6 +115,7 @@ def sync_index(
             files[doc.path] = {"sha256": doc.sha256, "chunk_ids": [c.chunk_id for c in chunks]}
             wanted.update((c.chunk_id, c) for c in chunks)
         report.files_removed = sorted(set(old_files) - set(files))
+        report.files_unchanged.sort()
         report.seconds["chunk"] = time.perf_counter() - t1
 
         stale = [cid for cid in store.chunks if cid not in wanted]
@@ -103,9 +125,10 @@ def sync_index(
         report.chunks_unchanged = len(wanted) - len(new)
         report.chunk_count = len(wanted)
 
-        if not (new or stale or report.changed or rechunk_all or full):
+        skipped_changed = store.manifest.get("skipped_files", {}) != skipped
+        if not (new or stale or report.changed or rechunk_all or full or skipped_changed):
             if store.manifest:  # nothing to write, but a killed build may have left files behind
-                remove_orphans(settings.index_dir, store.manifest)
+                backend_for(settings).clean(store)
             return report
 
         t2 = time.perf_counter()
@@ -133,6 +156,7 @@ def sync_index(
             "chunking": params,
             "files": dict(sorted(files.items())),
             "chunk_ids": sorted(wanted),
+            "skipped_files": dict(sorted(skipped.items())),
         }
         t3 = time.perf_counter()
         store.save(settings.index_dir, manifest)
@@ -145,6 +169,8 @@ def sync_index(
 def _load_previous(
     settings: Settings, embedder_name: str, dim: int, full: bool
 ) -> tuple[IndexStore, dict[str, dict[str, Any]]]:
+    if settings.qdrant_url:
+        return backend_for(settings).load_for_write(embedder_name, dim, full)
     if full:
         return IndexStore(dim), {}
     try:
@@ -157,3 +183,25 @@ def _load_previous(
     if not isinstance(files, dict):
         raise IndexStale(f"the manifest in {settings.index_dir} lists no files; run `careerqa index --full`")
     return store, files
+
+
+def _indexed_binary_files(settings: Settings) -> dict[str, str]:
+    """PDF and Word files the committed index holds, with their sha256 (read without the lock: the
+    sync checks each against the manifest it loads under the lock)."""
+    try:
+        if settings.qdrant_url:
+            from .qdrant_conn import read_manifest as read_qdrant_manifest
+
+            files = read_qdrant_manifest(settings).get("files")
+        else:
+            files = read_manifest(settings.index_dir).get("files")
+    except CareerQAError:
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {
+        rel: entry["sha256"]
+        for rel, entry in files.items()
+        if Path(rel).suffix.lower() in BINARY_SUFFIXES and isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+    }

@@ -30,7 +30,7 @@ def sources_text(answer: dict[str, Any]) -> str:
     if citations:
         lines = ["Sources:"]
         for c in citations:
-            where = f"{c['source']} › {c['section']}" if c.get("section") else c["source"]
+            where = c.get("label") or (f"{c['source']} › {c['section']}" if c.get("section") else c["source"])
             lines.append(f"[{c['n']}] {where}: “{_clip(c['text'])}”")
         parts.append("\n".join(lines))
     return "\n\n" + "\n\n".join(parts) if parts else ""

@@ -2,7 +2,8 @@
 and the admin token check.
 
 llama.cpp runs one context on all cores, so two answers at once would each run at half speed at best
-(and corrupt the shared KV cache at worst). ``GenerationQueue`` lets one ask run and at most
+(and corrupt the shared KV cache at worst). ``GenerationQueue`` lets one ask run (``slots``, set by
+``CAREERQA_GENERATION_SLOTS``, for a remote generator that batches) and at most
 ``max_waiting`` wait; one more is refused with ``Busy`` (HTTP 503 with ``Retry-After``) rather than
 left to time out. Searches do not pass through it: they only read the index and embed a query.
 
@@ -43,10 +44,12 @@ class GenerationQueue:
     """A lock with a bounded waiting line: ``admit()`` takes a place in line or raises ``Busy`` at
     once; ``turn()`` then waits for the lock and gives the place back when done."""
 
-    def __init__(self, max_waiting: int, typical_s: float = 15.0) -> None:
+    def __init__(self, max_waiting: int, typical_s: float = 15.0, slots: int = 1) -> None:
         self.max_waiting = max_waiting
         self.typical_s = typical_s  # seconds one answer takes, for Retry-After until one is measured
-        self._lock = threading.Lock()
+        # Answers generated at once: 1 for the local model; more for a remote server that batches.
+        self.slots = max(1, slots)
+        self._lock = threading.BoundedSemaphore(self.slots)
         self._state = threading.Lock()
         self._pending = 0  # running + waiting
 
@@ -56,8 +59,8 @@ class GenerationQueue:
 
     def admit(self) -> None:
         with self._state:
-            if self._pending > self.max_waiting:
-                wait = max(1, math.ceil(self.typical_s * self._pending))
+            if self._pending >= self.slots + self.max_waiting:
+                wait = max(1, math.ceil(self.typical_s * self._pending / self.slots))
                 raise Busy(
                     f"careerqa is busy with {self._pending} questions; try again in about {wait} s",
                     retry_after=wait,
@@ -84,10 +87,10 @@ class GenerationQueue:
             yield
 
 
-def check_admin(token: str | None, authorization: str | None) -> None:
+def check_admin(token: str | None, authorization: str | None, what: str = "reindexing") -> None:
     """Allow an admin request only with ``Authorization: Bearer <token>``, compared in constant time."""
     if not token:
-        raise Forbidden("reindexing over HTTP is disabled: start the server with CAREERQA_ADMIN_TOKEN set")
+        raise Forbidden(f"{what} over HTTP is disabled: start the server with CAREERQA_ADMIN_TOKEN set")
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Unauthorized("this needs the header `Authorization: Bearer <CAREERQA_ADMIN_TOKEN>`")

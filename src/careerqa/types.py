@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 
@@ -18,6 +19,18 @@ class Document:
     kind: str  # "text", "markdown" or "html"
     text: str
     offsets: tuple[int, ...] = field(repr=False, compare=False, default=())
+    # Offsets (into the raw text, as ``offsets`` count) where each page starts: PDFs only.
+    pages: tuple[int, ...] = field(repr=False, default=())
+    title: str | None = None  # from a Markdown file's front matter
+    tags: tuple[str, ...] = ()
+    date: str | None = None
+    notes: tuple[str, ...] = field(repr=False, compare=False, default=())  # reader warnings (empty pages)
+
+    def page_of(self, raw_offset: int) -> int | None:
+        """The 1-based page holding ``raw_offset``, or None for a document without pages."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, raw_offset))
 
     def raw_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of the cleaned text to the raw file."""
@@ -38,12 +51,35 @@ class Chunk:
     start: int  # character span in the raw source file
     end: int
     kind: str = "text"  # "text", "list", "table", "faq", "code"
+    # Where the document says so: PDF pages the passage spans, and a Markdown file's front matter.
+    page: int | None = None
+    page_end: int | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    date: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tags, list):  # read back from the JSON chunk table
+            object.__setattr__(self, "tags", tuple(self.tags))
 
     def embedding_text(self) -> str:
-        """What the embedder sees: the section title gives a passage its context."""
+        """What the embedder sees: the section title (and the document's title) give a passage context."""
+        text = self.text
         if self.section and not self.text.startswith(self.section):
-            return f"{self.section}\n{self.text}"
-        return self.text
+            text = f"{self.section}\n{text}"
+        if self.title and self.title != self.section:
+            text = f"{self.title}\n{text}"
+        return text
+
+    def label(self) -> str:
+        """How a citation names the passage: ``guide.pdf › p. 4 › Section``."""
+        parts = [self.source]
+        if self.page is not None:
+            end = self.page_end or self.page
+            parts.append(f"p. {self.page}" if end == self.page else f"pp. {self.page}–{end}")
+        if self.section:
+            parts.append(self.section)
+        return " › ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -95,6 +131,12 @@ def hit_to_dict(hit: Hit, n: int | None = None) -> dict[str, object]:
         "score": hit.score,
         "dense_score": hit.dense_score,
         "span": [c.start, c.end],
+        "page": c.page,
+        "page_end": c.page_end,
+        "label": c.label(),
+        "title": c.title,
+        "tags": list(c.tags),
+        "date": c.date,
     }
 
 

@@ -1,0 +1,187 @@
+"""Where the index lives and who searches it: FAISS files in ``index/`` (the default) or Qdrant.
+
+``backend_for(settings)`` picks one: ``CAREERQA_QDRANT_URL`` (a server's URL, or a folder for
+qdrant-client's embedded local mode) selects Qdrant, anything else the FAISS files. Both give the
+engine and the sync the same four things: a cheap ``stamp`` that changes when another process commits
+a new index version, ``load`` (one version, read-only), ``load_for_write`` (the store a sync changes
+and commits, and the previous manifest's files) and a ``retriever`` with the ranking contract of
+``retrieval.Retriever`` (dense chunk, best sentence and BM25, fused by reciprocal rank, ties by
+cosine). ``/search``, ``search --json`` and answers do not know which one ran.
+
+Not handled here: the stores themselves (``index_store.py``, ``qdrant_store.py``) and the fusion of
+the FAISS backend (``retrieval.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import Settings
+from .embedding import Embedder
+from .errors import IndexMissing, IndexStale, ModelUnavailable
+from .index_store import MANIFEST, IndexStore, check_compatible, remove_orphans
+from .retrieval import Retriever
+from .types import Hit
+
+
+class Backend(ABC):
+    name: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def stamp(self) -> Hashable | None:
+        """Changes whenever a new index version is committed (None: no index yet)."""
+
+    @abstractmethod
+    def load(self, embedder_name: str, dim: int) -> Any:
+        """The committed index version; ``IndexMissing`` when there is none."""
+
+    @abstractmethod
+    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
+        """The store a sync changes (empty for ``full``) and the files of the manifest it starts from."""
+
+    @abstractmethod
+    def retriever(self, store: Any, embedder: Embedder) -> Retriever:
+        """Hybrid search over one loaded version."""
+
+    def clean(self, store: Any) -> None:  # noqa: B027 - optional: Qdrant's cleaning is in start_write
+        """After a sync with nothing to write: remove what a killed sync left behind."""
+        return None
+
+
+class FaissBackend(Backend):
+    """FAISS files, the chunk table and ``manifest.json`` in ``settings.index_dir``; BM25 in memory."""
+
+    name = "faiss"
+
+    def stamp(self) -> Hashable | None:
+        try:
+            st = os.stat(self.settings.index_dir / MANIFEST)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def load(self, embedder_name: str, dim: int) -> IndexStore:
+        return IndexStore.load(self.settings.index_dir, embedder_name, dim)
+
+    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
+        from .indexing import _load_previous  # the FAISS path stays where the sync has always had it
+
+        return _load_previous(self.settings, embedder_name, dim, full)
+
+    def retriever(self, store: Any, embedder: Embedder) -> Retriever:
+        return Retriever(store, embedder, self.settings.candidates, self.settings.rrf_k)
+
+    def clean(self, store: Any) -> None:
+        remove_orphans(self.settings.index_dir, store.manifest)
+
+
+class QdrantBackend(Backend):
+    """Qdrant (``qdrant_store.py``): vectors, sparse BM25 and the manifest in collections, fused there."""
+
+    name = "qdrant"
+
+    def stamp(self) -> Hashable | None:
+        from .qdrant_conn import current_generation
+
+        return current_generation(self.settings)
+
+    def load(self, embedder_name: str, dim: int) -> Any:
+        from .qdrant_store import QdrantStore
+
+        return QdrantStore.load(self.settings, embedder_name, dim)
+
+    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
+        from . import qdrant_conn, qdrant_store
+
+        try:
+            manifest = qdrant_conn.read_manifest(self.settings)
+        except IndexMissing:
+            manifest = {}
+        if full or not manifest:
+            # A new data collection; the generation counts on from the committed one, if any.
+            store = qdrant_store.QdrantStore(self.settings, dim, {"qdrant": manifest.get("qdrant", {})})
+            store.start_write(full=True)
+            return store, {}
+        check_compatible(manifest, embedder_name, dim)
+        store = qdrant_store.QdrantStore.load(self.settings, embedder_name, dim)
+        store.start_write(full=False)
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            raise IndexStale("the Qdrant manifest lists no files; run `careerqa index --full`")
+        return store, files
+
+    def retriever(self, store: Any, embedder: Embedder) -> Retriever:
+        return QdrantRetriever(store, embedder, self.settings.candidates, self.settings.rrf_k)
+
+
+def backend_for(settings: Settings) -> Backend:
+    return QdrantBackend(settings) if settings.qdrant_url else FaissBackend(settings)
+
+
+class QdrantRetriever(Retriever):
+    """The FAISS retriever's three rankings and fusion, run by Qdrant in one query per question."""
+
+    def __init__(self, store: Any, embedder: Embedder, candidates: int = 30, rrf_k: int = 60) -> None:
+        # No BM25 postings in memory: Qdrant holds them as sparse vectors.
+        self.store = store
+        self._qdrant: Any = store  # typed loosely: ``store`` is declared as the FAISS store by the base class
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def search_many(self, queries: Sequence[str], top_k: int = 5) -> list[list[Hit]]:
+        from qdrant_client import models
+        from qdrant_client.http.exceptions import ApiException
+
+        from .qdrant_store import bm25_query
+
+        vectors = self.embedder.embed_batch(list(queries))
+        visible = self._qdrant._visible()
+        requests = []
+        for query, vector in zip(queries, vectors, strict=True):
+            dense = np.asarray(vector, dtype=np.float32).tolist()
+            prefetch = [  # in the FAISS retriever's order, so the fused sums add up alike
+                models.Prefetch(query=dense, using="chunk", limit=self.candidates, filter=visible),
+                models.Prefetch(query=bm25_query(query), using="bm25", limit=self.candidates, filter=visible),
+                models.Prefetch(query=[dense], using="sentences", limit=self.candidates, filter=visible),
+            ]
+            requests.append(
+                models.QueryRequest(
+                    prefetch=prefetch,
+                    # Qdrant scores rank r (from 0) 1 / (r + k); careerqa 1 / (rrf_k + r + 1).
+                    query=models.RrfQuery(rrf=models.Rrf(k=self.rrf_k + 1)),
+                    limit=2 * top_k,  # a margin, so ties at the cut are broken by cosine as below
+                    with_payload=["chunk_id"],
+                    with_vector=["chunk"],
+                )
+            )
+        try:
+            responses = self._qdrant.client.query_batch_points(self._qdrant.collection, requests=requests)
+        except (ApiException, OSError, ValueError, RuntimeError) as exc:  # the server went, or refused
+            raise ModelUnavailable(f"the Qdrant search failed: {type(exc).__name__}: {exc}") from exc
+        return [
+            self._hits(vector, response.points, top_k)
+            for vector, response in zip(vectors, responses, strict=True)
+        ]
+
+    def _hits(self, vector: np.ndarray, points: Sequence[Any], top_k: int) -> list[Hit]:
+        scored = []
+        for point in points:
+            chunk = self.store.chunks.get(point.payload["chunk_id"])
+            if chunk is None:  # not in this version (cannot happen through the filter; kept safe)
+                continue
+            cosine = float(np.asarray(point.vector["chunk"], dtype=np.float32) @ vector)
+            scored.append((float(point.score), cosine, chunk))
+        scored.sort(key=lambda s: (-s[0], -s[1]))
+        return [
+            Hit(chunk=chunk, score=round(score, 6), dense_score=round(cosine, 6), rank=rank + 1)
+            for rank, (score, cosine, chunk) in enumerate(scored[:top_k])
+        ]
