@@ -43,7 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_latency import Naive, percentile  # noqa: E402
+from bench_latency import Naive  # noqa: E402
+from bench_latency import percentile as _percentile  # noqa: E402
 
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine import Engine  # noqa: E402
@@ -201,6 +202,10 @@ class _Seen:
         self.chars += len(piece)
         if self.at_60 is None and self.chars > 60:
             self.at_60 = now
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return _percentile(values, q) if values else None  # None, not NaN: the report stays strict JSON
 
 
 def _write(path: Path, report: dict[str, Any]) -> None:
