@@ -29,7 +29,8 @@ from typing import Any
 
 from .config import Settings
 from .errors import BadInput, ModelUnavailable
-from .kv_stitch import StitchedPath, StitchFailed
+from .kv_path import StitchedPath
+from .kv_stitch import StitchFailed
 
 _CHUNK = 8 << 20  # bytes read at a time while joining or hashing parts
 _SEED = 1234  # decoding is greedy; a fixed seed only rules out surprises
