@@ -216,6 +216,8 @@ class Runner:
         self.args = args
         self.corpus_dir, self.index_dir, self.logs = corpus_dir, index_dir, logs
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        # The index's own commit is under test; passage KV caches (minutes with the LLM) only when asked.
+        self.env.setdefault("CAREERQA_KV_CACHE", "off")
         self.runs = 0
 
     def command(self) -> list[str]:

@@ -18,6 +18,9 @@ from careerqa.generation import MODELS, ModelProfile
 from careerqa.retrieval import tokenize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Passage KV caches (kv_cache.py) make `careerqa index` load the language model; tests that want
+# them turn them on (tests/test_kv_*.py). Subprocesses (the crash test, the real server) inherit this.
+os.environ.setdefault("CAREERQA_KV_CACHE", "off")
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "corpus" / "skills-required-for-ai-jobs.txt"
 

@@ -81,6 +81,14 @@ def _attribute(value: str) -> str:
     return " ".join(value.split()).replace('"', "'").replace("<", "\u2039").replace(">", "\u203a")
 
 
+def passage_block(chunk: Chunk, n: int, text: str | None = None) -> str:
+    """Passage ``n`` as the prompt shows it (``kv_cache`` keys the passage caches by this text).
+    Passages are quoted data: nothing inside one can end it early or open another."""
+    body = fence(chunk.text if text is None else text)
+    source, section = _attribute(chunk.source), _attribute(chunk.section)
+    return f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
+
+
 def build_messages(
     question: str,
     hits: Sequence[Hit],
@@ -102,10 +110,8 @@ def build_messages(
         if texts is not None and chunk.chunk_id not in texts:
             continue
         text = chunk.text if texts is None else texts[chunk.chunk_id]
-        # Passages are quoted data: nothing inside one can end it early or open another.
         body = fence(text)
-        source, section = _attribute(chunk.source), _attribute(chunk.section)
-        block = f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
+        block = passage_block(chunk, n, text)
         cost = count_tokens(block)
         if used and spent + cost > budget:
             break
@@ -118,6 +124,45 @@ def build_messages(
         spent += cost
     user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
+
+
+# How answers that say "the passages do not answer" begin (besides ABSTAIN_TEXT itself): text that
+# starts like one is held back until it is long enough for ``is_abstention`` to judge it.
+_ABSTAIN_OPENERS = (
+    "the corpus",
+    "the passages",
+    "the provided",
+    "the given",
+    "none of",
+    "i'm sorry",
+    "i am sorry",
+    "sorry",
+    "unfortunately",
+    "i cannot",
+    "i can't",
+    "i can not",
+    "i don't",
+    "i do not",
+    "there is no",
+    "there are no",
+    "no information",
+    "no passage",
+)
+HOLD_CHARS = 60  # text that starts like an abstention is held until this long
+
+
+def can_show(held: str) -> bool:
+    """Whether the start of a streamed answer can be shown: it can no longer become an abstention.
+
+    Shown as soon as it can no longer grow into the start of one (usually its first token or two,
+    where waiting for 60 characters held the stream back ~1.5 s), else once it is ``HOLD_CHARS`` long."""
+    if is_abstention(held):
+        return False
+    if len(held) > HOLD_CHARS:
+        return True
+    words = " ".join(held.lower().split())
+    openers = (*_ABSTAIN_OPENERS, ABSTAIN_TEXT.lower())
+    return not any(o.startswith(words) or words.startswith(o) for o in openers)
 
 
 def is_abstention(text: str) -> bool:
@@ -198,6 +243,7 @@ class Answerer:
 
         draft: str | None = None
         committed = False  # whether some of the answer has been streamed to on_text
+        tokens: dict[str, int] = {}  # the generator's prompt and completion token counts
 
         def abstain(reason: str, sentences_total: int = 0) -> Answer:
             if on_text is not None and not committed:
@@ -214,6 +260,7 @@ class Answerer:
                 abstain_reason=reason,
                 sentences_total=sentences_total,
                 draft=draft,
+                tokens=tokens,
             )
 
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
@@ -263,13 +310,15 @@ class Answerer:
                 on_text(shown)
                 continue
             held += shown
-            if len(held) > 60 and not is_abstention(held):
+            if can_show(held):
                 on_text(held)
                 committed = True
+                timings["first_text"] = _ms(t2)
         tail = stream.feed(markup.finish())
         tail += stream.finish()
         timings["generate"] = _ms(t2)
         timings["first_token"] = first_token if first_token is not None else timings["generate"]
+        tokens.update(getattr(self.generator, "last_usage", None) or {})
         draft = stream.text.strip()
         refused = is_abstention(draft[:120]) and not committed
         if refused and focus.coverage < self.settings.focus_rescue_coverage:
@@ -325,6 +374,7 @@ class Answerer:
             sentences_total=len(checks),
             sentences_supported=len(kept),
             draft=draft,
+            tokens=tokens,
         )
 
     def _terms_found(self, question: str, hits: Sequence[Hit]) -> bool:

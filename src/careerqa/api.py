@@ -338,6 +338,8 @@ class _AskRun:
                     result["log_id"] = _log(engine, answer, view.version)
                     if count_tokens:
                         result["usage"] = _usage(engine.generator.count_tokens, question, answer.text)
+                        if answer.tokens.get("prompt_tokens"):  # the model's own counts of what it read
+                            result["usage"] = _model_usage(answer.tokens)
                 run.put("answer", result)
             except _Cancelled:
                 pass
@@ -362,6 +364,11 @@ class _AskRun:
 
 def _usage(count: Callable[[str], int], question: str, text: str) -> dict[str, int]:
     prompt, completion = count(question), count(text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _model_usage(tokens: dict[str, int]) -> dict[str, int]:
+    prompt, completion = tokens.get("prompt_tokens", 0), tokens.get("completion_tokens", 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 

@@ -113,6 +113,12 @@ def _progress_printer() -> Callable[[str, int], None]:
             bar.update(amount)
             if bar.n >= bar.total:
                 bar.close()
+        elif event == "kv_total" and amount:  # passage KV caches (kv_cache.py)
+            bar = tqdm(total=amount, desc="computing passage KV caches", unit="passage", file=sys.stderr)
+        elif event == "kv_computed" and bar is not None:
+            bar.update(amount)
+            if bar.n >= bar.total:
+                bar.close()
 
     return progress
 
@@ -141,6 +147,13 @@ def index(
     watch: Annotated[
         bool, typer.Option("--watch", help="Keep running: sync after each corpus change (Ctrl-C stops).")
     ] = False,
+    passage_kv: Annotated[
+        bool,
+        typer.Option(
+            "--passage-kv/--no-passage-kv",
+            help="Also compute the passages' KV caches for fast answers (loads the language model).",
+        ),
+    ] = True,
 ) -> None:
     """Build or update the index from the corpus, embedding only what changed."""
     if watch:
@@ -149,14 +162,35 @@ def index(
     with _user_errors():
         engine = _engine(corpus, index_dir, quiet=as_json)
         report = engine.sync(full=full)
-    for warning in report.warnings:
+        kv = _sync_passage_kv(engine, as_json) if passage_kv else None
+    for warning in report.warnings + (kv.warnings if kv else []):
         _err(f"warning: {warning}")
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(json.dumps({**report.to_dict(), **({"passage_kv": kv.to_dict()} if kv else {})}, indent=2))
         return
     typer.echo(_report_line(report))
     if not report.written:
         typer.echo("index is up to date")
+    if kv is not None:
+        typer.echo(_kv_line(kv))
+
+
+def _sync_passage_kv(engine: Engine, quiet: bool) -> Any:
+    """The passage KV caches of the index just synced (``kv_cache.sync_for_index``)."""
+    from .kv_cache import sync_for_index
+
+    store = engine.view().store  # the version just committed, whatever the index backend
+    return sync_for_index(engine.settings, store, lambda: engine.generator, engine.progress)
+
+
+def _kv_line(kv: Any) -> str:
+    if kv.skipped:
+        return f"passage KV caches: skipped ({kv.skipped})"
+    return (
+        f"passage KV caches: {kv.computed} computed, {kv.present} kept, {kv.removed} removed, "
+        f"{kv.over_budget} over the budget ({kv.bytes_total / 2**20:.0f} MB in {kv.folder}, "
+        f"{kv.seconds:.1f} s)"
+    )
 
 
 @app.command()

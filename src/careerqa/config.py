@@ -26,6 +26,7 @@ def _default_cache_dir() -> Path:
 # fallback once made CAREERQA_CONTEXT_MODE=sentence mean "passages").
 CHOICES: dict[str, tuple[str, ...]] = {
     "context_mode": ("passages", "sentences"),
+    "kv_cache": ("stitch-last-live", "stitch", "off"),  # passage KV caches (kv_stitch.py)
 }
 
 
@@ -91,6 +92,19 @@ class Settings:
     # A question under min_dense_score still goes to the model when the top passages hold this
     # IDF-weighted share of its terms (dev: answerable 0.6 and up, unanswerable 0.45 at most).
     focus_rescue_coverage: float = 0.5
+
+    # Passage KV caches (kv_cache.py, kv_stitch.py; README "Passage KV caches"). "stitch": retrieved
+    # passages are read from the caches `careerqa index` computed, only the question is read live;
+    # "stitch-last-live": the last passage is read live too (it sees the others: on the held-out
+    # questions compared, its answers matched full prefill where "stitch" lost key facts, see
+    # bench/RESULTS.md); "off": every prompt is read whole.
+    kv_cache: str = "stitch-last-live"
+    kv_slots: int = 4  # caches per passage, one for each prompt position [1]..[kv_slots]
+    kv_budget_mb: int = 1024  # passage caches kept on disk; the rest are read live
+    kv_cache_dir: str = ""  # default: <cache_dir>/passage-kv/<hash of the index folder>
+    kv_n_ctx: int = 1536  # the stitched context (~1,300 tokens at most by default): a RoPE shift costs
+    # in proportion to it; a prompt that does not fit is read by the normal path
+    kv_lookup: int = 0  # prompt-lookup draft tokens per decode step (0: plain greedy decoding)
 
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)

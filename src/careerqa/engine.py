@@ -254,7 +254,7 @@ class Engine:
         answer = view.cache.get(self._cache_key(question, top_k))
         if answer is None:
             return None
-        return replace(answer, question=question, timings_ms={"total": 0.0}, route="cache")
+        return replace(answer, question=question, timings_ms={"total": 0.0}, route="cache", tokens={})
 
     def _cache_key(self, question: str, top_k: int | None) -> tuple[str, int]:
         return normalise_question(question), self.settings.top_k if top_k is None else top_k
@@ -285,6 +285,10 @@ class _DeferredGenerator(Generator):
 
     def count_tokens(self, text: str) -> int:
         return self._load().count_tokens(text)
+
+    @property
+    def last_usage(self) -> dict[str, int]:  # type: ignore[override]
+        return self._load().last_usage
 
 
 def _manifest_stamp(settings: Settings) -> Stamp | None:

@@ -29,6 +29,8 @@ from typing import Any
 
 from .config import Settings
 from .errors import BadInput, ModelUnavailable
+from .kv_path import StitchedPath
+from .kv_stitch import StitchFailed
 
 _CHUNK = 8 << 20  # bytes read at a time while joining or hashing parts
 _SEED = 1234  # decoding is greedy; a fixed seed only rules out surprises
@@ -299,6 +301,9 @@ class Generator(ABC):
         """How many tokens ``text`` takes; this default is a word count, backends give the exact number."""
         return len(text.split())
 
+    # {"prompt_tokens", "completion_tokens"} of the last finished ``stream``; empty when unknown.
+    last_usage: dict[str, int] = {}  # noqa: RUF012 (replaced, never mutated)
+
 
 class LlamaGenerator(Generator):
     """A GGUF model run by llama.cpp on the CPU, decoding greedily.
@@ -308,6 +313,9 @@ class LlamaGenerator(Generator):
     ``Llama.generate`` compares the new prompt with the previous input ids), so a constant system
     prompt is evaluated once, not on every question.
     """
+
+    _kv: StitchedPath | None = None  # passages from their precomputed caches (kv_stitch.py)
+    kv_mode = "off"  # "stitch", "stitch-last-live" or "off" (Settings.kv_cache); a bench may switch it
 
     def __init__(self, model_path: Path, settings: Settings, name: str | None = None) -> None:
         from .llama_check import ensure_llama_runs
@@ -339,6 +347,8 @@ class LlamaGenerator(Generator):
         self.n_ctx = settings.n_ctx
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread id of the stream holding the lock
+        self._kv = StitchedPath(self._llama, Path(model_path), settings, self.name)
+        self.kv_mode = settings.kv_cache
 
     def stream(
         self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
@@ -351,6 +361,21 @@ class LlamaGenerator(Generator):
         with self._lock:
             self._owner = threading.get_ident()
             try:
+                kv = self._kv
+                stitched = kv.stream(messages, self.kv_mode, max_tokens=max_tokens, stop=stop) if kv else None
+                started = False
+                try:
+                    for piece in stitched or ():  # passages read from their precomputed caches
+                        started = True
+                        yield piece
+                    if kv is not None and stitched is not None:
+                        self.last_usage = kv.usage()
+                        return
+                except StitchFailed:
+                    if started:
+                        raise
+                    # nothing shown yet: read the prompt normally
+                produced: list[str] = []
                 # With stream=True the result is an iterator of OpenAI-style chunks.
                 chunks: Iterator[Any] = self._llama.create_chat_completion(  # type: ignore[assignment]
                     messages=messages,  # type: ignore[arg-type]
@@ -367,7 +392,10 @@ class LlamaGenerator(Generator):
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
                     if piece:
+                        produced.append(piece)
                         yield piece
+                if kv is not None:
+                    self.last_usage = kv.count_usage(messages, "".join(produced), self.count_tokens)
             except ValueError as exc:
                 if "exceed context window" in str(exc):
                     raise BadInput(f"the prompt is too long for the model's context: {exc}") from exc
@@ -379,12 +407,22 @@ class LlamaGenerator(Generator):
         # One generated token makes llama.cpp evaluate the whole prompt, which then stays in its KV
         # cache: later prompts that start with the same system message skip re-reading it.
         self.generate(messages, max_tokens=1)
+        system = messages[0].get("role") == "system" if messages else False
+        if self._kv is not None and self.kv_mode != "off" and system:
+            with self._lock:
+                self._kv.prefill(messages[0]["content"])
+
+    def passage_kv(self) -> StitchedPath | None:
+        """The stitched path, for computing passage caches at index time (``kv_cache.sync_caches``)."""
+        return self._kv
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def close(self) -> None:
         """Free the model now rather than when the object is collected."""
+        if self._kv is not None:
+            self._kv.close()
         self._llama.close()
 
 

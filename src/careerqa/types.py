@@ -115,6 +115,8 @@ class Answer:
     sentences_supported: int = 0
     draft: str | None = None  # the model's text before verification (markers renumbered)
     route: str = "generated"  # "generated", "faq" (the corpus's own FAQ answer) or "cache"
+    # The model's own counts for the answer's prompt and completion ({} when nothing was generated).
+    tokens: dict[str, int] = field(default_factory=dict)
 
 
 def hit_to_dict(hit: Hit, n: int | None = None) -> dict[str, object]:
@@ -151,4 +153,5 @@ def answer_to_dict(answer: Answer) -> dict[str, object]:
         "draft": answer.draft,
         "route": answer.route,
         "timings_ms": answer.timings_ms,
+        "tokens": answer.tokens,
     }
