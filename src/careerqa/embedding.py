@@ -15,7 +15,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,11 @@ class Embedder(ABC):
     def known_words(self) -> frozenset[str]:
         """Whole English words the model knows (none by default): spelling correction leaves them alone."""
         return frozenset()
+
+
+def whole_words(vocab: Iterable[str]) -> frozenset[str]:
+    """The whole-word entries of a word-piece vocabulary: what spelling correction leaves alone."""
+    return frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1)
 
 
 QUERY_BATCH = 8  # texts: a batch this small is a query or a few, cached and run on one thread
@@ -131,8 +136,7 @@ class SentenceTransformerEmbedder(CachedQueryEmbedder):
 
     def known_words(self) -> frozenset[str]:
         """The whole-word entries of the model's word-piece vocabulary (~20k English words and names)."""
-        vocab = getattr(getattr(self._model, "tokenizer", None), "vocab", None) or {}
-        return frozenset(w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1)
+        return whole_words(getattr(getattr(self._model, "tokenizer", None), "vocab", None) or {})
 
     def _encode(self, texts: list[str], threads: int) -> np.ndarray:
         torch = self._torch

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .embedding import QUERY_THREADS, CachedQueryEmbedder
+from .embedding import QUERY_THREADS, CachedQueryEmbedder, whole_words
 from .errors import BadInput, ModelUnavailable
 from .generation import _locked
 
@@ -284,6 +284,10 @@ class OnnxEmbedder(CachedQueryEmbedder):
                 except Exception as exc:  # a truncated or foreign file: ORT's errors have no common type
                     raise _DamagedFile(f"the ONNX model file {self.path} cannot be loaded: {exc}") from exc
             return self._sessions[threads]
+
+    def known_words(self) -> frozenset[str]:
+        """The whole-word entries of the model's word-piece vocabulary, as the torch embedder has them."""
+        return whole_words(self._tokenizer.get_vocab())
 
     def _encode(self, texts: list[str], threads: int) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
