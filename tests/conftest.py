@@ -128,3 +128,17 @@ def fake_model_profile(
     )
     monkeypatch.setitem(MODELS, "tiny", profile)
     return profile
+
+
+@pytest.fixture(scope="session")
+def real_engine(tmp_path_factory):
+    """The shipped corpus indexed with the real embedder, once per test run (read-only for tests)."""
+    import shutil
+
+    from careerqa.engine import Engine
+
+    tmp = tmp_path_factory.mktemp("real-seed")
+    shutil.copytree(REPO / "corpus", tmp / "corpus")
+    engine = Engine(Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index"))
+    engine.sync()
+    return engine

@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-from careerqa.config import Settings
-from careerqa.engine import Engine
 from careerqa.evaluation import load_eval_set, retrieval_query
 
 from .conftest import REPO
@@ -24,15 +22,6 @@ PARAPHRASES = [
     ("what's used to run lots of containers in production?", "automating deployment, scaling"),
     ("what should I read to learn about responsible AI?", "AI Now Institute"),
 ]
-
-
-@pytest.fixture(scope="module")
-def real_engine(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("real")
-    shutil.copytree(REPO / "corpus", tmp / "corpus")
-    engine = Engine(Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index"))
-    engine.sync()
-    return engine
 
 
 @pytest.mark.parametrize("question,passage", PARAPHRASES)

@@ -3,14 +3,7 @@ and the seed's related-articles block is never a search result (issue 14)."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-
-from careerqa.config import Settings
-from careerqa.engine import Engine
-
-from .conftest import REPO
 
 pytestmark = pytest.mark.real
 
@@ -21,15 +14,6 @@ TYPOS = [
     ("wich pyton libary for numercal arrays", "NumPy: For numerical operations"),
     ("do i realy need a doctrate for a gud ai job", "Not necessarily for every good role"),
 ]
-
-
-@pytest.fixture(scope="module")
-def real_engine(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("real-typos")
-    shutil.copytree(REPO / "corpus", tmp / "corpus")
-    engine = Engine(Settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index"))
-    engine.sync()
-    return engine
 
 
 @pytest.mark.parametrize("question,passage", TYPOS)
