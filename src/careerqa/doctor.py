@@ -180,7 +180,9 @@ def _llama(settings: Settings, report: Report, model: Path | None, recheck: bool
     if model is None:
         section["check"] = None
         return section
-    threads = settings.threads if settings.threads > 0 else 0
+    from .generation import model_threads
+
+    threads = model_threads(settings)
     result = llama_check.check_llama(model, settings.cache_dir, threads=threads, recheck=recheck)
     section["check"] = result.as_dict()
     cpu = llama_check.cpu_info()

@@ -320,7 +320,7 @@ class LlamaGenerator(Generator):
     def __init__(self, model_path: Path, settings: Settings, name: str | None = None) -> None:
         from .llama_check import ensure_llama_runs
 
-        threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+        threads = model_threads(settings)
         # Before this process maps the model: a library built for CPU features this machine forbids
         # would otherwise kill it (SIGILL) on the first token. Remembered after the first success.
         ensure_llama_runs(Path(model_path), settings.cache_dir, threads=threads)
@@ -426,6 +426,11 @@ class LlamaGenerator(Generator):
         self._llama.close()
 
 
+def model_threads(settings: Settings) -> int:
+    """The threads llama.cpp runs on: ``settings.threads``, or every core when it is 0."""
+    return settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+
+
 def check_generator(settings: Settings, progress: bool = True) -> None:
     """Make sure the configured local model can run here, before a process loads it into itself.
 
@@ -438,7 +443,7 @@ def check_generator(settings: Settings, progress: bool = True) -> None:
     if settings.generator_url:  # no llama.cpp runs in this process
         return
     path = ensure_model(settings.generator, settings.cache_dir, progress=progress)
-    threads = settings.threads if settings.threads > 0 else (os.cpu_count() or 1)
+    threads = model_threads(settings)
     ensure_llama_runs(path, settings.cache_dir, threads=threads)
 
 
