@@ -9,12 +9,12 @@ import pytest
 from careerqa.config import Settings
 from careerqa.corpus import load_corpus
 from careerqa.errors import BadInput
+from careerqa.eval_gate import gate_failures
 from careerqa.eval_report import format_table, write_report
 from careerqa.evaluation import (
     EvalItem,
     citation_checks,
     context_precision,
-    gate_failures,
     load_eval_set,
     per_category,
     retrieval_query,

@@ -1,4 +1,5 @@
-"""``careerqa eval`` end to end with the fake embedder and a scripted generator."""
+"""``careerqa eval retrieval | run | calibrate | judge-agreement`` end to end with the fake embedder and a
+scripted generator."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def _gate(root, **thresholds):
 
 def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli):
     out = eval_cli / "results"
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--retrieval-only", "--json", "--out", str(out)]
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--json", "--out", str(out)]
     result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -92,14 +93,14 @@ def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli):
 
 
 def test_gate_failure_exits_non_zero_with_the_missed_threshold(eval_cli):
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--retrieval-only", "--out", str(eval_cli / "r")]
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--out", str(eval_cli / "r")]
     result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)])
     assert result.exit_code == 1
     assert "eval gate failed" in result.stderr and "mrr 1.0 < 1.01" in result.stderr
 
 
 def test_gate_is_skipped_for_a_subset(eval_cli):
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--retrieval-only", "--split", "test", "--json"]
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--split", "test", "--json"]
     result = runner.invoke(
         cli.app, [*args, "--out", str(eval_cli / "r"), "--gate", _gate(eval_cli, mrr=1.01)]
     )
@@ -109,7 +110,7 @@ def test_gate_is_skipped_for_a_subset(eval_cli):
 
 def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
     out = eval_cli / "full"
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--judge-pairs", str(eval_cli / "pairs.jsonl")]
+    args = ["eval", "run", "--set", str(eval_cli / "qs.jsonl"), "--judge-pairs", str(eval_cli / "pairs.jsonl")]
     result = runner.invoke(cli.app, [*args, "--out", str(out), "--name", "run", "--no-gate"])
     assert result.exit_code == 0, result.output
     assert "citation_recall" in result.stdout and "judge agreement" in result.stdout
@@ -120,7 +121,8 @@ def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
 
 
 def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--per-category", "1", "--skip-agreement", "--json"]
+    args = ["eval", "run", "--set", str(eval_cli / "qs.jsonl"), "--per-category", "1", "--skip-agreement"]
+    args.append("--json")
     result = runner.invoke(
         cli.app, [*args, "--out", str(eval_cli / "s"), "--gate", _gate(eval_cli, mrr=1.01)]
     )
@@ -130,6 +132,7 @@ def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
     assert data["summary"]["questions"] == 3 and data["gate"]["result"].startswith("skipped")
 
 
-def test_bad_split_is_a_usage_error(eval_cli):
-    result = runner.invoke(cli.app, ["eval", "--set", str(eval_cli / "qs.jsonl"), "--split", "train"])
+@pytest.mark.parametrize("command", ["retrieval", "run", "calibrate"])
+def test_bad_split_is_a_usage_error(eval_cli, command):
+    result = runner.invoke(cli.app, ["eval", command, "--set", str(eval_cli / "qs.jsonl"), "--split", "train"])
     assert result.exit_code == 2 and "--split" in result.stderr
