@@ -33,7 +33,7 @@ demo: setup
 test: setup browser
 	$(BIN)/python -m pytest -q -rs
 	# Retrieval regression gate (thresholds in eval/gate.json); the report goes to a scratch folder.
-	$(BIN)/careerqa eval --retrieval-only --out "$$(mktemp -d)"
+	$(BIN)/careerqa eval retrieval --out "$$(mktemp -d)"
 
 lint: setup
 	$(BIN)/ruff check src tests bench
