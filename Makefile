@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_llama.sh
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install torch==2.13.0
 	scripts/install_llama.sh $(VENV)
-	$(BIN)/pip install -e '.[dev,remote]'
+	$(BIN)/pip install -e '.[dev,remote,chart,fast]'
 	touch $@
 
 # Rebuild (or reinstall from the wheel cache) llama-cpp-python with the flags in effect now.
