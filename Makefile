@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_llama.sh
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install torch==2.13.0
 	scripts/install_llama.sh $(VENV)
-	$(BIN)/pip install -e '.[dev,remote]'
+	$(BIN)/pip install -e '.[dev,remote,chart,fast]'
 	touch $@
 
 # Rebuild (or reinstall from the wheel cache) llama-cpp-python with the flags in effect now.
@@ -33,7 +33,7 @@ demo: setup
 test: setup browser
 	$(BIN)/python -m pytest -q -rs
 	# Retrieval regression gate (thresholds in eval/gate.json); the report goes to a scratch folder.
-	$(BIN)/careerqa eval --retrieval-only --out "$$(mktemp -d)"
+	$(BIN)/careerqa eval retrieval --out "$$(mktemp -d)"
 
 lint: setup
 	$(BIN)/ruff check src tests bench

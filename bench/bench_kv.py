@@ -13,7 +13,7 @@ before the next question starts, so they share the machine's load):
 
 Before timing, the index is built and the passage caches computed (both timed: ``index``). Then, per
 question: time to the first text shown (``ttft``), to the model's first token (``first_token``), total;
-after all questions, grounding as ``careerqa eval`` scores it: citation recall / precision judged by
+after all questions, grounding as ``careerqa eval run`` scores it: citation recall / precision judged by
 the local LLM (``--no-judge`` skips it), key-fact recall, false abstention, and how often each
 variant's final (verified) answer equals the default's. Summaries are given for generated answers
 (the FAQ fast path answers some questions without the model; they are listed apart).

@@ -12,7 +12,7 @@ not change, and only the new prompts (a retry, a different passage) reach the mo
 
 Writes ``--out`` (default bench/results/replay-<split>.json): the summary and per-category rows of
 ``careerqa.evaluation`` (key facts, abstention, false abstention, form checks) without the LLM judge
-(run ``careerqa eval`` for citation scores), and every record. ``--recordings`` defaults to
+(run ``careerqa eval run`` for citation scores), and every record. ``--recordings`` defaults to
 ~/.cache/careerqa/replay/<generator>.jsonl (outside the repository).
 """
 

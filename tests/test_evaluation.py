@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from careerqa.config import Settings
 from careerqa.corpus import load_corpus
 from careerqa.errors import BadInput
-from careerqa.eval_report import format_table, write_report
+from careerqa.eval_gate import DEFAULT_GATE, GateCheck, check_gate, gate_failures
+from careerqa.eval_report import NO_CHART, format_table, write_report
 from careerqa.evaluation import (
     EvalItem,
+    Selection,
     citation_checks,
     context_precision,
-    gate_failures,
     load_eval_set,
     per_category,
     retrieval_query,
@@ -192,6 +194,38 @@ def test_gate_reports_every_missed_threshold_and_skips_unmeasured_metrics():
     gate = {"min": {"hit@5": 0.95, "mrr": 0.6, "citation_recall": 0.9}, "max": {"false_abstention_rate": 0.2}}
     assert gate_failures(summary, gate) == ["hit@5 0.9 < 0.95", "false_abstention_rate 0.3 > 0.2"]
     assert gate_failures(summary, {"min": {"hit@5": 0.9}}) == []
+
+
+def test_check_gate_applies_to_the_whole_of_its_set_and_split(tmp_path, monkeypatch):
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"set": "eval/qs.jsonl", "split": "all", "min": {"mrr": 0.8}}))
+    whole = Selection(tmp_path / "qs.jsonl")
+    assert check_gate({"mrr": 0.9}, whole, gate) == GateCheck(gate, "passed")
+    assert check_gate({"mrr": 0.7}, whole, gate) == GateCheck(gate, "failed", ("mrr 0.7 < 0.8",))
+    for subset in (
+        Selection(whole.path, limit=5),
+        Selection(whole.path, per_category=1),
+        Selection(whole.path, split="dev"),
+        Selection(tmp_path / "other.jsonl"),
+    ):
+        assert check_gate({"mrr": 0.7}, subset, gate).result.startswith(f"skipped: {gate} holds")
+    monkeypatch.chdir(tmp_path)  # no eval/gate.json here: the default gate is not checked
+    assert check_gate({"mrr": 0.7}, whole) == GateCheck(DEFAULT_GATE, "not checked")
+    with pytest.raises(BadInput, match="does not exist"):
+        check_gate({"mrr": 0.7}, whole, tmp_path / "missing.json")
+
+
+def test_without_matplotlib_the_report_is_written_without_the_chart(tmp_path, monkeypatch):
+    items = [EvalItem("a", "q", True, "dev", "direct", ("gold",))]
+    report = {
+        "meta": {"name": "t", "command": "c", "set": "s", "split": "all", "mode": "m", "created": "now"}
+    }
+    report |= run_eval(items, lambda q, k: [_hit("gold")])
+    (tmp_path / "t.png").write_bytes(b"an old chart")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    paths = write_report(report, tmp_path)
+    assert [p.name for p in paths] == ["t.json", "t.md"] and not (tmp_path / "t.png").exists()
+    assert f"No chart: {NO_CHART}." in paths[1].read_text()
 
 
 def test_report_files_and_table(tmp_path):

@@ -1,8 +1,11 @@
-"""``careerqa eval`` end to end with the fake embedder and a scripted generator."""
+"""``careerqa eval retrieval | run | calibrate | judge-agreement`` end to end with the fake embedder and a
+scripted generator."""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -75,7 +78,7 @@ def _gate(root, **thresholds):
 
 def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli):
     out = eval_cli / "results"
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--retrieval-only", "--json", "--out", str(out)]
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--json", "--out", str(out)]
     result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -92,14 +95,14 @@ def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli):
 
 
 def test_gate_failure_exits_non_zero_with_the_missed_threshold(eval_cli):
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--retrieval-only", "--out", str(eval_cli / "r")]
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--out", str(eval_cli / "r")]
     result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)])
     assert result.exit_code == 1
     assert "eval gate failed" in result.stderr and "mrr 1.0 < 1.01" in result.stderr
 
 
 def test_gate_is_skipped_for_a_subset(eval_cli):
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--retrieval-only", "--split", "test", "--json"]
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--split", "test", "--json"]
     result = runner.invoke(
         cli.app, [*args, "--out", str(eval_cli / "r"), "--gate", _gate(eval_cli, mrr=1.01)]
     )
@@ -109,7 +112,14 @@ def test_gate_is_skipped_for_a_subset(eval_cli):
 
 def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
     out = eval_cli / "full"
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--judge-pairs", str(eval_cli / "pairs.jsonl")]
+    args = [
+        "eval",
+        "run",
+        "--set",
+        str(eval_cli / "qs.jsonl"),
+        "--judge-pairs",
+        str(eval_cli / "pairs.jsonl"),
+    ]
     result = runner.invoke(cli.app, [*args, "--out", str(out), "--name", "run", "--no-gate"])
     assert result.exit_code == 0, result.output
     assert "citation_recall" in result.stdout and "judge agreement" in result.stdout
@@ -120,7 +130,8 @@ def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
 
 
 def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
-    args = ["eval", "--set", str(eval_cli / "qs.jsonl"), "--per-category", "1", "--skip-agreement", "--json"]
+    args = ["eval", "run", "--set", str(eval_cli / "qs.jsonl"), "--per-category", "1", "--skip-agreement"]
+    args.append("--json")
     result = runner.invoke(
         cli.app, [*args, "--out", str(eval_cli / "s"), "--gate", _gate(eval_cli, mrr=1.01)]
     )
@@ -130,6 +141,104 @@ def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
     assert data["summary"]["questions"] == 3 and data["gate"]["result"].startswith("skipped")
 
 
-def test_bad_split_is_a_usage_error(eval_cli):
-    result = runner.invoke(cli.app, ["eval", "--set", str(eval_cli / "qs.jsonl"), "--split", "train"])
+@pytest.mark.parametrize("command", ["retrieval", "run", "calibrate"])
+def test_bad_split_is_a_usage_error(eval_cli, command):
+    result = runner.invoke(
+        cli.app, ["eval", command, "--set", str(eval_cli / "qs.jsonl"), "--split", "train"]
+    )
     assert result.exit_code == 2 and "--split" in result.stderr
+
+
+def test_gate_failure_names_every_missed_metric(eval_cli):
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--json", "--out", str(eval_cli / "r")]
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01, **{"hit@1": 1.5})])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["gate"] == {
+        "result": "failed",
+        "failures": ["mrr 1.0 < 1.01", "hit@1 1.0 < 1.5"],
+    }
+    assert "mrr 1.0 < 1.01; hit@1 1.0 < 1.5" in result.stderr
+
+
+def test_no_gate_does_not_check_the_thresholds(eval_cli):
+    args = [
+        "eval",
+        "retrieval",
+        "--set",
+        str(eval_cli / "qs.jsonl"),
+        "--out",
+        str(eval_cli / "r"),
+        "--no-gate",
+    ]
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)])
+    assert result.exit_code == 0, result.output
+    assert "): not checked" in result.stdout
+
+
+def test_calibrate_suggests_a_threshold(eval_cli):
+    args = ["eval", "calibrate", "--set", str(eval_cli / "qs.jsonl")]
+    data = json.loads(runner.invoke(cli.app, [*args, "--json"]).stdout)
+    assert data["off_topic"] == 1 and set(data["scores"]["answerable"]) == {"a1", "a2"}
+    assert data["suggested_min_dense_score"] == round(data["answerable_min"] - 0.05, 2)
+    text = runner.invoke(cli.app, args)
+    assert text.exit_code == 0 and "suggested_min_dense_score" in text.stdout and "a1" not in text.stdout
+
+
+def test_judge_agreement_alone(eval_cli):
+    args = ["eval", "judge-agreement", "--judge-pairs", str(eval_cli / "pairs.jsonl")]
+    data = json.loads(runner.invoke(cli.app, [*args, "--json"]).stdout)
+    assert data["pairs"] == 1 and data["accuracy"] == 1.0
+    missing = runner.invoke(cli.app, ["eval", "judge-agreement", "--judge-pairs", str(eval_cli / "none")])
+    assert missing.exit_code == 2 and "do not exist" in missing.stderr
+
+
+SCORED = {"--set", "--split", "--limit", "--per-category", "--out", "--name", "--gate", "--no-gate"}
+OPTIONS = {
+    "retrieval": SCORED,
+    "run": SCORED | {"--judge-pairs", "--skip-agreement"},
+    "calibrate": {"--set", "--split", "--limit", "--per-category"},
+    "judge-agreement": {"--judge-pairs"},
+}
+EVERY_OPTION = set().union(*OPTIONS.values())
+
+
+@pytest.mark.parametrize("command", sorted(OPTIONS))
+def test_each_subcommand_has_help_json_and_only_its_options(command):
+    result = runner.invoke(cli.app, ["eval", command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    shown = set(re.findall(r"(--[a-z-]+)", result.output))
+    assert "--json" in shown and OPTIONS[command] <= shown
+    assert not (EVERY_OPTION - OPTIONS[command]) & shown
+    assert "--retrieval-only" not in shown and "--judge-agreement" not in shown
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (["--retrieval-only", "--out", "x"], "careerqa eval retrieval"),
+        (["--split", "test", "--calibrate"], "careerqa eval calibrate"),
+        (["--judge-agreement", "--json"], "careerqa eval judge-agreement"),
+        (["--split", "test", "--skip-agreement"], "careerqa eval run"),
+    ],
+)
+def test_the_old_single_command_names_its_subcommand(eval_cli, old, new):
+    result = runner.invoke(cli.app, ["eval", *old])
+    assert result.exit_code == 2
+    assert f"is now `{new}`" in result.stderr
+
+
+def test_without_matplotlib_the_report_has_no_chart_and_says_so(eval_cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    out = eval_cli / "nochart"
+    args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--out", str(out), "--json"]
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})])
+    assert result.exit_code == 0, result.output
+    assert [f.rsplit("/", 1)[1] for f in json.loads(result.stdout)["files"]] == [
+        "qs-retrieval.json",
+        "qs-retrieval.md",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["qs-retrieval.json", "qs-retrieval.md"]
+    markdown = (out / "qs-retrieval.md").read_text()
+    assert "No chart: matplotlib is not installed; pip install 'careerqa[chart]'" in markdown
+    assert ".png" not in markdown
+    assert "careerqa[chart]" in result.stderr

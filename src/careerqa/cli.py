@@ -393,149 +393,6 @@ def serve(
     uvicorn.run(create_app(settings, watch=watch), host=host, port=port, log_level="info")
 
 
-@app.command("eval")
-def eval_(
-    eval_set: Annotated[Path, typer.Option("--set", help="Eval set (JSON lines).")] = Path(
-        "eval/questions.jsonl"
-    ),
-    split: Annotated[str, typer.Option("--split", help="dev, test or all.")] = "all",
-    retrieval_only: Annotated[
-        bool, typer.Option("--retrieval-only", help="Score retrieval only (no language model is loaded).")
-    ] = False,
-    out: Annotated[
-        Path, typer.Option("--out", help="Write <name>.json, .md and .png here.")
-    ] = Path("eval/results"),
-    name: Annotated[
-        str | None, typer.Option("--name", help="Report file name [default: from the run].")
-    ] = None,
-    gate: Annotated[
-        Path | None, typer.Option("--gate", help="Regression thresholds [default: eval/gate.json].")
-    ] = None,
-    no_gate: Annotated[bool, typer.Option("--no-gate", help="Do not check the thresholds.")] = False,
-    judge_pairs: Annotated[
-        Path, typer.Option("--judge-pairs", help="Hand-labelled (passage, claim, supported) pairs.")
-    ] = Path("eval/judge_pairs.jsonl"),
-    judge_only: Annotated[
-        bool, typer.Option("--judge-agreement", help="Only measure the judge against the labelled pairs.")
-    ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
-    sample: Annotated[
-        int | None, typer.Option("--per-category", min=1, help="Only the first N questions of each category.")
-    ] = None,
-    skip_agreement: Annotated[
-        bool, typer.Option("--skip-agreement", help="Full run without measuring the judge on the pairs.")
-    ] = False,
-    calibrate: Annotated[
-        bool, typer.Option("--calibrate", help="Only suggest the retrieval abstention threshold.")
-    ] = False,
-    as_json: JsonOpt = False,
-    corpus: CorpusOpt = None,
-    index_dir: IndexOpt = None,
-) -> None:
-    """Score retrieval and grounded answers on an eval set; write a report and check the gate."""
-    import shlex
-    from datetime import UTC, datetime
-
-    from .errors import BadInput
-    from .eval_report import format_table, write_report
-    from .evaluation import calibrate as run_calibration
-    from .evaluation import gate_failures, load_eval_set, load_gate, per_category, retrieval_query, run_eval
-    from .judge import Judge, judge_agreement, load_judge_pairs
-
-    def dump(data: Any) -> None:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-    with _user_errors():
-        if split not in {"all", "dev", "test"}:
-            raise BadInput(f"--split must be dev, test or all, not {split!r}")
-        items = load_eval_set(eval_set, split)[:limit]
-        if sample is not None:
-            items = per_category(items, sample)
-            limit = len(items)  # a subset: the gate's thresholds are for the whole set
-        engine = _engine(corpus, index_dir, quiet=as_json)
-        if calibrate:
-            scores = run_calibration(lambda q: max(h.dense_score or 0.0 for h in engine.search(q)), items)
-            for key, value in scores.items():
-                if not as_json and key != "scores":
-                    typer.echo(f"{key:28} {value}")
-            if as_json:
-                dump(scores)
-            return
-        if judge_only:
-            measured = judge_agreement(Judge(engine.generator), load_judge_pairs(judge_pairs))
-            for key, value in measured.items():
-                if not as_json:
-                    typer.echo(f"{key:22} {value}")
-            if as_json:
-                dump(measured)
-            return
-        judge = None if retrieval_only else Judge(engine.generator)
-        agreement = None
-        if judge is not None and not skip_agreement:
-            agreement = judge_agreement(judge, load_judge_pairs(judge_pairs))
-
-        def show(record: dict[str, Any]) -> None:
-            if not as_json and "answer" in record:
-                a = record["answer"]
-                mark = "abstained" if a["abstained"] else f"facts {a.get('key_fact_recall', '-')}"
-                seconds = a["latency_ms"] / 1000
-                typer.echo(f"{record['id']:9} {mark:11} {seconds:5.1f}s {record['question']}", err=True)
-
-        results = run_eval(
-            items,
-            lambda q, k: engine.search(q, k),
-            ask=None if retrieval_only else lambda i: engine.ask(i.question, history=list(i.history)),
-            judge=judge,
-            on_record=show,
-        )
-        mode = "retrieval-only" if retrieval_only else "full"
-        suffix = ("" if split == "all" else f"-{split}") + (f"-{sample}per-category" if sample else "")
-        kind = "retrieval" if retrieval_only else engine.settings.generator
-        report = {
-            "meta": {
-                "name": name or f"{eval_set.stem}{suffix}-{kind}",
-                "command": shlex.join(["careerqa", *sys.argv[1:]]),
-                "set": eval_set.as_posix(),
-                "split": split,
-                "limit": limit,
-                "per_category": sample,
-                "mode": mode,
-                "generator": None if retrieval_only else engine.settings.generator,
-                "retrieval_queries": {i.id: retrieval_query(i) for i in items if i.history},
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-            **({"judge": agreement} if agreement else {}),
-            **({"judge_calls": judge.calls} if judge else {}),
-            **results,
-        }
-        files = write_report(report, out)
-
-        gate_path = gate or Path("eval/gate.json")
-        failures: list[str] = []
-        gate_note = "not checked"
-        if not no_gate and (gate is not None or gate_path.exists()):
-            thresholds = load_gate(gate_path)
-            same_set = Path(thresholds.get("set", eval_set.name)).name == eval_set.name
-            same_run = same_set and thresholds.get("split", "all") == split
-            if same_run and limit is None:
-                failures = gate_failures(report["summary"], thresholds)
-                gate_note = "failed" if failures else "passed"
-            else:
-                gate_note = f"skipped: {gate_path} holds thresholds for the whole of {thresholds.get('set')}"
-    if as_json:
-        keys = ("meta", "judge", "summary", "by_category")
-        shown = {k: report[k] for k in keys if k in report}
-        shown["gate"] = {"result": gate_note, "failures": failures}
-        dump({**shown, "files": [f.as_posix() for f in files]})
-    else:
-        typer.echo(format_table(report))
-        typer.echo(f"\nreport: {', '.join(f.as_posix() for f in files)}")
-        typer.echo(f"gate ({gate_path}): {gate_note}")
-    if failures:
-        _err(f"error: eval gate failed ({gate_path}): " + "; ".join(failures))
-        raise typer.Exit(1)
-
-
 # --------------------------------------------------------------------------- watching and gaps
 
 
@@ -636,6 +493,9 @@ def gaps(
 from .cli_doctor import doctor  # noqa: E402  (its own module; registered here)
 
 app.command()(doctor)
+from .cli_eval import eval_app  # noqa: E402  (eval retrieval | run | calibrate | judge-agreement)
+
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

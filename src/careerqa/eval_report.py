@@ -1,17 +1,20 @@
 """Write an eval report: the JSON, a markdown summary and a chart of the scores per question category.
 
-``evaluation.run_eval`` makes the report dictionary; this module only formats it. matplotlib is
-imported when the chart is drawn (Agg backend, no display needed).
-Not handled here: running anything, or printing (``cli.py`` prints what ``format_table`` returns).
+``evaluation.run_eval`` scores the questions and ``build_report`` puts a header on the result; the rest
+of this module only formats it. matplotlib (the ``chart`` extra) is imported when the chart is drawn
+(Agg backend, no display needed); without it the report is written without the chart.
+Not handled here: running anything, or printing (``cli_eval.py`` prints what ``format_table`` returns).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .evaluation import ANSWER_METRICS, RETRIEVAL_METRICS
+from .evaluation import ANSWER_METRICS, RETRIEVAL_METRICS, EvalItem, Selection, retrieval_query
 from .failures import failure_kinds
 
 LATENCY_METRICS = ("latency_ms_p50", "latency_ms_p95")
@@ -25,6 +28,7 @@ CHART_METRICS = (
     "citation_precision",
 )
 CHART_UNANSWERABLE = ("abstention_rate",)
+NO_CHART = "matplotlib is not installed; pip install 'careerqa[chart]' to draw the chart"
 
 
 def _fmt(value: Any) -> str:
@@ -70,10 +74,9 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _markdown(report: dict[str, Any], chart: str | None) -> str:
+def _md_header(report: dict[str, Any]) -> list[str]:
     summary, meta = report["summary"], report["meta"]
-    metrics = _metrics(summary)
-    out = [
+    return [
         f"# careerqa eval: {meta['name']}",
         "",
         f"Command: `{meta['command']}`  ",
@@ -88,22 +91,29 @@ def _markdown(report: dict[str, Any], chart: str | None) -> str:
         "",
         "| metric | value |",
         "|---|---|",
-        *[f"| {k} | {_fmt(summary.get(k))} |" for k in metrics],
+        *[f"| {k} | {_fmt(summary.get(k))} |" for k in _metrics(summary)],
     ]
-    if "judge" in report:
-        j = report["judge"]
-        out += [
-            "",
-            "## Support judge",
-            "",
-            f"Agreement with {j['pairs']} hand-labelled pairs (`eval/judge_pairs.jsonl`): accuracy "
-            f'{_fmt(j["accuracy"])}, precision of "supported" {_fmt(j["precision_supported"])}, recall '
-            f"{_fmt(j['recall_supported'])} (confusion {j['confusion']}; disagreements: "
-            f"{', '.join(j['disagreements']) or 'none'}). "
-            f"Judge calls in this run: {report.get('judge_calls', 0)}.",
-        ]
-    cols = [k for k in metrics if k not in LATENCY_METRICS]
-    out += [
+
+
+def _md_judge(report: dict[str, Any]) -> list[str]:
+    if "judge" not in report:
+        return []
+    j = report["judge"]
+    return [
+        "",
+        "## Support judge",
+        "",
+        f"Agreement with {j['pairs']} hand-labelled pairs (`eval/judge_pairs.jsonl`): accuracy "
+        f'{_fmt(j["accuracy"])}, precision of "supported" {_fmt(j["precision_supported"])}, recall '
+        f"{_fmt(j['recall_supported'])} (confusion {j['confusion']}; disagreements: "
+        f"{', '.join(j['disagreements']) or 'none'}). "
+        f"Judge calls in this run: {report.get('judge_calls', 0)}.",
+    ]
+
+
+def _md_categories(report: dict[str, Any]) -> list[str]:
+    cols = [k for k in _metrics(report["summary"]) if k not in LATENCY_METRICS]
+    return [
         "",
         "## By category",
         "",
@@ -114,25 +124,37 @@ def _markdown(report: dict[str, Any], chart: str | None) -> str:
             for name, cat in report["by_category"].items()
         ],
     ]
-    failures = summary.get("failures") or {}
-    if failures:
-        out += ["", "## Failure kinds", "", "| kind | questions | ids |", "|---|---|---|"]
-        for kind, count in failures.items():
-            ids = [r["id"] for r in report["records"] if kind in failure_kinds(r)]
-            out.append(f"| {kind} | {count} | {', '.join(ids) or '–'} |")
-    if chart:
-        out += ["", f"![scores per category]({chart})"]
-    missed = [r["id"] for r in report["records"] if r.get("retrieval") and not r["retrieval"]["hit@5"]]
-    out += ["", f"Gold evidence not in the top 5: {', '.join(missed) or 'none'}."]
-    if "citation_recall" in summary:
-        false_abst = [r["id"] for r in report["records"] if r["answerable"] and r["answer"]["abstained"]]
-        answered_unans = [
-            r["id"] for r in report["records"] if not r["answerable"] and not r["answer"]["abstained"]
-        ]
+
+
+def _md_failures(report: dict[str, Any]) -> list[str]:
+    failures = report["summary"].get("failures") or {}
+    if not failures:
+        return []
+    out = ["", "## Failure kinds", "", "| kind | questions | ids |", "|---|---|---|"]
+    for kind, count in failures.items():
+        ids = [r["id"] for r in report["records"] if kind in failure_kinds(r)]
+        out.append(f"| {kind} | {count} | {', '.join(ids) or '–'} |")
+    return out
+
+
+def _md_misses(report: dict[str, Any]) -> list[str]:
+    records = report["records"]
+    missed = [r["id"] for r in records if r.get("retrieval") and not r["retrieval"]["hit@5"]]
+    out = ["", f"Gold evidence not in the top 5: {', '.join(missed) or 'none'}."]
+    if "citation_recall" in report["summary"]:
+        false_abst = [r["id"] for r in records if r["answerable"] and r["answer"]["abstained"]]
+        answered_unans = [r["id"] for r in records if not r["answerable"] and not r["answer"]["abstained"]]
         out += [
             f"Answerable but abstained: {', '.join(false_abst) or 'none'}.  ",
             f"Unanswerable but answered: {', '.join(answered_unans) or 'none'}.",
         ]
+    return out
+
+
+def _markdown(report: dict[str, Any], chart: str | None) -> str:
+    out = _md_header(report) + _md_judge(report) + _md_categories(report) + _md_failures(report)
+    out += ["", f"![scores per category]({chart})" if chart else f"No chart: {NO_CHART}."]
+    out += _md_misses(report)
     out += [
         "",
         "Metric definitions: `src/careerqa/evaluation.py`; "
@@ -167,11 +189,54 @@ def draw_chart(report: dict[str, Any], path: Path) -> None:
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write ``<name>.json``, ``<name>.md`` and ``<name>.png`` under ``out_dir``; return their paths."""
+    """Write ``<name>.json``, ``<name>.md`` and ``<name>.png`` under ``out_dir``; return their paths.
+    Without matplotlib (the ``chart`` extra) there is no ``.png``, and the markdown says why."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = report["meta"]["name"]
     json_path, md_path, png_path = (out_dir / f"{name}.{ext}" for ext in ("json", "md", "png"))
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    draw_chart(report, png_path)
+    try:
+        draw_chart(report, png_path)
+    except ImportError:
+        png_path.unlink(missing_ok=True)  # an old chart beside a new report would be misleading
+        md_path.write_text(_markdown(report, None), encoding="utf-8")
+        return [json_path, md_path]
     md_path.write_text(_markdown(report, png_path.name), encoding="utf-8")
     return [json_path, md_path, png_path]
+
+
+def build_report(
+    results: dict[str, Any],
+    selection: Selection,
+    items: Sequence[EvalItem],
+    *,
+    generator: str | None,
+    command: str,
+    name: str | None = None,
+    judge: dict[str, Any] | None = None,
+    judge_calls: int | None = None,
+) -> dict[str, Any]:
+    """The report of one run: ``results`` of ``run_eval`` under a ``meta`` header that says what ran.
+    ``generator`` is None for a retrieval-only run."""
+    sample = selection.per_category
+    suffix = ("" if selection.split == "all" else f"-{selection.split}") + (
+        f"-{sample}per-category" if sample else ""
+    )
+    meta = {
+        "name": name or f"{selection.path.stem}{suffix}-{generator or 'retrieval'}",
+        "command": command,
+        "set": selection.path.as_posix(),
+        "split": selection.split,
+        "limit": len(items) if sample else selection.limit,  # a per-category sample is a limit too
+        "per_category": sample,
+        "mode": "retrieval-only" if generator is None else "full",
+        "generator": generator,
+        "retrieval_queries": {i.id: retrieval_query(i) for i in items if i.history},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return {
+        "meta": meta,
+        **({"judge": judge} if judge else {}),
+        **({"judge_calls": judge_calls} if judge_calls is not None else {}),
+        **results,
+    }

@@ -120,6 +120,26 @@ def per_category(items: Sequence[EvalItem], n: int) -> list[EvalItem]:
     return sample
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The questions a run takes from the eval set at ``path``: those of ``split``, then only the first
+    ``limit`` of them, or only the first ``per_category`` of each category."""
+
+    path: Path
+    split: str = "all"
+    limit: int | None = None
+    per_category: int | None = None
+
+    def items(self) -> list[EvalItem]:
+        items = load_eval_set(self.path, self.split)[: self.limit]
+        return items if self.per_category is None else per_category(items, self.per_category)
+
+    @property
+    def whole(self) -> bool:
+        """All of the split: what the gate's thresholds are measured on."""
+        return self.limit is None and self.per_category is None
+
+
 # --------------------------------------------------------------------------- retrieval
 
 
@@ -315,35 +335,6 @@ def run_eval(
             if answer is not None and not answer.abstained:
                 record["sentences"] = citation_checks(answer, judge)
     return {"summary": summarize(records), "by_category": by_category(records), "records": records}
-
-
-# --------------------------------------------------------------------------- gate
-
-
-def load_gate(path: Path) -> dict[str, Any]:
-    try:
-        gate = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"gate file {path} does not exist") from None
-    except ValueError as exc:
-        raise BadInput(f"gate file {path} is not valid JSON ({exc})") from exc
-    if not isinstance(gate, dict) or not isinstance(gate.get("min", {}), dict):
-        raise BadInput(f'gate file {path} needs a "min" object of metric thresholds')
-    return gate
-
-
-def gate_failures(summary: dict[str, Any], gate: dict[str, Any]) -> list[str]:
-    """The thresholds ``summary`` misses; metrics absent from the summary (not measured) are skipped."""
-    failures = []
-    for metric, low in gate.get("min", {}).items():
-        value = summary.get(metric)
-        if value is not None and value < low:
-            failures.append(f"{metric} {value} < {low}")
-    for metric, high in gate.get("max", {}).items():
-        value = summary.get(metric)
-        if value is not None and value > high:
-            failures.append(f"{metric} {value} > {high}")
-    return failures
 
 
 def calibrate(best_score: CalibrateFn, items: Sequence[EvalItem], margin: float = 0.05) -> dict[str, Any]:

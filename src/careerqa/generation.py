@@ -46,10 +46,17 @@ class ModelProfile:
     size: int  # bytes of the joined file
     sha256: str  # of the joined file
     filename: str  # in the cache directory
+    extra: str | None = None  # the careerqa extra that installs the parts (None: the default install)
 
     def package(self, module: str) -> str:
         """The pip distribution that provides the part module ``module``."""
         return module.replace("_", "-")
+
+    def install_hint(self, module: str) -> str:
+        """The command that installs the part module ``module``."""
+        if self.extra:
+            return f"pip install 'careerqa[{self.extra}]' (or {self.package(module)}=={self.version})"
+        return f"pip install {self.package(module)}=={self.version}"
 
 
 MODELS: dict[str, ModelProfile] = {
@@ -68,6 +75,7 @@ MODELS: dict[str, ModelProfile] = {
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        extra="fast",  # not in the default install (pyproject.toml)
     ),
 }
 
@@ -140,7 +148,7 @@ def model_state(name: str, cache_dir: Path) -> dict[str, Any]:
 def _part_paths(profile: ModelProfile) -> list[Path]:
     paths = []
     for module_name in profile.parts:
-        hint = f"pip install {profile.package(module_name)}=={profile.version}"
+        hint = profile.install_hint(module_name)
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
