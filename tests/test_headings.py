@@ -47,21 +47,30 @@ def test_titles_are_written_before_their_paragraphs():
     # every inserted character maps to the raw start of its paragraph; the rest keep their offsets
     at = fixed.text.index("Reinforcement Learning: An agent")
     assert fixed.offsets[at] == FLAT.index("An agent")
-    assert fixed.text.replace("Supervised Learning: This", "This").replace(
-        "Unsupervised Learning: This", "This"
-    ).replace("Reinforcement Learning: An", "An") == FLAT
+    assert (
+        fixed.text.replace("Supervised Learning: This", "This")
+        .replace("Unsupervised Learning: This", "This")
+        .replace("Reinforcement Learning: An", "An")
+        == FLAT
+    )
     assert len(fixed.offsets) == len(fixed.text) + 1
 
 
 def test_nothing_changes_without_clear_pairs():
-    flat = "- Python\n- SQL\nThis paragraph is about something else entirely, at length.\nAnother long paragraph here about other things."
+    flat = (
+        "- Python\n- SQL\nThis paragraph is about something else entirely, at length.\n"
+        "Another long paragraph here about other things."
+    )
     doc = Document(path="a.txt", sha256="x", kind="text", text=flat)
     assert restore_headings(doc, lambda t, p: np.full((len(t), len(p)), 0.05)) is doc
     # one good pair alone is not enough evidence that the page was flattened
     one = lambda t, p: np.array([[0.9, 0.0], [0.0, 0.05]])  # noqa: E731
     assert label_paragraphs(flat, one) == []
     # items with their own text ("- Pandas: For data") are not titles
-    inline = "- Pandas: For data work\n- NumPy: For arrays\nThis is a long paragraph about arrays.\nAnd another long one about data."
+    inline = (
+        "- Pandas: For data work\n- NumPy: For arrays\n"
+        "This is a long paragraph about arrays.\nAnd another long one about data."
+    )
     assert label_paragraphs(inline, lambda t, p: np.ones((len(t), len(p)))) == []
 
 

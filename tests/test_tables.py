@@ -13,7 +13,8 @@ def test_rows_name_their_columns():
     assert text.splitlines() == [
         "These two frameworks are the dominant tools:",
         "Developed By: TensorFlow: Google Brain; PyTorch: Facebook AI Research (FAIR).",
-        "Computational Graph: TensorFlow: Static (defined before running); PyTorch: Dynamic (defined on the fly).",
+        "Computational Graph: TensorFlow: Static (defined before running); "
+        "PyTorch: Dynamic (defined on the fly).",
         "Data Expertise follows.",
     ]
 

@@ -22,6 +22,7 @@ from .grounding import SentenceSupport, Verifier
 from .relevance import best_passage, sentence_relevance
 from .retrieval import Retriever
 from .shortcuts import FaqMatcher, faq_answer, select_sentences
+from .tables import linearize_tables
 from .types import Answer, Chunk, Citation, Hit
 
 ABSTAIN_TEXT = "The corpus does not contain the answer to this question."
@@ -84,7 +85,7 @@ def _attribute(value: str) -> str:
 def passage_block(chunk: Chunk, n: int, text: str | None = None) -> str:
     """Passage ``n`` as the prompt shows it (``kv_cache`` keys the passage caches by this text).
     Passages are quoted data: nothing inside one can end it early or open another."""
-    body = fence(chunk.text if text is None else text)
+    body = fence(linearize_tables(chunk.text if text is None else text))
     source, section = _attribute(chunk.source), _attribute(chunk.section)
     return f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
 
@@ -110,7 +111,7 @@ def build_messages(
         if texts is not None and chunk.chunk_id not in texts:
             continue
         text = chunk.text if texts is None else texts[chunk.chunk_id]
-        body = fence(text)
+        body = fence(linearize_tables(text))  # as passage_block writes it
         block = passage_block(chunk, n, text)
         cost = count_tokens(block)
         if used and spent + cost > budget:

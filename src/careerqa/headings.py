@@ -27,6 +27,7 @@ from dataclasses import replace
 import numpy as np
 
 from .corpus import iter_lines
+from .embedding import Embedder
 from .types import Document
 
 HEADINGS_VERSION = "1"
@@ -118,9 +119,7 @@ def consistent(scores: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[i
         if row_ok and col_ok:
             kept.append((t, p))
     on = set(kept)
-    return [
-        (t, p) for t, p in kept if (t - 1, p - 1) in on or (t + 1, p + 1) in on or MIN_PAIRS <= 1
-    ]
+    return [(t, p) for t, p in kept if (t - 1, p - 1) in on or (t + 1, p + 1) in on or MIN_PAIRS <= 1]
 
 
 def _runs(lines: list[str]) -> list[tuple[list[int], list[int]]]:
@@ -163,6 +162,15 @@ def label_paragraphs(text: str, similarity: Similarity) -> list[tuple[int, str]]
             start = spans[paragraphs[p]][0] + (len(line) - len(line.lstrip()))
             inserts.append((start, f"{names[t]}: "))
     return inserts
+
+
+def by_embedder(embedder: Embedder) -> Similarity:
+    """Cosine similarity of titles and paragraphs by ``embedder`` (its vectors are normalised)."""
+
+    def similarity(titles: Sequence[str], paragraphs: Sequence[str]) -> np.ndarray:
+        return embedder.embed_batch(list(titles)) @ embedder.embed_batch(list(paragraphs)).T
+
+    return similarity
 
 
 def restore_headings(doc: Document, similarity: Similarity) -> Document:

@@ -23,6 +23,7 @@ from .config import Settings
 from .corpus import BINARY_SUFFIXES, load_or_warn, scan_corpus
 from .embedding import Embedder
 from .errors import CareerQAError, IndexMissing, IndexStale
+from .headings import HEADINGS_VERSION, by_embedder, restore_headings
 from .index_store import IndexStore, check_compatible, read_manifest, write_lock
 from .types import Chunk, Document
 
@@ -61,11 +62,16 @@ def chunking_params(settings: Settings) -> dict[str, Any]:
         "min_words": settings.chunk_min_words,
         "max_words": settings.chunk_max_words,
         "chrome": CHROME_VERSION,
+        "headings": HEADINGS_VERSION,
     }
 
 
-def index_chunks(doc: Document, settings: Settings) -> list[Chunk]:
-    """The chunks of ``doc`` that are indexed: all but page chrome (``boilerplate.py``)."""
+def index_chunks(doc: Document, settings: Settings, embedder: Embedder | None = None) -> list[Chunk]:
+    """The chunks of ``doc`` that are indexed: all but page chrome (``boilerplate.py``), after the
+    titles a scraper flattened into lists are put back before their paragraphs (``headings.py``,
+    which needs ``embedder``; without one that repair is skipped)."""
+    if embedder is not None:
+        doc = restore_headings(doc, by_embedder(embedder))
     chunks = chunk_document(doc, settings.chunk_min_words, settings.chunk_max_words)
     return [c for c in chunks if not is_chrome_text(c.text)]
 
@@ -119,7 +125,7 @@ def sync_index(
                 wanted.update((cid, store.chunks[cid]) for cid in previous["chunk_ids"])
                 continue
             (report.files_changed if previous is not None else report.files_added).append(doc.path)
-            chunks = index_chunks(doc, settings)
+            chunks = index_chunks(doc, settings, embedder_factory())
             files[doc.path] = {"sha256": doc.sha256, "chunk_ids": [c.chunk_id for c in chunks]}
             wanted.update((c.chunk_id, c) for c in chunks)
         report.files_removed = sorted(set(old_files) - set(files))
@@ -210,6 +216,7 @@ def _indexed_binary_files(settings: Settings) -> dict[str, str]:
     return {
         rel: entry["sha256"]
         for rel, entry in files.items()
-        if Path(rel).suffix.lower() in BINARY_SUFFIXES and isinstance(entry, dict)
+        if Path(rel).suffix.lower() in BINARY_SUFFIXES
+        and isinstance(entry, dict)
         and isinstance(entry.get("sha256"), str)
     }

@@ -30,7 +30,8 @@ def _cells(line: str) -> list[str]:
 def _row(header: list[str], cells: list[str]) -> str:
     """One body row as a line: the first cell names the row, the others are named by their column."""
     label, rest = cells[0], cells[1:]
-    named = [f"{column}: {cell}" if column else cell for column, cell in zip(header[1:], rest) if cell]
+    pairs = zip(header[1:], rest, strict=True)
+    named = [f"{column}: {cell}" if column else cell for column, cell in pairs if cell]
     line = "; ".join(named)
     if label:
         line = f"{label}: {line}" if line else label
