@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from careerqa.chunking import passage_sentences  # noqa: E402
+from careerqa.sentences import passage_sentences  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
 from careerqa.embedding import Embedder, SentenceTransformerEmbedder, load_embedder  # noqa: E402
 from careerqa.evaluation import load_eval_set, retrieval_query, run_eval  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 
 import careerqa.embedding
 import careerqa.onnx_embedding as ox
-from careerqa.chunking import passage_sentences
+from careerqa.sentences import passage_sentences
 from careerqa.config import Settings
 from careerqa.embedding import load_embedder
 from careerqa.errors import BadInput, ModelUnavailable

@@ -18,7 +18,7 @@ from typing import Any
 
 from .backends import backend_for
 from .boilerplate import CHROME_VERSION, is_chrome_text
-from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
+from .chunking import CHUNKER_VERSION, chunk_document
 from .config import Settings
 from .corpus import BINARY_SUFFIXES, load_or_warn, scan_corpus
 from .embedding import Embedder
@@ -142,8 +142,9 @@ def sync_index(
         t2 = time.perf_counter()
         if new:
             embedder = embedder_factory()
-            # Each new chunk is embedded whole and sentence by sentence (the retriever's third ranking).
-            texts = [c.embedding_text() for c in new] + [s for c in new for s in passage_sentences(c.text)]
+            # Each new chunk is embedded whole and sentence by sentence (the retriever's third ranking):
+            # the sentences of its ``sentence_spans``, which the chunk table stores with it.
+            texts = [c.embedding_text() for c in new] + [s for c in new for s in c.sentences()]
             if progress:
                 progress("embed_total", len(texts))
             vectors = embedder.embed(
