@@ -77,7 +77,9 @@ def test_a_loaded_index_reads_its_sentences_from_the_stored_spans(settings, fake
 def test_an_index_of_the_previous_format_is_stale_not_corrupt(settings, fake_embedder):
     _sync(settings, fake_embedder)
     # What format 3 wrote: no spans in the chunk table; each reader split the text again.
-    manifest = _rewrite_table(settings.index_dir, lambda row: {k: v for k, v in row.items() if k != "sentence_spans"})
+    manifest = _rewrite_table(
+        settings.index_dir, lambda row: {k: v for k, v in row.items() if k != "sentence_spans"}
+    )
     manifest["format_version"] = 3
     (settings.index_dir / "manifest.json").write_text(json.dumps(manifest))
     assert FORMAT_VERSION == 4
@@ -105,3 +107,21 @@ def test_spans_outside_the_text_are_corrupt(settings, fake_embedder):
     _rewrite_table(settings.index_dir, lambda row: {**row, "sentence_spans": [[0, len(row["text"]) + 5]]})
     with pytest.raises(IndexCorrupt, match="outside its text"):
         IndexStore.load(settings.index_dir, fake_embedder.name, fake_embedder.dim)
+
+
+def test_a_moved_chunk_keeps_the_spans_its_vectors_were_embedded_from(
+    settings, corpus_dir, fake_embedder, monkeypatch
+):
+    _sync(settings, fake_embedder)
+    stored = IndexStore.load(settings.index_dir, fake_embedder.name, fake_embedder.dim).chunks
+    # A later careerqa whose splitter cuts differently (here: never), then a file whose chunks move.
+    monkeypatch.setattr(careerqa.types, "passage_spans", lambda text: [(0, len(text))])
+    path = corpus_dir / "cloud.md"
+    path.write_text("\n\n\n" + path.read_text())
+    report = _sync(settings, fake_embedder)
+    assert report.files_changed == ["cloud.md"] and report.chunks_embedded == 0
+    loaded = IndexStore.load(settings.index_dir, fake_embedder.name, fake_embedder.dim)  # not corrupt
+    moved = [c for c in loaded.chunks.values() if c.source == "cloud.md"]
+    assert moved and all(c.start != stored[c.chunk_id].start for c in moved)
+    assert all(c.sentence_spans == stored[c.chunk_id].sentence_spans for c in moved)
+    assert any(len(c.sentence_spans) > 1 for c in moved)

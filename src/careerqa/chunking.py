@@ -407,4 +407,3 @@ def _dominant(kinds: Counter[str]) -> str:
     if not content:
         return "text"
     return max(content, key=lambda item: (item[0], item[1] == "text"))[1]
-

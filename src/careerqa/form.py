@@ -239,4 +239,3 @@ def _open_closer(prefix: str) -> str | None:
     if stack:
         return stack[-1]
     return '"' if straight else None
-

@@ -337,9 +337,10 @@ def _read_chunk_table(path: Path) -> list[Chunk]:
 def _stored_chunk(row: Any) -> Chunk:
     """A chunk of the table with the sentence spans it was stored with (never split again here: the ids
     of its sentence vectors are their positions)."""
-    spans = row.get("sentence_spans") if isinstance(row, dict) else None
-    if not isinstance(spans, list) or not spans:
-        raise ValueError(f"chunk {row.get('chunk_id') if isinstance(row, dict) else row!r} has no sentence spans")
+    if not isinstance(row, dict):
+        raise ValueError(f"a line is not a chunk: {str(row)[:60]}")
+    if not isinstance(row.get("sentence_spans"), list) or not row["sentence_spans"]:
+        raise ValueError(f"chunk {row.get('chunk_id')} has no sentence spans")
     chunk = Chunk(**row)
     bounds = [i for span in chunk.sentence_spans for i in span]
     if bounds != sorted(bounds) or bounds[0] < 0 or bounds[-1] > len(chunk.text):

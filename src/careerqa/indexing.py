@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,13 @@ def sync_index(
         store.remove(stale)
         if new:
             store.add(new, vectors[: len(new)], vectors[len(new) :])
-        # A kept chunk of a changed file may have moved: take its new span, keep its vector.
-        store.refresh(c for c in wanted.values() if c.chunk_id in store)
+        # A kept chunk of a changed file may have moved: take its new span, keep its vectors and the
+        # sentence spans they were embedded from (a newer splitter may cut the same text otherwise).
+        store.refresh(
+            replace(c, sentence_spans=store.chunks[c.chunk_id].sentence_spans)
+            for c in wanted.values()
+            if c.chunk_id in store
+        )
         manifest = {
             "embedder": {"name": embedder_name, "dim": dim},
             "chunking": params,
