@@ -41,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from careerqa.chunking import chunk_document, passage_sentences
+from careerqa.chunking import chunk_document
 from careerqa.corpus import load_corpus
 from careerqa.retrieval import BM25, tokenize
+from careerqa.sentences import passage_sentences
 from careerqa.vector_index import build, index_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -206,8 +206,8 @@ def test_streamed_answer_rejected_by_verification_is_not_followed_by_a_second_te
 
 
 def test_verifier_uses_stored_passage_vectors_like_fresh_ones(settings, fake_embedder):
-    from careerqa.chunking import passage_sentences
     from careerqa.grounding import Verifier
+    from careerqa.sentences import passage_sentences
 
     engine = Engine(settings, embedder=fake_embedder)
     hits = engine.search("kubernetes docker khan academy", top_k=2)

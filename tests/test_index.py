@@ -35,7 +35,7 @@ def test_first_build_then_noop(settings, fake_embedder):
 def test_manifest_contents(settings, fake_embedder):
     _sync(settings, fake_embedder)
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 3  # 3: chunks carry page, title, tags, date
+    assert manifest["format_version"] == 4  # 4: chunks carry the spans of their sentences
     assert (settings.index_dir / manifest["sentences_file"]).exists()
     assert manifest["embedder"] == {"name": "fake-bow", "dim": 256}
     assert manifest["chunking"]["max_words"] == settings.chunk_max_words

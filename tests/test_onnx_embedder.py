@@ -12,7 +12,6 @@ import pytest
 
 import careerqa.embedding
 import careerqa.onnx_embedding as ox
-from careerqa.chunking import passage_sentences
 from careerqa.config import Settings
 from careerqa.embedding import load_embedder
 from careerqa.errors import BadInput, ModelUnavailable
@@ -20,6 +19,7 @@ from careerqa.evaluation import load_eval_set, retrieval_query
 from careerqa.index_store import IndexStore
 from careerqa.indexing import sync_index
 from careerqa.retrieval import Retriever
+from careerqa.sentences import passage_sentences
 
 from .conftest import REPO
 

@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from .corpus import iter_lines, looks_like_code
+from .sentences import sentence_spans
 from .types import Chunk, Document
 
 CHUNKER_VERSION = "1"
@@ -35,9 +36,6 @@ _MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _TERMINAL = re.compile(r"[.!?:;][\"'”’)\]*_]*$")
 _QUESTION_MARKS = re.compile(r"^(?:[*_]+|Q\s*[:.]\s*|#+\s*)+|[*_]+$")
-# A sentence ends at . ! ? (and closing quotes) followed by space and a capital, quote or digit.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_ABBREVIATION = re.compile(r"(?:\b(?:vs|e\.g|i\.e|etc|Dr|Mr|Mrs|Ms|St|Fig|No|approx)|\b[A-Z])\.$")
 
 
 class ChunkSpan(NamedTuple):
@@ -350,12 +348,8 @@ def _split_block(text: str, block: _Block, piece: _Piece, max_words: int) -> lis
         return [piece]
     if block.kind in ("list", "table"):
         cuts = [m.end() for m in re.finditer(r"\n", text[block.start : block.end])]
-    else:
-        cuts = [
-            m.start() for m in _SENTENCE_END.finditer(text, block.start, block.end)
-            if not _ABBREVIATION.search(text[max(block.start, m.start() - 6) : m.start()])
-        ]  # fmt: skip
-        cuts = [c - block.start for c in cuts]
+    else:  # a paragraph's line breaks are hard wraps: its sentences end at punctuation only
+        cuts = [start for start, _end in sentence_spans(text[block.start : block.end], lines=False)[1:]]
     bounds = [0, *cuts, block.end - block.start]
     parts: list[_Piece] = []
     for a, b in zip(bounds, bounds[1:], strict=False):
@@ -413,10 +407,3 @@ def _dominant(kinds: Counter[str]) -> str:
     if not content:
         return "text"
     return max(content, key=lambda item: (item[0], item[1] == "text"))[1]
-
-
-def passage_sentences(text: str) -> list[str]:
-    """A passage's sentences and lines of three words or more (the whole text if none): the units that
-    the index embeds one by one and that verification compares answer sentences with."""
-    pieces = re.split(r"(?<=[.!?:])\s+|\n+", text)
-    return [p.strip() for p in pieces if len(p.split()) >= 3] or [text]

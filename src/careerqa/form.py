@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 
 from .citations import MARKER
+from .sentences import sentence_stop
 
 # Generation stops here: the model has finished its answer and is echoing the prompt's structure.
 STOP = ["</passage", "\nQuestion:", "\nPassages:", "\nUser:", "\nAssistant:"]
@@ -212,7 +213,7 @@ def place_markers(text: str) -> str:
             pos = match.end()
             continue
         close_at = text.find(closer, match.end())
-        sentence_end = _sentence_end(text, match.end())
+        sentence_end = sentence_stop(text, match.end())
         if 0 <= close_at < sentence_end:
             insert_at = close_at + 1
         else:
@@ -238,9 +239,3 @@ def _open_closer(prefix: str) -> str | None:
     if stack:
         return stack[-1]
     return '"' if straight else None
-
-
-def _sentence_end(text: str, pos: int) -> int:
-    """Where the sentence holding ``pos`` ends: before its final punctuation, or at the text's end."""
-    match = re.search(r"[.!?](?=\s|$)", text[pos:])
-    return pos + match.start() if match else len(text.rstrip())

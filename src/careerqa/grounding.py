@@ -19,12 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import passage_sentences
+from . import sentences
 from .citations import MARKER
 from .embedding import Embedder
 from .retrieval import tokenize
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+\])*\s+(?=[A-Z0-9\"'“‘(*-])")
 
 
 @dataclass(frozen=True)
@@ -39,18 +37,9 @@ class SentenceSupport:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split answer text into sentences, keeping each sentence's trailing markers with it."""
-    parts: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        before = text[start : match.start()]
-        if before.count("(") > before.count(")"):
-            continue  # a scraper's "." inside a parenthesis ("testing. Understanding") ends nothing
-        end = match.start() + len(match.group(0).rstrip())
-        parts.append(text[start:end].strip())
-        start = match.end()
-    parts.append(text[start:].strip())
-    return [p for p in parts if p and re.search(r"\w", MARKER.sub("", p))]
+    """An answer's sentences, each with its citation markers. Line breaks end no sentence here: the
+    answer is rebuilt by joining the sentences it keeps, and a list inside a sentence keeps its lines."""
+    return sentences.split_sentences(text, lines=False)
 
 
 def lexical_coverage(sentence: str, passage: str) -> float:
@@ -76,26 +65,29 @@ class Verifier:
         ``passages`` holds every passage the model was shown, cited or not. A sentence whose cited
         passages do not support it, or that cites nothing, is scored against all of them: when one
         supports it, that passage becomes its citation (``best``); the model misnumbered it.
-        ``passage_vectors`` may give the vectors of each passage's ``passage_sentences`` (the index
-        stores them); passages without them are embedded here.
+        ``passage_vectors`` may give the vectors of each passage's sentences (the index stores them
+        with the chunk's ``sentence_spans``); the sentences of passages without them
+        (``sentences.passage_sentences``) are embedded here.
         """
-        sentences = split_sentences(answer)
-        if not sentences:
+        answer_sentences = split_sentences(answer)
+        if not answer_sentences:
             return []
         numbers = sorted(passages)
         known = passage_vectors or {}
-        pieces = {n: passage_sentences(passages[n]) for n in numbers}
-        to_embed = [s for n in numbers if n not in known for s in pieces[n]]
-        vectors = self.embedder.embed_batch([MARKER.sub("", s).strip() for s in sentences] + to_embed)
-        sent_vecs, embedded = vectors[: len(sentences)], iter(vectors[len(sentences) :])
+        to_embed = {n: sentences.passage_sentences(passages[n]) for n in numbers if n not in known}
+        vectors = self.embedder.embed_batch(
+            [MARKER.sub("", s).strip() for s in answer_sentences] + [s for n in to_embed for s in to_embed[n]]
+        )
+        sent_vecs, embedded = vectors[: len(answer_sentences)], iter(vectors[len(answer_sentences) :])
         piece_vecs = np.concatenate(
-            [known[n] if n in known else np.stack([next(embedded) for _ in pieces[n]]) for n in numbers]
+            [known[n] if n in known else np.stack([next(embedded) for _ in to_embed[n]]) for n in numbers]
             or [np.zeros((0, sent_vecs.shape[1]), dtype=np.float32)]
         )
-        owner = np.array([n for n in numbers for _ in pieces[n]])
+        counts = {n: len(known[n]) if n in known else len(to_embed[n]) for n in numbers}
+        owner = np.array([n for n in numbers for _ in range(counts[n])])
 
         results = []
-        for sentence, vec in zip(sentences, sent_vecs, strict=True):
+        for sentence, vec in zip(answer_sentences, sent_vecs, strict=True):
             cited = tuple(int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))
             sims = piece_vecs @ vec
             scored: dict[int, tuple[float, float, float]] = {}

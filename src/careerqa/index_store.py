@@ -4,8 +4,8 @@ Layout of ``index/``::
 
     manifest.json            the commit point: format, embedder, chunking, files, chunk ids
     vectors-<digest>.faiss   IndexIDMap2(IndexFlatIP) over unit vectors (so scores are cosines)
-    sentences-<digest>.faiss the same for every sentence of every chunk (``passage_sentences``)
-    chunks-<digest>.jsonl    one chunk per line, sorted by chunk id
+    sentences-<digest>.faiss the same for every sentence of every chunk (``Chunk.sentence_spans``)
+    chunks-<digest>.jsonl    one chunk per line, sorted by chunk id, with its sentences' spans
 
 A save writes new data files beside the old ones, then replaces ``manifest.json`` by rename.
 A build that fails or is killed before that rename leaves the previous index untouched; the data
@@ -31,14 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import passage_sentences
 from .errors import IndexCorrupt, IndexMissing, IndexStale
 from .types import Chunk
 from .vector_index import EXACT_BELOW, describe, refit
 
 # Still 2 with IVF indexes: the FAISS files describe their own type, every reader since version 2
 # searches, reconstructs and removes through them alike, and a manifest without "vector_index" is exact.
-FORMAT_VERSION = 3  # 2: sentence vectors beside the chunk vectors; 3: chunks carry page, title, tags, date
+# 2: sentence vectors beside the chunk vectors; 3: chunks carry page, title, tags, date; 4: chunks carry
+# the spans of their sentences (before, each reader split the text again, so a new splitter broke ids).
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 REBUILD_HINT = "run `careerqa index --full` to rebuild it"
 
@@ -70,8 +71,9 @@ def faiss_id(chunk_id: str) -> int:
 
 
 def sentence_ids(chunk: Chunk) -> list[int]:
-    """FAISS ids of a chunk's sentences, derived from its id, so they need no table of their own."""
-    count = len(passage_sentences(chunk.text))
+    """FAISS ids of a chunk's sentences (its stored ``sentence_spans``), derived from its id and their
+    positions, so they need no table of their own."""
+    count = len(chunk.sentence_spans)
     return [faiss_id(hashlib.sha256(f"{chunk.chunk_id}:{i}".encode()).hexdigest()) for i in range(count)]
 
 
@@ -147,7 +149,7 @@ class IndexStore:
         return out
 
     def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
-        """The stored vectors of ``passage_sentences(chunk.text)``, in that order."""
+        """The stored vectors of ``chunk.sentences()``, in that order."""
         return np.stack([self._sentences.reconstruct(sid) for sid in sentence_ids(chunk)])
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
@@ -327,9 +329,23 @@ def _read_chunk_table(path: Path) -> list[Chunk]:
     if named and hashlib.sha256(data).hexdigest()[:16] != named.group(1):
         raise _corrupt(path, "is damaged (its contents do not match the checksum in its name)")
     try:
-        return [Chunk(**json.loads(line)) for line in data.decode("utf-8").splitlines() if line.strip()]
+        return [_stored_chunk(json.loads(line)) for line in data.decode("utf-8").splitlines() if line.strip()]
     except (ValueError, TypeError) as exc:
         raise _corrupt(path, f"is damaged ({exc})") from exc
+
+
+def _stored_chunk(row: Any) -> Chunk:
+    """A chunk of the table with the sentence spans it was stored with (never split again here: the ids
+    of its sentence vectors are their positions)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a line is not a chunk: {str(row)[:60]}")
+    if not isinstance(row.get("sentence_spans"), list) or not row["sentence_spans"]:
+        raise ValueError(f"chunk {row.get('chunk_id')} has no sentence spans")
+    chunk = Chunk(**row)
+    bounds = [i for span in chunk.sentence_spans for i in span]
+    if bounds != sorted(bounds) or bounds[0] < 0 or bounds[-1] > len(chunk.text):
+        raise ValueError(f"chunk {chunk.chunk_id} has sentence spans outside its text")
+    return chunk
 
 
 def _read_faiss(faiss: Any, path: Path) -> Any:

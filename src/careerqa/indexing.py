@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .backends import backend_for
 from .boilerplate import CHROME_VERSION, is_chrome_text
-from .chunking import CHUNKER_VERSION, chunk_document, passage_sentences
+from .chunking import CHUNKER_VERSION, chunk_document
 from .config import Settings
 from .corpus import BINARY_SUFFIXES, load_or_warn, scan_corpus
 from .embedding import Embedder
@@ -148,8 +148,9 @@ def sync_index(
         t2 = time.perf_counter()
         if new:
             embedder = embedder_factory()
-            # Each new chunk is embedded whole and sentence by sentence (the retriever's third ranking).
-            texts = [c.embedding_text() for c in new] + [s for c in new for s in passage_sentences(c.text)]
+            # Each new chunk is embedded whole and sentence by sentence (the retriever's third ranking):
+            # the sentences of its ``sentence_spans``, which the chunk table stores with it.
+            texts = [c.embedding_text() for c in new] + [s for c in new for s in c.sentences()]
             if progress:
                 progress("embed_total", len(texts))
             vectors = embedder.embed(
@@ -163,8 +164,13 @@ def sync_index(
         store.remove(stale)
         if new:
             store.add(new, vectors[: len(new)], vectors[len(new) :])
-        # A kept chunk of a changed file may have moved: take its new span, keep its vector.
-        store.refresh(c for c in wanted.values() if c.chunk_id in store)
+        # A kept chunk of a changed file may have moved: take its new span, keep its vectors and the
+        # sentence spans they were embedded from (a newer splitter may cut the same text otherwise).
+        store.refresh(
+            replace(c, sentence_spans=store.chunks[c.chunk_id].sentence_spans)
+            for c in wanted.values()
+            if c.chunk_id in store
+        )
         manifest = {
             "embedder": {"name": embedder_name, "dim": dim},
             "chunking": params,

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import passage_sentences
 from .config import Settings
 from .errors import IndexCorrupt
 from .index_store import FORMAT_VERSION, check_compatible, faiss_id
@@ -183,7 +182,7 @@ class QdrantStore:
 
     def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
         found = self._retrieve([chunk.chunk_id], "sentences")
-        count = len(passage_sentences(chunk.text))
+        count = len(chunk.sentence_spans)
         if chunk.chunk_id not in found:  # deleted by a later version
             return np.zeros((count, self.dim), dtype=np.float32)
         return np.asarray(found[chunk.chunk_id], dtype=np.float32)[:count]
@@ -240,7 +239,7 @@ class QdrantStore:
         """Upsert chunks as the next generation (unseen by readers until ``save`` commits it)."""
         from qdrant_client import models
 
-        counts = [len(passage_sentences(c.text)) for c in chunks]
+        counts = [len(c.sentence_spans) for c in chunks]
         if len(chunks) != len(vectors) or sum(counts) != len(sentence_vectors):
             raise ValueError(
                 f"{len(chunks)} chunks with {sum(counts)} sentences, "

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .chunking import passage_sentences
 from .embedding import Embedder
 from .index_store import IndexStore
+from .sentences import split_sentences
 from .types import Answer, Chunk, Hit
 
 FAQ_ANSWER_WORDS = 90  # an FAQ answer is cut at the sentence boundary before this many words
@@ -65,8 +65,7 @@ def faq_answer(chunk: Chunk, words: int = FAQ_ANSWER_WORDS) -> str:
     """The entry's answer (its question line dropped), whole sentences up to ``words``, each cited [1]."""
     first, _, rest = chunk.text.strip().partition("\n")
     body = rest if first.strip("#*> \t") == chunk.section.strip() else chunk.text
-    pieces = (p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", body.strip()))
-    sentences = [p for p in pieces if re.search(r"\w", p)]
+    sentences = split_sentences(body.strip())
     kept: list[str] = []
     for sentence in sentences:
         if kept and sum(len(s.split()) for s in kept) + len(sentence.split()) > words:
@@ -95,10 +94,8 @@ def select_sentences(
     are spent. Passages with no chosen sentence are left out of the result."""
     candidates: list[tuple[float, int, int, str]] = []  # (-cosine, hit index, sentence index, text)
     for h, hit in enumerate(hits):
-        sentences = passage_sentences(hit.chunk.text)
+        sentences = hit.chunk.sentences()  # as the index stored them with the chunk
         vectors = store.sentence_vectors(hit.chunk)
-        if len(vectors) != len(sentences):
-            continue  # an index built by another sentence splitter: show nothing from it
         for s, (sentence, sim) in enumerate(zip(sentences, vectors @ question_vector, strict=True)):
             candidates.append((-float(sim), h, s, sentence))
     candidates.sort()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from .sentences import passage_spans
+
 
 @dataclass(frozen=True)
 class Document:
@@ -57,10 +59,20 @@ class Chunk:
     title: str | None = None
     tags: tuple[str, ...] = ()
     date: str | None = None
+    # The (start, end) spans in ``text`` of the sentences the index embeds one by one
+    # (``sentences.passage_spans``). Stored with the chunk, so a loaded index's sentence ids never
+    # depend on the splitter of the careerqa that reads it; found here when a chunk is made without.
+    sentence_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.tags, list):  # read back from the JSON chunk table
             object.__setattr__(self, "tags", tuple(self.tags))
+        spans = self.sentence_spans or passage_spans(self.text)  # pairs are lists in the JSON table
+        object.__setattr__(self, "sentence_spans", tuple((a, b) for a, b in spans))
+
+    def sentences(self) -> list[str]:
+        """The texts of ``sentence_spans``, in order: what the index's sentence vectors embed."""
+        return [self.text[a:b] for a, b in self.sentence_spans]
 
     def embedding_text(self) -> str:
         """What the embedder sees: the section title (and the document's title) give a passage context."""
