@@ -21,7 +21,7 @@ import numpy as np
 from .citations import MARKER, CitationStream, renumber
 from .config import Settings
 from .errors import BadInput
-from .events import Done, Event, Retrieved, Revised, Text, TextCallback, final_answer, same_text
+from .events import Done, Events, Retrieved, Revised, Text, TextCallback, final_answer, same_text
 from .focus import Focus, FocusIndex
 from .form import STOP, MarkupFilter, is_copy, place_markers, select, strip_markup
 from .generation import Generator
@@ -242,9 +242,7 @@ class Answerer:
         """The final answer of ``events``; ``on_text``, if given, gets each ``Text`` piece."""
         return final_answer(self.events(question, history, top_k), on_text)
 
-    def events(
-        self, question: str, history: Sequence[Turn] = (), top_k: int | None = None
-    ) -> Iterator[Event]:
+    def events(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None) -> Events:
         """Answer ``question``: ``Retrieved``, the ``Text`` the user may see as it is generated,
         ``Revised`` when checking changed what was shown, then ``Done``. ``BadInput`` is raised at the
         first step. Closing the iterator early closes the model's stream, which releases the model.

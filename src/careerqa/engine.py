@@ -23,7 +23,7 @@ from .config import Settings
 from .corpus import file_hashes
 from .embedding import Embedder, load_embedder
 from .errors import CareerQAError, IndexMissing
-from .events import Done, Event, TextCallback, final_answer, replayed
+from .events import Done, Events, TextCallback, final_answer, replayed
 from .generation import Generator, load_generator
 from .grounding import Verifier
 from .index_store import IndexStore, read_manifest
@@ -246,7 +246,7 @@ class Engine:
         history: Sequence[Turn] = (),
         top_k: int | None = None,
         view: IndexView | None = None,
-    ) -> Iterator[Event]:
+    ) -> Events:
         """Answer ``question`` from one index version, as events (``Answerer.events``). A question
         asked before, without history, on the same version is answered from the cache."""
         view = view or self.view()

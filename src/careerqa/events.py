@@ -8,7 +8,7 @@ here: producing them (``answering.py``), printing or HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 from .types import Answer, Hit
@@ -47,6 +47,7 @@ class Done:
 
 
 Event = Retrieved | Text | Revised | Done
+Events = Generator[Event, None, None]  # an answer's events; ``close()`` stops it early
 
 
 def final_answer(events: Iterable[Event], on_text: TextCallback | None = None) -> Answer:
