@@ -152,3 +152,13 @@ def test_the_answer_is_done_last_even_when_nobody_reads_the_text(settings, fake_
     events = _engine(settings, fake_embedder, [ANSWER]).events("free maths courses khan academy")
     done = [e for e in events if isinstance(e, Done)]
     assert len(done) == 1 and done[0].answer.text == ANSWER
+
+
+def test_a_refusal_after_shown_text_is_judged_as_when_nobody_watches(settings, fake_embedder):
+    refusal = "Based on these notes, I cannot answer which maths courses are best for you."
+    events = list(_engine(settings, fake_embedder, lambda messages: refusal).events("maths courses"))
+    assert _shown(events).startswith("Based on")  # no refusal opener: shown at once
+    assert events[-2] == Revised(ABSTAIN_TEXT)
+    streamed = events[-1].answer
+    unwatched = _engine(settings, fake_embedder, lambda messages: refusal).ask("maths courses")
+    assert streamed.abstain_reason == unwatched.abstain_reason and streamed.abstain_reason.startswith("model")
