@@ -1,7 +1,8 @@
 """The web service: the chat page, a JSON API and an OpenAI-compatible endpoint over one ``Engine``.
 
-Routes are thin: pydantic validates the request (``api_schemas.py``), the engine runs in a worker
-thread, and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
+Routes are thin: pydantic validates the request (``api_schemas.py``), the engine runs in worker
+threads, an answer's events (``service.served_events``) become JSON or a stream (``api_streams.py``),
+and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
 ``/v1/`` routes, OpenAI's ``{"error": {"message", "type", "code"}}``). The engine (index, embedder,
 generator) is built and warmed up in the lifespan, never at import; tests pass their own engine to
 ``create_app`` or override ``get_engine``.
@@ -17,12 +18,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
@@ -31,24 +31,23 @@ import anyio
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import openai_compat
 from .api_docs import docs_page
 from .api_schemas import MAX_BODY_BYTES, ChatRequest, FeedbackRequest, OpenAIChatRequest, SearchRequest
+from .api_streams import chat_events, event_stream, first_shown, openai_events, whole_reply
 from .config import Settings
 from .engine import Engine
 from .errors import CareerQAError
-from .events import Event, Retrieved, Revised, Text
 from .gaps import log_feedback
 from .indexing import SyncReport
-from .service import Busy, GenerationQueue, Reply, check_admin, served_events
+from .service import Busy, GenerationQueue, check_admin, served_events
 from .types import hit_to_dict
 
 logger = logging.getLogger("careerqa.api")
-Served = Event | Reply  # what ``served_events`` yields
 
 
 def get_engine(request: Request) -> Engine:
@@ -182,19 +181,19 @@ def _add_answer_routes(app: FastAPI, queue: GenerationQueue) -> None:
     async def chat(body: ChatRequest, request: Request, engine: EngineDep) -> Response:
         events = served_events(engine, queue, body.question, body.turns(), body.top_k)
         if not (body.stream or "text/event-stream" in request.headers.get("accept", "")):
-            return JSONResponse(await _whole_reply(events))
-        first = await _first_shown(events)  # an error before any text is a proper status
-        return _event_stream(_chat_events(first, events))
+            return JSONResponse(await whole_reply(events))
+        first = await first_shown(events)  # an error before any text is a proper status
+        return event_stream(chat_events(first, events))
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completions (streaming or not)")
     async def completions(body: OpenAIChatRequest, engine: EngineDep) -> Response:
         model = body.model or openai_compat.MODEL_ID
         events = served_events(engine, queue, body.question(), body.turns(), None, count_tokens=True)
         if not body.stream:
-            reply = await _whole_reply(events)
+            reply = await whole_reply(events)
             return JSONResponse(openai_compat.completion(reply, model, reply.pop("usage")))
-        first = await _first_shown(events)
-        return _event_stream(_openai_events(first, events, model))
+        first = await first_shown(events)
+        return event_stream(openai_events(first, events, model))
 
     @app.get("/v1/models", summary="The one model this server offers (for OpenAI clients)")
     def models() -> dict[str, Any]:
@@ -291,111 +290,6 @@ class BodyLimit:
 
 def _decode_leniently(data: bytes) -> str:
     return data.decode("utf-8", "replace")
-
-
-async def _pull(events: Iterator[Served]) -> Served | None:
-    """The next item of a blocking iterator, taken in a worker thread; None at its end. Cancelling
-    (the client left) waits for the item being made, so the iterator can then be closed."""
-    return await anyio.to_thread.run_sync(next, events, None)
-
-
-async def _close(events: Generator[Served, None, None]) -> None:
-    """Close the iterator in a worker thread, even while cancelled: this closes the model's stream
-    and gives back the generation slot."""
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(events.close)
-
-
-async def _whole_reply(events: Iterator[Served]) -> dict[str, Any]:
-    """Run the ask to its end in one worker thread; the reply body."""
-
-    def run() -> dict[str, Any]:
-        last = None
-        for item in events:
-            last = item
-        assert isinstance(last, Reply)
-        return last.body
-
-    return await anyio.to_thread.run_sync(run)
-
-
-async def _first_shown(events: Iterator[Served]) -> Served | None:
-    """The first item a stream sends (text, or the reply); an error before it is raised here."""
-    item = await _pull(events)
-    while isinstance(item, Retrieved):
-        item = await _pull(events)
-    return item
-
-
-async def _chat_events(first: Served | None, events: Generator[Served, None, None]) -> AsyncIterator[str]:
-    """``delta`` for each piece of text, then ``citations``, then ``end`` with the whole answer (the
-    page shows its text, so ``Revised`` needs no event of its own)."""
-    item = first
-    try:
-        while item is not None:
-            if isinstance(item, Text):
-                yield _sse("delta", {"text": item.text})
-            elif isinstance(item, Reply):
-                yield _sse("citations", {"citations": item.body["citations"], "answer": item.body["answer"]})
-                yield _sse("end", item.body)
-            item = await _pull(events)
-    except Exception as exc:
-        yield _sse("error", {"error": _streamed_error(exc)})
-    finally:
-        await _close(events)  # the client went away or the answer is out: stop the model early
-
-
-async def _openai_events(
-    first: Served | None, events: Generator[Served, None, None], model: str
-) -> AsyncIterator[str]:
-    """OpenAI's stream: a role chunk, content chunks, the checked answer when it differs from the
-    streamed text, the sources, a final chunk, ``[DONE]``."""
-    completion_id, created = openai_compat.new_id()
-
-    def piece(delta: dict[str, str], **extra: Any) -> str:
-        return _data(openai_compat.chunk(completion_id, created, model, delta, **extra))
-
-    yield piece({"role": "assistant", "content": ""})
-    revision, item = "", first
-    try:
-        while item is not None:
-            if isinstance(item, Text):
-                yield piece({"content": item.text})
-            elif isinstance(item, Revised):
-                revision = openai_compat.revision_text(item.text)  # sent with the sources
-            elif isinstance(item, Reply):
-                body = item.body
-                usage = body.pop("usage")
-                if tail := revision + openai_compat.sources_text(body):
-                    yield piece({"content": tail})
-                yield piece({}, finish_reason="stop", usage=usage, citations=body["citations"], careerqa=body)
-                yield "data: [DONE]\n\n"
-            item = await _pull(events)
-    except Exception as exc:
-        yield _data(openai_compat.error_body(_streamed_error(exc), 500))
-    finally:
-        await _close(events)
-
-
-def _streamed_error(exc: Exception) -> str:
-    """What a stream says about an error after it started: a bug's message stays in the log."""
-    if isinstance(exc, CareerQAError):
-        return str(exc)
-    logger.error("ask failed", exc_info=exc)
-    return "internal error; see the server log"
-
-
-def _data(payload: object) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-
-def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-
-
-def _sse(event: str, data: object) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _error(
