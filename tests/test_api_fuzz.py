@@ -27,7 +27,7 @@ from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
 
 from .conftest import FakeEmbedder, make_settings
-from .test_api import ANSWER, TOKEN, live_server
+from .helpers import ANSWER, TOKEN, live_server
 
 # Examples per operation and mode; CAREERQA_FUZZ_EXAMPLES=500 for a longer run by hand.
 EXAMPLES = int(os.environ.get("CAREERQA_FUZZ_EXAMPLES", "40"))

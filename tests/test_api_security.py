@@ -28,7 +28,7 @@ from careerqa.generation import FakeGenerator
 from careerqa.service import Forbidden, Unauthorized, check_admin
 
 from .conftest import FakeEmbedder, make_settings
-from .test_api import ANSWER, QUESTION, TOKEN, live_server
+from .helpers import ANSWER, QUESTION, TOKEN, live_server
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EVIL = "https://evil.example"

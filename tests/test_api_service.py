@@ -17,7 +17,7 @@ from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
 
 from .conftest import FakeEmbedder, make_settings
-from .test_api import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server, sse_events, use_generator
+from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server, sse_events, use_generator
 
 NEW_DOC = """# Quantum careers
 
@@ -73,6 +73,20 @@ def test_completion_stream_follows_the_openai_wire_format(server):
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "stop" and last["citations"][0]["source"] == "maths.md"
     assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None] * (len(chunks) - 1)
+
+
+def test_completion_stream_adds_the_checked_answer_only_when_checking_changed_it(server):
+    uncited = "Khan Academy and MIT OpenCourseWare have free courses on all three topics."
+    for reply, note in [(uncited, True), (LONG_ANSWER, False)]:
+        use_generator(server, FakeGenerator(lambda messages, reply=reply: reply))
+        response = server["client"].post("/v1/chat/completions", json=openai_body(QUESTION, stream=True))
+        chunks = [json.loads(line[6:]) for line in response.text.split("\n\n") if line[6:7] == "{"]
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        checked = f"\n\n(Checked against the sources, the answer is: {uncited.removesuffix('.')} [1].)"
+        assert text.startswith(reply) and (checked in text) is note
+        assert text.index("Sources:") > (text.index(checked) if note else 0)
+        assert chunks[-1]["careerqa"]["answer"] == (uncited.removesuffix(".") + " [1]." if note else reply)
+        assert server["client"].get("/health").json()["queue"]["pending"] == 0  # the slot is back
 
 
 def test_completion_uses_earlier_turns_and_content_parts(server):

@@ -26,7 +26,7 @@ from careerqa.indexing import sync_index
 from careerqa.types import hit_to_dict
 
 from .conftest import REPO, FakeEmbedder, make_settings
-from .test_api import live_server
+from .helpers import live_server
 
 pytest.importorskip("qdrant_client")
 from careerqa import qdrant_conn  # noqa: E402 - only with qdrant-client installed

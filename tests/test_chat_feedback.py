@@ -16,7 +16,7 @@ from careerqa.gaps import read_log
 from careerqa.generation import FakeGenerator
 
 from .conftest import FakeEmbedder
-from .test_api import ANSWER, QUESTION, Scripted, live_server, make_settings
+from .helpers import ANSWER, QUESTION, Scripted, live_server, make_settings
 from .test_chat_page import WAIT_S, ask, browser  # noqa: F401 - browser is a fixture
 
 

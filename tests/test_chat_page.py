@@ -25,7 +25,7 @@ from careerqa.errors import ModelUnavailable
 from careerqa.generation import FakeGenerator
 
 from .conftest import FakeEmbedder
-from .test_api import (
+from .helpers import (
     ANSWER,
     LONG_ANSWER,
     QUESTION,

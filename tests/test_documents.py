@@ -21,7 +21,7 @@ from careerqa.index_store import FORMAT_VERSION, IndexStore
 
 from . import docfixtures as fx
 from .conftest import FakeEmbedder, make_settings
-from .test_api import TOKEN, live_server
+from .helpers import TOKEN, live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
 runner = CliRunner()

@@ -33,7 +33,7 @@ from careerqa.generation import FakeGenerator
 from careerqa.types import Answer
 
 from .conftest import REPO, FakeEmbedder, make_settings
-from .test_api import QUESTION, live_server
+from .helpers import QUESTION, live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
 runner = CliRunner()

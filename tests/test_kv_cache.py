@@ -265,7 +265,7 @@ def test_openai_usage_is_the_models_own_count_and_short_answers_stream_before_th
 
     from careerqa.api import create_app
 
-    from .test_api import live_server
+    from .helpers import live_server
 
     settings = make_settings(tmp_path).replace(answer_cache_size=0, faq_min_score=2.0)
     generator = CountingGenerator(lambda _m: "Khan Academy has free maths courses [1].")

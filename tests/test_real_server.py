@@ -18,7 +18,7 @@ import pytest
 from careerqa.citations import cited_numbers
 
 from .conftest import REPO
-from .test_api import sse_events
+from .helpers import sse_events
 
 pytestmark = pytest.mark.real
 

@@ -16,7 +16,7 @@ from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
 
 from .conftest import FakeEmbedder, make_settings
-from .test_api import LONG_ANSWER, QUESTION, live_server
+from .helpers import LONG_ANSWER, QUESTION, live_server
 
 runner = CliRunner()
 

@@ -24,7 +24,7 @@ from careerqa.generation import FakeGenerator
 
 from .conftest import DOCS, FakeEmbedder, make_settings
 from .fake_openai import FakeOpenAI
-from .test_api import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server
+from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server
 
 NEW_DOC = """# Agritech careers
 

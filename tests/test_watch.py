@@ -28,7 +28,7 @@ from careerqa.watch import is_document_change, sync_line, watch_corpus
 
 from . import docfixtures as fx
 from .conftest import REPO, FakeEmbedder, make_settings
-from .test_api import live_server
+from .helpers import live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
 WAIT_S = 20

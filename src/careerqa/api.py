@@ -1,7 +1,8 @@
 """The web service: the chat page, a JSON API and an OpenAI-compatible endpoint over one ``Engine``.
 
-Routes are thin: pydantic validates the request (``api_schemas.py``), the engine runs in a worker
-thread, and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
+Routes are thin: pydantic validates the request (``api_schemas.py``), the engine runs in worker
+threads, an answer's events (``service.served_events``) become JSON or a stream (``api_streams.py``),
+and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
 ``/v1/`` routes, OpenAI's ``{"error": {"message", "type", "code"}}``). The engine (index, embedder,
 generator) is built and warmed up in the lifespan, never at import; tests pass their own engine to
 ``create_app`` or override ``get_engine``.
@@ -15,37 +16,36 @@ Not handled here: TLS, users, rate limiting per client, CORS (none: the page is 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import json
 import logging
 import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import openai_compat
-from .answering import Turn
 from .api_docs import docs_page
 from .api_schemas import MAX_BODY_BYTES, ChatRequest, FeedbackRequest, OpenAIChatRequest, SearchRequest
+from .api_streams import chat_events, event_stream, first_shown, openai_events, whole_reply
 from .config import Settings
 from .engine import Engine
 from .errors import CareerQAError
-from .gaps import log_answer, log_feedback
+from .gaps import log_feedback
 from .indexing import SyncReport
-from .service import Busy, GenerationQueue, check_admin
-from .types import Answer, answer_to_dict, hit_to_dict
+from .service import Busy, GenerationQueue, check_admin, served_events
+from .types import hit_to_dict
 
 logger = logging.getLogger("careerqa.api")
 
@@ -62,8 +62,29 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 def create_app(settings: Settings, engine: Engine | None = None, watch: bool = False) -> FastAPI:
     """The web app. Without ``engine``, one is built from ``settings`` (models loaded) at startup.
     With ``watch``, a thread syncs the index after every change to the corpus (``watch.py``)."""
-    page, csp = _chat_page()
+    reindex_lock = threading.Lock()
+    app = FastAPI(
+        title="careerqa",
+        summary="Answers questions about AI careers from a local corpus, citing its passages.",
+        lifespan=_lifespan(settings, engine, watch, reindex_lock),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    queue = GenerationQueue(settings.queue_size, slots=settings.generation_slots)
+    app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    _add_error_handlers(app)
+    _add_pages(app)
+    _add_status_routes(app, settings, queue)
+    _add_answer_routes(app, queue)
+    _add_admin_routes(app, settings, reindex_lock)
+    return app
 
+
+def _lifespan(
+    settings: Settings, engine: Engine | None, watch: bool, reindex_lock: threading.Lock
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
@@ -71,27 +92,18 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
             app.state.engine = Engine(settings, show_model_progress=False)
         # Load the index (and, for our own engine, the models) before the first request; a failure
         # is logged and left for each request to report, so the page still opens and says why.
-        await asyncio.to_thread(_warm_up, app.state.engine, own)
+        await anyio.to_thread.run_sync(_warm_up, app.state.engine, own)
         stop = threading.Event()
         watcher = _start_watcher(app.state.engine, reindex_lock, stop) if watch else None
         yield
         stop.set()
         if watcher is not None:
-            await asyncio.to_thread(watcher.join, 5)
+            await anyio.to_thread.run_sync(watcher.join, 5)
 
-    app = FastAPI(
-        title="careerqa",
-        summary="Answers questions about AI careers from a local corpus, citing its passages.",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.state.engine = engine
-    queue = GenerationQueue(settings.queue_size, slots=settings.generation_slots)
-    app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
-    reindex_lock = threading.Lock()
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    return lifespan
 
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CareerQAError)
     async def user_error(request: Request, exc: CareerQAError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
@@ -114,6 +126,10 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
         logger.error("request failed", exc_info=exc)
         return _error(request, "internal error; see the server log", 500)
 
+
+def _add_pages(app: FastAPI) -> None:
+    page, csp = _chat_page()
+
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
         return HTMLResponse(page, headers={"Content-Security-Policy": csp})
@@ -122,27 +138,22 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
     async def docs() -> HTMLResponse:
         return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": _DOCS_CSP})
 
+
+def _add_status_routes(app: FastAPI, settings: Settings, queue: GenerationQueue) -> None:
     @app.get(
         "/health",
         summary="Status, index facts and model names; 503 while draining (for load balancers)",
         responses={503: {"description": "draining, or the index or a model is unavailable"}},
     )
     def health(engine: EngineDep) -> JSONResponse:
-        view = engine.view()  # a missing or broken index raises: its error status tells the balancer
-        manifest = view.store.manifest
         draining = bool(app.state.draining)
         body = {
             "status": "draining" if draining else "ok",
             "ready": not draining,
             "draining": draining,
             "replica": {"pid": os.getpid(), "backend": engine.backend.name},
-            "index": {
-                "version": view.version,
-                "format_version": manifest.get("format_version"),
-                "built_at": manifest.get("built_at"),
-                "files": len(manifest.get("files") or {}),
-                "chunks": len(view.store),
-            },
+            # a missing or broken index raises: its error status tells the balancer
+            "index": _index_facts(engine),
             "models": {"embedder": engine.embedder_name, "generator": _generator_name(engine)},
             "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting, "slots": queue.slots},
         }
@@ -160,45 +171,36 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
         hits = engine.search(body.query, body.top_k, view=view)
         return {"index_version": view.version, "results": [hit_to_dict(h) for h in hits]}
 
+
+def _add_answer_routes(app: FastAPI, queue: GenerationQueue) -> None:
     @app.post(
         "/chat",
         summary="Answer a question with citations (JSON, or server-sent events when streaming)",
         responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "queue full"}},
     )
     async def chat(body: ChatRequest, request: Request, engine: EngineDep) -> Response:
-        run = await _AskRun.start(engine, queue, body.question, body.turns(), body.top_k)
-        wants_events = body.stream or "text/event-stream" in request.headers.get("accept", "")
-        first = await run.next()
-        if first[0] == "error":
-            raise first[1]  # nothing streamed yet: a proper status, by the handlers above
-        if not wants_events:
-            while first[0] != "answer":
-                first = await run.next()
-                if first[0] == "error":
-                    raise first[1]
-            return JSONResponse(first[1])
-        return _event_stream(_chat_events(first, run))
+        events = served_events(engine, queue, body.question, body.turns(), body.top_k)
+        if not (body.stream or "text/event-stream" in request.headers.get("accept", "")):
+            return JSONResponse(await whole_reply(events))
+        first = await first_shown(events)  # an error before any text is a proper status
+        return event_stream(chat_events(first, events))
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completions (streaming or not)")
     async def completions(body: OpenAIChatRequest, engine: EngineDep) -> Response:
         model = body.model or openai_compat.MODEL_ID
-        run = await _AskRun.start(engine, queue, body.question(), body.turns(), None, count_tokens=True)
-        first = await run.next()
-        if first[0] == "error":
-            raise first[1]
+        events = served_events(engine, queue, body.question(), body.turns(), None, count_tokens=True)
         if not body.stream:
-            while first[0] != "answer":
-                first = await run.next()
-                if first[0] == "error":
-                    raise first[1]
-            answer = first[1]
-            return JSONResponse(openai_compat.completion(answer, model, answer.pop("usage")))
-        return _event_stream(_openai_events(first, run, model))
+            reply = await whole_reply(events)
+            return JSONResponse(openai_compat.completion(reply, model, reply.pop("usage")))
+        first = await first_shown(events)
+        return event_stream(openai_events(first, events, model))
 
     @app.get("/v1/models", summary="The one model this server offers (for OpenAI clients)")
     def models() -> dict[str, Any]:
         return openai_compat.models_list()
 
+
+def _add_admin_routes(app: FastAPI, settings: Settings, reindex_lock: threading.Lock) -> None:
     @app.post("/reindex", summary="Update the index from the corpus (needs the admin token)")
     def reindex(engine: EngineDep, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         check_admin(settings.admin_token, authorization)
@@ -214,7 +216,17 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
         log_feedback(settings.index_dir, body.id, body.vote, settings.question_log_max_bytes)
         return {"status": "ok"}
 
-    return app
+
+def _index_facts(engine: Engine) -> dict[str, Any]:
+    view = engine.view()
+    manifest = view.store.manifest
+    return {
+        "version": view.version,
+        "format_version": manifest.get("format_version"),
+        "built_at": manifest.get("built_at"),
+        "files": len(manifest.get("files") or {}),
+        "chunks": len(view.store),
+    }
 
 
 class FeedbackOff(CareerQAError):
@@ -248,18 +260,6 @@ def _start_watcher(engine: Engine, lock: threading.Lock, stop: threading.Event) 
     return thread
 
 
-def _log(engine: Engine, answer: Answer, version: str) -> str | None:
-    """Record the answer in the question log when it is on; its id, for feedback."""
-    s = engine.settings
-    if not s.log_questions:
-        return None
-    try:
-        return log_answer(s.index_dir, answer, version, s.question_log_max_bytes)
-    except OSError:
-        logger.exception("could not write the question log")
-        return None
-
-
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, by header or while the body streams in."""
 
@@ -288,161 +288,8 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class _Cancelled(Exception):
-    """Raised inside the worker when the client has gone: stops generating early."""
-
-
-class _AskRun:
-    """One ask in a worker thread. Items on the queue: ("token", str), ("answer", dict), ("error", exc)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.cancelled = threading.Event()
-
-    @classmethod
-    async def start(
-        cls,
-        engine: Engine,
-        queue: GenerationQueue,
-        question: str,
-        turns: Sequence[Turn],
-        top_k: int | None,
-        count_tokens: bool = False,
-    ) -> _AskRun:
-        run = cls()
-        view = await asyncio.to_thread(engine.view)  # this request's index version, to the end
-        cached = None if turns else engine.cached(question, top_k, view)
-        if cached is not None:  # answered before on this index version: no need to queue
-            result = {**answer_to_dict(cached), "index_version": view.version}
-            result["log_id"] = _log(engine, cached, view.version)
-            if count_tokens:
-                result["usage"] = _usage(engine.generator.count_tokens, question, cached.text)
-            run.put("token", cached.text)
-            run.put("answer", result)
-            return run
-        queue.admit()  # Busy (503) now, before anything is streamed
-
-        def on_text(piece: str) -> None:
-            if run.cancelled.is_set():
-                raise _Cancelled
-            run.put("token", piece)
-
-        def work() -> None:
-            try:
-                with queue.turn():
-                    if run.cancelled.is_set():
-                        return
-                    answer = engine.ask(question, turns, top_k, on_text=on_text, view=view)
-                    result = {**answer_to_dict(answer), "index_version": view.version}
-                    result["log_id"] = _log(engine, answer, view.version)
-                    if count_tokens:
-                        result["usage"] = _usage(engine.generator.count_tokens, question, answer.text)
-                        if answer.tokens.get("prompt_tokens"):  # the model's own counts of what it read
-                            result["usage"] = _model_usage(answer.tokens)
-                run.put("answer", result)
-            except _Cancelled:
-                pass
-            except CareerQAError as exc:
-                run.put("error", exc)
-            except Exception as exc:  # a bug: keep the traceback in the log, tell the client briefly
-                logger.exception("ask failed")
-                run.put("error", exc)
-
-        threading.Thread(target=work, name="careerqa-ask", daemon=True).start()
-        return run
-
-    def put(self, kind: str, value: Any) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.items.put_nowait, (kind, value))
-        except RuntimeError:  # the event loop is closed: the server is shutting down
-            self.cancelled.set()
-
-    async def next(self) -> tuple[str, Any]:
-        return await self.items.get()
-
-
-def _usage(count: Callable[[str], int], question: str, text: str) -> dict[str, int]:
-    prompt, completion = count(question), count(text)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def _model_usage(tokens: dict[str, int]) -> dict[str, int]:
-    prompt, completion = tokens.get("prompt_tokens", 0), tokens.get("completion_tokens", 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
 def _decode_leniently(data: bytes) -> str:
     return data.decode("utf-8", "replace")
-
-
-def _error_message(exc: Any) -> str:
-    return str(exc) if isinstance(exc, CareerQAError) else "internal error; see the server log"
-
-
-async def _chat_events(first: tuple[str, Any], run: _AskRun) -> AsyncIterator[str]:
-    """``delta`` for each piece of text, then ``citations``, then ``end`` with the whole answer."""
-    item = first
-    try:
-        while True:
-            kind, value = item
-            if kind == "token":
-                yield _sse("delta", {"text": value})
-            elif kind == "answer":
-                yield _sse("citations", {"citations": value["citations"], "answer": value["answer"]})
-                yield _sse("end", value)
-                return
-            else:
-                yield _sse("error", {"error": _error_message(value)})
-                return
-            item = await run.next()
-    finally:
-        run.cancelled.set()  # the client went away or the answer is out: stop the worker early
-
-
-async def _openai_events(first: tuple[str, Any], run: _AskRun, model: str) -> AsyncIterator[str]:
-    """OpenAI's stream: a role chunk, content chunks, the sources, a final chunk, ``[DONE]``."""
-    completion_id, created = openai_compat.new_id()
-
-    def data(payload: object) -> str:
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-    def piece(delta: dict[str, str], **extra: Any) -> str:
-        return data(openai_compat.chunk(completion_id, created, model, delta, **extra))
-
-    yield piece({"role": "assistant", "content": ""})
-    streamed, item = "", first
-    try:
-        while True:
-            kind, value = item
-            if kind == "token":
-                streamed += value
-                yield piece({"content": value})
-            elif kind == "answer":
-                usage = value.pop("usage")
-                tail = openai_compat.revision_text(streamed, value) + openai_compat.sources_text(value)
-                if tail:
-                    yield piece({"content": tail})
-                yield piece(
-                    {}, finish_reason="stop", usage=usage, citations=value["citations"], careerqa=value
-                )
-                yield "data: [DONE]\n\n"
-                return
-            else:
-                yield data(openai_compat.error_body(_error_message(value), 500))
-                return
-            item = await run.next()
-    finally:
-        run.cancelled.set()
-
-
-def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-
-
-def _sse(event: str, data: object) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _error(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -235,10 +235,12 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
-    if streamed is None:
+def _print_answer(answer: Answer, streamed: bool, revised: bool) -> None:
+    """What follows the streamed text (or, not streamed, the answer itself): the checked answer when
+    checking changed what was shown, then the sources."""
+    if not streamed:
         typer.echo(answer.text)
-    elif " ".join(streamed.split()) != " ".join(answer.text.split()):
+    elif revised:
         # Verification removed unsupported sentences or fixed citations: show what it kept.
         removed = answer.sentences_total - answer.sentences_supported
         if answer.abstained:
@@ -260,14 +262,20 @@ def _print_answer_tail(answer: Answer, streamed: str | None) -> None:
 def _ask_once(
     engine: Engine, question: str, history: list[tuple[str, str]], top_k: int | None, stream: bool
 ) -> Answer:
-    pieces: list[str] = []
+    """Answer ``question``, printing its text as it comes (with ``stream``), then the sources."""
+    from .events import Done, Revised, Text
 
-    def on_text(piece: str) -> None:
-        pieces.append(piece)
-        typer.echo(piece, nl=False)
-
-    answer = engine.ask(question, history=history, top_k=top_k, on_text=on_text if stream else None)
-    _print_answer_tail(answer, "".join(pieces) if stream else None)
+    answer, revised = None, False
+    with closing(engine.events(question, history=history, top_k=top_k)) as events:  # Ctrl-C stops the model
+        for event in events:
+            if isinstance(event, Text) and stream:
+                typer.echo(event.text, nl=False)
+            elif isinstance(event, Revised):
+                revised = True
+            elif isinstance(event, Done):
+                answer = event.answer
+    assert answer is not None  # the events end with Done
+    _print_answer(answer, stream, revised)
     return answer
 
 
@@ -324,6 +332,8 @@ def _ask_remote(remote: RemoteClient, question: str, top_k: int | None, as_json:
             payload.pop(server_only, None)
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
+    from .events import same_text
+
     pieces: list[str] = []
 
     def on_text(piece: str) -> None:
@@ -331,7 +341,9 @@ def _ask_remote(remote: RemoteClient, question: str, top_k: int | None, as_json:
         typer.echo(piece, nl=False)
 
     payload = remote.ask(question, top_k, on_text if stream else None)
-    _print_answer_tail(answer_from_dict(payload), "".join(pieces) if stream else None)
+    answer = answer_from_dict(payload)
+    # The server's event stream carries no revision: compare what it streamed with its answer.
+    _print_answer(answer, stream, revised=stream and not same_text("".join(pieces), answer.text))
 
 
 @app.command()

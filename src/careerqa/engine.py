@@ -17,12 +17,13 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from .answering import Answerer, TextCallback, Turn
+from .answering import Answerer, Turn
 from .backends import backend_for
 from .config import Settings
 from .corpus import file_hashes
 from .embedding import Embedder, load_embedder
 from .errors import CareerQAError, IndexMissing
+from .events import Done, Events, TextCallback, final_answer, replayed
 from .generation import Generator, load_generator
 from .grounding import Verifier
 from .index_store import IndexStore, read_manifest
@@ -236,18 +237,27 @@ class Engine:
         on_text: TextCallback | None = None,
         view: IndexView | None = None,
     ) -> Answer:
-        """Answer ``question`` from one index version. A question asked before, without history, on
-        the same version is answered from the cache."""
+        """The final answer of ``events`` (``on_text``, if given, gets each piece of text)."""
+        return final_answer(self.events(question, history, top_k, view), on_text)
+
+    def events(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        top_k: int | None = None,
+        view: IndexView | None = None,
+    ) -> Events:
+        """Answer ``question`` from one index version, as events (``Answerer.events``). A question
+        asked before, without history, on the same version is answered from the cache."""
         view = view or self.view()
         cached = None if history else self.cached(question, top_k, view)
         if cached is not None:
-            if on_text is not None:
-                on_text(cached.text)
-            return cached
-        answer = view.answerer.ask(question, history=history, top_k=top_k, on_text=on_text)
-        if not history:
-            view.cache.put(self._cache_key(question, top_k), answer)
-        return answer
+            yield from replayed(cached)
+            return
+        for event in view.answerer.events(question, history=history, top_k=top_k):
+            if isinstance(event, Done) and not history:
+                view.cache.put(self._cache_key(question, top_k), event.answer)
+            yield event
 
     def cached(self, question: str, top_k: int | None, view: IndexView) -> Answer | None:
         """The answer this version gave to the same question (without history), if it is cached."""

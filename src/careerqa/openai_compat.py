@@ -23,8 +23,7 @@ def new_id() -> tuple[str, int]:
 
 
 def sources_text(answer: dict[str, Any]) -> str:
-    """The trailer after the answer text: a revised answer when verification changed the streamed
-    text, then one line per cited passage."""
+    """The trailer after the answer text: one line per cited passage."""
     parts: list[str] = []
     citations = answer.get("citations") or []
     if citations:
@@ -36,12 +35,10 @@ def sources_text(answer: dict[str, Any]) -> str:
     return "\n\n" + "\n\n".join(parts) if parts else ""
 
 
-def revision_text(streamed: str, answer: dict[str, Any]) -> str:
-    """What to append when the verified answer differs from what was streamed: a client cannot
-    take back streamed text, so the checked version follows it, labelled."""
-    if " ".join(streamed.split()) == " ".join(answer["answer"].split()):
-        return ""
-    return f"\n\n(Checked against the sources, the answer is: {answer['answer']})"
+def revision_text(text: str) -> str:
+    """What to append when checking changed the streamed answer (``events.Revised``): a client
+    cannot take back streamed text, so the checked version ``text`` follows it, labelled."""
+    return f"\n\n(Checked against the sources, the answer is: {text})"
 
 
 def completion(answer: dict[str, Any], model: str, usage: dict[str, int]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """What the web service needs around an ``Engine``: one generation at a time behind a bounded queue,
-and the admin token check.
+an ask's events as the service runs it (``served_events``), and the admin token check.
 
 llama.cpp runs one context on all cores, so two answers at once would each run at half speed at best
 (and corrupt the shared KV cache at worst). ``GenerationQueue`` lets one ask run (``slots``, set by
@@ -13,13 +13,25 @@ Not handled here: routing, HTTP shapes (``api.py``).
 from __future__ import annotations
 
 import hmac
+import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .errors import CareerQAError
+from .events import Done, Event, replayed
+from .gaps import log_answer
+from .types import Answer, answer_to_dict
+
+if TYPE_CHECKING:
+    from .answering import Turn
+    from .engine import Engine
+
+logger = logging.getLogger("careerqa.api")
 
 
 class Busy(CareerQAError):
@@ -85,6 +97,76 @@ class GenerationQueue:
         self.admit()
         with self.turn():
             yield
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The last item of ``served_events``: the answer as the API sends it (``answer_to_dict`` plus
+    ``index_version``, ``log_id`` and, for OpenAI clients, ``usage``)."""
+
+    body: dict[str, Any]
+
+
+def served_events(
+    engine: Engine,
+    queue: GenerationQueue,
+    question: str,
+    turns: Sequence[Turn],
+    top_k: int | None,
+    count_tokens: bool = False,
+) -> Generator[Event | Reply, None, None]:
+    """One ask as the service runs it (blocking: iterate it in a worker thread). A cached answer
+    skips the queue; any other takes a place in it (``Busy`` at once when it is full) and holds a
+    generation slot until its events end or the iterator is closed. The answer's events, without
+    ``Done``, then its ``Reply``; the whole ask reads one index version."""
+    view = engine.view()  # this request's index version, to the end
+    cached = None if turns else engine.cached(question, top_k, view)
+    if cached is not None:  # answered before on this index version: no need to queue
+        answer = yield from _relayed(replayed(cached))
+    else:
+        queue.admit()  # Busy (503) now, before anything is streamed
+        with queue.turn():
+            answer = yield from _relayed(engine.events(question, turns, top_k, view=view))
+    body: dict[str, Any] = {**answer_to_dict(answer), "index_version": view.version}
+    body["log_id"] = _log(engine, answer, view.version)
+    if count_tokens:
+        body["usage"] = _usage(engine.generator.count_tokens, question, answer)
+    yield Reply(body)
+
+
+def _relayed(events: Iterable[Event]) -> Generator[Event, None, Answer]:
+    """Every event but ``Done``; returns the ``Done`` answer."""
+    answer = None
+    for event in events:
+        if isinstance(event, Done):
+            answer = event.answer
+        else:
+            yield event
+    if answer is None:
+        raise RuntimeError("the answer's events ended without Done")
+    return answer
+
+
+def _usage(count: Callable[[str], int], question: str, answer: Answer) -> dict[str, int]:
+    """The model's own counts of what it read and wrote; else the question's and the text's tokens
+    (an answer from the cache or the corpus's FAQ)."""
+    if answer.tokens.get("prompt_tokens"):
+        prompt, completion = answer.tokens["prompt_tokens"], answer.tokens.get("completion_tokens", 0)
+    else:
+        prompt, completion = count(question), count(answer.text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _log(engine: Engine, answer: Answer, version: str) -> str | None:
+    """Record the answer in the question log when it is on; its id, for feedback."""
+    s = engine.settings
+    if not s.log_questions:
+        return None
+    try:
+        return log_answer(s.index_dir, answer, version, s.question_log_max_bytes)
+    except OSError:
+        logger.exception("could not write the question log")
+        return None
 
 
 def check_admin(token: str | None, authorization: str | None, what: str = "reindexing") -> None:
