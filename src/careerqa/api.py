@@ -138,9 +138,9 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
             "replica": {"pid": os.getpid(), "backend": engine.backend.name},
             "index": {
                 "version": view.version,
-                "format_version": manifest.get("format_version"),
-                "built_at": manifest.get("built_at"),
-                "files": len(manifest.get("files") or {}),
+                "format_version": manifest.format_version,
+                "built_at": manifest.built_at,
+                "files": len(manifest.files),
                 "chunks": len(view.store),
             },
             "models": {"embedder": engine.embedder_name, "generator": _generator_name(engine)},
@@ -474,7 +474,7 @@ def _generator_name(engine: Engine) -> str:
 def _warm_up(engine: Engine, load_models: bool) -> None:
     try:
         if load_models:
-            engine.answerer.warm_up()  # index, embedder, generator, and the system prompt read once
+            engine.view().answerer.warm_up()  # index, embedder, generator, and the system prompt read once
         else:
             engine.view()
     except CareerQAError as exc:
