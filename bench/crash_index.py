@@ -77,13 +77,13 @@ class HashEmbedder(Embedder):
 
 def run_child(argv: list[str]) -> None:
     """`careerqa index` with the fake embedder (the child process of ``--embedder fake``)."""
-    from careerqa import cli, embedding, engine
+    from careerqa import cli, embedding, lazy_models
 
     def load(name: str, *args: Any, **kwargs: Any) -> Embedder:
         return HashEmbedder()
 
     embedding.load_embedder = load  # type: ignore[assignment]
-    engine.load_embedder = load  # type: ignore[attr-defined]
+    lazy_models.load_embedder = load  # type: ignore[attr-defined]
     os.environ["CAREERQA_EMBEDDER"] = FAKE_NAME
     cli.app(["index", *argv], prog_name="careerqa")
 

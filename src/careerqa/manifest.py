@@ -279,10 +279,21 @@ class _Reader:
         value = self.data.get(key)
         if value is None:
             return None
-        names = {f.name for f in dataclasses.fields(kind)}
-        if not isinstance(value, dict):
+        types = _PART_TYPES[kind]
+        ok = isinstance(value, dict) and all(
+            v is None or isinstance(v, types[k]) for k, v in value.items() if k in types
+        )
+        if not ok:
             raise self.corrupt(f"has no valid {key!r}")
-        try:
-            return kind(**{k: v for k, v in value.items() if k in names})
-        except TypeError as exc:
+        try:  # keys of a later careerqa are left out
+            return kind(**{k: v for k, v in value.items() if k in types})
+        except TypeError as exc:  # a field missing
             raise self.corrupt(f"has no valid {key!r}") from exc
+
+
+_NUMBER = (int, float)
+_PART_TYPES: dict[type, dict[str, Any]] = {
+    VectorIndexInfo: {"exact_below": int, "chunks": dict, "sentences": dict, "type": str, "location": str},
+    Bm25Info: {"k1": _NUMBER, "b": _NUMBER, "avg_length": _NUMBER, "corpus_avg_length": _NUMBER},
+    QdrantInfo: {"collection": str, "generation": int},
+}
