@@ -24,13 +24,11 @@ from .generation import Generator
 from .grounding import Verifier
 from .index_view import IndexHolder, IndexView, Stamp
 from .indexing import ProgressFn, SyncReport, chunking_params, sync_index
-from .lazy_models import EMBEDDER_DIMS, LazyModels
-from .manifest import Manifest, index_version
+from .lazy_models import LazyModels
+from .manifest import Manifest
 from .retrieval import Retriever
 from .shortcuts import AnswerCache, FaqMatcher, normalise_question
 from .types import Answer, Hit
-
-__all__ = ["EMBEDDER_DIMS", "Engine", "IndexView", "Stamp", "index_version"]
 
 
 class Engine:

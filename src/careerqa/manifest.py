@@ -48,10 +48,10 @@ class EmbedderInfo:
 class ChunkingParams:
     """The chunker's rules; an index chunked by other rules is chunked again (only new text embedded)."""
 
-    version: int
+    version: str  # chunking.CHUNKER_VERSION
     min_words: int
     max_words: int
-    chrome: int
+    chrome: str  # boilerplate.CHROME_VERSION
 
 
 @dataclass(frozen=True)
@@ -183,11 +183,6 @@ class Manifest:
         return _Reader(data, where, hint).manifest()
 
 
-def index_version(manifest: Manifest) -> str:
-    """A short id of one committed index (``Manifest.version``)."""
-    return manifest.version
-
-
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -257,7 +252,7 @@ class _Reader:
             and all(isinstance(c, str) for c in e["chunk_ids"])
             for e in value.values()
         )
-        if not ok:
+        if not ok or not isinstance(value, dict):
             raise self.corrupt("has malformed file entries")
         return {path: FileEntry(e["sha256"], tuple(e["chunk_ids"])) for path, e in value.items()}
 
