@@ -2,7 +2,7 @@
 
 Layout of ``index/``::
 
-    manifest.json            the commit point: format, embedder, chunking, files, chunk ids
+    manifest.json            the commit point: format, embedder, chunking, files, chunk ids (``manifest.py``)
     vectors-<digest>.faiss   IndexIDMap2(IndexFlatIP) over unit vectors (so scores are cosines)
     sentences-<digest>.faiss the same for every sentence of every chunk (``passage_sentences``)
     chunks-<digest>.jsonl    one chunk per line, sorted by chunk id
