@@ -85,7 +85,7 @@ def measure_search(engine: Engine, embedder: Any, queries: list[str], runs: int)
     in turn (so load changes hit all alike, and torch's thread count is switched once per variant,
     outside the timing); the p50/p95 reported are the medians over ``runs`` passes.
     """
-    retriever = engine.retriever
+    retriever = engine.view().retriever
     store: IndexStore = retriever.store
     cache = getattr(embedder, "_cache", {})
     threads = getattr(embedder, "_threads", torch_threads())  # all cores, as loaded

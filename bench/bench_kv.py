@@ -137,7 +137,7 @@ def main() -> None:
                 runners[name] = lambda item, cb, ask=naive.ask: ask(item.question, cb)
             else:
                 runners[name] = _runner(engine, generator, stitcher, name)
-        engine.answerer.warm_up()
+        engine.view().answerer.warm_up()
         for run in runners.values() if args.warm_up else ():  # one untimed question each: lazy parts
             run(EvalItem("warm", "What is machine learning?", True), lambda _p: None)
 

@@ -45,7 +45,7 @@ def main() -> None:
 
     settings = Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=args.index_dir)
     engine = Engine(settings)
-    retriever = engine.retriever
+    retriever = engine.view().retriever
     index = FocusIndex(c.embedding_text() for c in retriever.store.chunks.values())
     items = load_eval_set(ROOT / "eval" / "questions.jsonl", args.split)
     focus_rows = []

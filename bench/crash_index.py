@@ -77,13 +77,13 @@ class HashEmbedder(Embedder):
 
 def run_child(argv: list[str]) -> None:
     """`careerqa index` with the fake embedder (the child process of ``--embedder fake``)."""
-    from careerqa import cli, embedding, engine
+    from careerqa import cli, embedding, lazy_models
 
     def load(name: str, *args: Any, **kwargs: Any) -> Embedder:
         return HashEmbedder()
 
     embedding.load_embedder = load  # type: ignore[assignment]
-    engine.load_embedder = load  # type: ignore[attr-defined]
+    lazy_models.load_embedder = load  # type: ignore[attr-defined]
     os.environ["CAREERQA_EMBEDDER"] = FAKE_NAME
     cli.app(["index", *argv], prog_name="careerqa")
 
@@ -171,15 +171,15 @@ def check_index(
 
     store = IndexStore.load(settings.index_dir, embedder.name, embedder.dim)
     manifest = store.manifest
-    held = {rel: entry["sha256"] for rel, entry in manifest["files"].items()}
+    held = {rel: entry.sha256 for rel, entry in manifest.files.items()}
     which = next((name for name, state in allowed.items() if state == held), None)
     assert which is not None, f"the index holds a corpus state that never existed: {sorted(held)}"
-    assert manifest["chunk_ids"] == sorted(store.chunks), "manifest and chunk table disagree"
-    listed = {cid for entry in manifest["files"].values() for cid in entry["chunk_ids"]}
+    assert list(manifest.chunk_ids or ()) == sorted(store.chunks), "manifest and chunk table disagree"
+    listed = {cid for entry in manifest.files.values() for cid in entry.chunk_ids}
     assert listed == set(store.chunks), "the files' chunks are not the index's chunks"
-    for rel, entry in manifest["files"].items():
-        doc = load_document(rel, corpus.versions[entry["sha256"]])
-        for cid in entry["chunk_ids"]:
+    for rel, entry in manifest.files.items():
+        doc = load_document(rel, corpus.versions[entry.sha256])
+        for cid in entry.chunk_ids:
             chunk = store.chunks[cid]
             assert chunk.source == rel and chunk.text in doc.text, f"chunk {cid} is not in {rel}"
 

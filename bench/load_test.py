@@ -317,11 +317,10 @@ def client_loop(url: str, shared: Shared, seed: int) -> None:
 
 def load_versions(index_dir: Path, embedder: str, dim: int) -> tuple[str, set[str]]:
     """The committed index on disk: its version id and chunk ids."""
-    from careerqa.engine import index_version
     from careerqa.index_store import IndexStore
 
     store = IndexStore.load(index_dir, embedder, dim)
-    return index_version(store.manifest), set(store.chunks)
+    return store.manifest.version, set(store.chunks)
 
 
 def mutator_loop(
@@ -501,7 +500,7 @@ def _run(cfg: Config, root: Path) -> dict[str, Any]:
 def _dim(cfg: Config) -> int:
     if cfg.embedder == "fake":
         return 256
-    from careerqa.engine import EMBEDDER_DIMS
+    from careerqa.lazy_models import EMBEDDER_DIMS
 
     return EMBEDDER_DIMS["all-MiniLM-L6-v2"]
 

@@ -212,7 +212,7 @@ def test_verifier_uses_stored_passage_vectors_like_fresh_ones(settings, fake_emb
     engine = Engine(settings, embedder=fake_embedder)
     hits = engine.search("kubernetes docker khan academy", top_k=2)
     passages = {i + 1: h.chunk.text for i, h in enumerate(hits)}
-    stored = {i + 1: engine.retriever.store.sentence_vectors(h.chunk) for i, h in enumerate(hits)}
+    stored = {i + 1: engine.view().retriever.store.sentence_vectors(h.chunk) for i, h in enumerate(hits)}
     assert [len(v) for v in stored.values()] == [len(passage_sentences(t)) for t in passages.values()]
     answer = "Kubernetes schedules containers across a cluster [1]. Khan Academy has free courses [2]."
     verifier = Verifier(fake_embedder)

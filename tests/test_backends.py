@@ -134,7 +134,7 @@ def test_both_backends_rank_the_real_corpus_alike(tmp_path):
     results = {}
     for backend in BACKENDS:
         engine = engine_for(with_backend(base, backend), JitterEmbedder())
-        results[backend] = engine.retriever.search_many(questions, 5)
+        results[backend] = engine.view().retriever.search_many(questions, 5)
     same_top1 = same_top5 = same_order = 0
     for faiss_hits, qdrant_hits in zip(results["faiss"], results["qdrant"], strict=True):
         ids_f = [h.chunk.chunk_id for h in faiss_hits]
@@ -329,7 +329,7 @@ def test_doctor_checks_the_qdrant_index(tmp_path, monkeypatch):
     from careerqa import cli
 
     qsettings = with_backend(make_settings(tmp_path), "qdrant")
-    monkeypatch.setattr("careerqa.engine.EMBEDDER_DIMS", {FakeEmbedder.name: FakeEmbedder.dim})
+    monkeypatch.setattr("careerqa.lazy_models.EMBEDDER_DIMS", {FakeEmbedder.name: FakeEmbedder.dim})
     monkeypatch.setenv("CAREERQA_QDRANT_URL", qsettings.qdrant_url)
     monkeypatch.setenv("CAREERQA_EMBEDDER", FakeEmbedder.name)
     args = ["doctor", "--json", "--no-check", "--corpus", str(qsettings.corpus_dir)]

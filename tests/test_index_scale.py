@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from careerqa.index_store import IndexStore
+from careerqa.manifest import EmbedderInfo, Manifest
 from careerqa.types import Chunk
 from careerqa.vector_index import build, contents, describe, index_spec, refit
 
@@ -73,13 +74,13 @@ def test_store_switches_type_and_stays_incremental(tmp_path):
     chunks, x = make_chunks(1200), clustered(1200)
     store = IndexStore(DIM, exact_below=1000)
     store.add(chunks[:900], x[:900], x[:900])
-    manifest = store.save(tmp_path, {"embedder": {"name": "fake", "dim": DIM}})
-    assert manifest["vector_index"]["chunks"] == {"type": "flat"}
+    manifest = store.save(tmp_path, Manifest(embedder=EmbedderInfo("fake", DIM)))
+    assert manifest.vector_index is not None and manifest.vector_index.chunks == {"type": "flat"}
 
     store.add(chunks[900:], x[900:], x[900:])
     manifest = store.save(tmp_path, manifest)
     written = json.loads((tmp_path / "manifest.json").read_text())["vector_index"]
-    assert written == manifest["vector_index"]
+    assert written == manifest.to_dict()["vector_index"]
     assert written["exact_below"] == 1000
     assert written["chunks"]["type"] == written["sentences"]["type"] == "ivf_flat"
     assert written["chunks"]["nlist"] == 30 and written["chunks"]["nprobe"] >= 1
@@ -101,7 +102,7 @@ def test_store_switches_type_and_stays_incremental(tmp_path):
     # shrinking below the threshold makes it exact again
     again.exact_below = 1000
     again.remove([c.chunk_id for c in chunks[:400]])
-    assert again.save(tmp_path, again.manifest)["vector_index"]["chunks"] == {"type": "flat"}
+    assert again.save(tmp_path, again.manifest).vector_index.chunks == {"type": "flat"}
     final = IndexStore.load(tmp_path, "fake", DIM)
     assert len(final) == 800  # chunk 5 was among the first 400
     assert final.search(x[1100:1101], 1)[0][0][0] == chunks[1100].chunk_id

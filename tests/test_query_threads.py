@@ -19,7 +19,7 @@ def test_one_thread_for_a_question_and_the_same_results_as_a_batch(settings):
     one_by_one = [engine.search(q, 3) for q in QUERIES]
     assert faiss.omp_get_max_threads() == before
     assert len(QUERIES) > FEW_QUERIES  # the batch below is searched on all threads
-    batch = engine.retriever.search_many(QUERIES, 3)
+    batch = engine.view().retriever.search_many(QUERIES, 3)
     assert [[h.chunk.chunk_id for h in hits] for hits in batch] == [
         [h.chunk.chunk_id for h in hits] for hits in one_by_one
     ]

@@ -23,7 +23,7 @@ def test_misspelt_question_finds_its_passage(real_engine, question, passage):
 
 
 def test_words_the_embedder_knows_are_not_corrected(real_engine):
-    assert real_engine.retriever.prepare("best pizza topping") == "best pizza topping"
+    assert real_engine.view().retriever.prepare("best pizza topping") == "best pizza topping"
 
 
 def test_related_articles_block_is_never_found(real_engine):

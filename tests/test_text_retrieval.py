@@ -54,7 +54,7 @@ def test_the_nearest_most_frequent_word_wins():
 
 def test_retriever_finds_a_misspelt_term(settings, fake_embedder):
     engine = Engine(settings, embedder=fake_embedder)
-    assert engine.retriever.prepare("kubernets and dokker") == "kubernetes and docker"
+    assert engine.view().retriever.prepare("kubernets and dokker") == "kubernetes and docker"
     assert engine.search("kubernets", top_k=1)[0].chunk.source == "cloud.md"
 
 

@@ -222,9 +222,9 @@ def _index_facts(engine: Engine) -> dict[str, Any]:
     manifest = view.store.manifest
     return {
         "version": view.version,
-        "format_version": manifest.get("format_version"),
-        "built_at": manifest.get("built_at"),
-        "files": len(manifest.get("files") or {}),
+        "format_version": manifest.format_version,
+        "built_at": manifest.built_at,
+        "files": len(manifest.files),
         "chunks": len(view.store),
     }
 
@@ -321,7 +321,7 @@ def _generator_name(engine: Engine) -> str:
 def _warm_up(engine: Engine, load_models: bool) -> None:
     try:
         if load_models:
-            engine.answerer.warm_up()  # index, embedder, generator, and the system prompt read once
+            engine.view().answerer.warm_up()  # index, embedder, generator, and the system prompt read once
         else:
             engine.view()
     except CareerQAError as exc:

@@ -23,8 +23,9 @@ import numpy as np
 
 from .config import Settings
 from .embedding import Embedder
-from .errors import IndexMissing, IndexStale, ModelUnavailable
-from .index_store import MANIFEST, IndexStore, check_compatible, remove_orphans
+from .errors import IndexMissing, ModelUnavailable
+from .index_store import MANIFEST, IndexStore, read_manifest, remove_orphans
+from .manifest import FileEntry, Manifest
 from .retrieval import Retriever
 from .spelling import SpellingCorrector
 from .types import Hit
@@ -41,11 +42,15 @@ class Backend(ABC):
         """Changes whenever a new index version is committed (None: no index yet)."""
 
     @abstractmethod
+    def read_manifest(self) -> Manifest:
+        """The committed manifest alone (cheap: no data is read); ``IndexMissing`` when there is none."""
+
+    @abstractmethod
     def load(self, embedder_name: str, dim: int) -> Any:
         """The committed index version; ``IndexMissing`` when there is none."""
 
     @abstractmethod
-    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
+    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, FileEntry]]:
         """The store a sync changes (empty for ``full``) and the files of the manifest it starts from."""
 
     @abstractmethod
@@ -69,10 +74,13 @@ class FaissBackend(Backend):
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def read_manifest(self) -> Manifest:
+        return read_manifest(self.settings.index_dir)
+
     def load(self, embedder_name: str, dim: int) -> IndexStore:
         return IndexStore.load(self.settings.index_dir, embedder_name, dim)
 
-    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
+    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, FileEntry]]:
         from .indexing import _load_previous  # the FAISS path stays where the sync has always had it
 
         return _load_previous(self.settings, embedder_name, dim, full)
@@ -81,7 +89,8 @@ class FaissBackend(Backend):
         return Retriever(store, embedder, self.settings.candidates, self.settings.rrf_k)
 
     def clean(self, store: Any) -> None:
-        remove_orphans(self.settings.index_dir, store.manifest)
+        if store.manifest is not None:
+            remove_orphans(self.settings.index_dir, store.manifest)
 
 
 class QdrantBackend(Backend):
@@ -94,30 +103,32 @@ class QdrantBackend(Backend):
 
         return current_generation(self.settings)
 
+    def read_manifest(self) -> Manifest:
+        from .qdrant_conn import read_manifest as read_qdrant_manifest
+
+        return read_qdrant_manifest(self.settings)
+
     def load(self, embedder_name: str, dim: int) -> Any:
         from .qdrant_store import QdrantStore
 
         return QdrantStore.load(self.settings, embedder_name, dim)
 
-    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, Any]]:
-        from . import qdrant_conn, qdrant_store
+    def load_for_write(self, embedder_name: str, dim: int, full: bool) -> tuple[Any, dict[str, FileEntry]]:
+        from . import qdrant_store
 
         try:
-            manifest = qdrant_conn.read_manifest(self.settings)
+            manifest: Manifest | None = self.read_manifest()
         except IndexMissing:
-            manifest = {}
-        if full or not manifest:
+            manifest = None
+        if full or manifest is None:
             # A new data collection; the generation counts on from the committed one, if any.
-            store = qdrant_store.QdrantStore(self.settings, dim, {"qdrant": manifest.get("qdrant", {})})
+            store = qdrant_store.QdrantStore(self.settings, dim, qdrant=manifest.qdrant if manifest else None)
             store.start_write(full=True)
             return store, {}
-        check_compatible(manifest, embedder_name, dim)
+        manifest.require_embedder(embedder_name, dim)
         store = qdrant_store.QdrantStore.load(self.settings, embedder_name, dim)
         store.start_write(full=False)
-        files = manifest.get("files")
-        if not isinstance(files, dict):
-            raise IndexStale("the Qdrant manifest lists no files; run `careerqa index --full`")
-        return store, files
+        return store, manifest.files
 
     def retriever(self, store: Any, embedder: Embedder) -> Retriever:
         return QdrantRetriever(store, embedder, self.settings.candidates, self.settings.rrf_k)

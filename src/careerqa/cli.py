@@ -355,7 +355,7 @@ def chat(
     """Talk with careerqa: follow-up questions are understood in the context of the conversation."""
     with _user_errors():
         engine = _engine(corpus, index_dir)
-        engine.answerer.warm_up()  # load the index and models, and read the system prompt, before asking
+        engine.view().answerer.warm_up()  # load the index and models, read the system prompt, before asking
     typer.echo("careerqa chat — ask about AI careers. Empty line, 'exit' or Ctrl-D to leave.")
     history: list[tuple[str, str]] = []
     while True:

@@ -204,7 +204,7 @@ def _llama(settings: Settings, report: Report, model: Path | None, recheck: bool
 def _index(settings: Settings, report: Report) -> dict[str, Any]:
     from .backends import backend_for
     from .corpus import file_hashes
-    from .engine import EMBEDDER_DIMS, index_version
+    from .lazy_models import EMBEDDER_DIMS
 
     backend = backend_for(settings)  # FAISS files in the index folder, or Qdrant
     where = f"qdrant {settings.qdrant_url}" if settings.qdrant_url else str(settings.index_dir)
@@ -223,18 +223,18 @@ def _index(settings: Settings, report: Report) -> dict[str, Any]:
         return section
     section.update(
         state="ok",
-        version=index_version(manifest),
-        format_version=manifest.get("format_version"),
-        built_at=manifest.get("built_at"),
+        version=manifest.version,
+        format_version=manifest.format_version,
+        built_at=manifest.built_at,
         chunks=len(store),
-        files=len(manifest.get("files") or {}),
+        files=len(manifest.files),
     )
     try:
         current = file_hashes(settings.corpus_dir)
     except CareerQAError as exc:
         section["corpus"] = f"unreadable: {exc}"
         return section
-    known = {path: entry.get("sha256") for path, entry in (manifest.get("files") or {}).items()}
+    known = {path: entry.sha256 for path, entry in manifest.files.items()}
     changed = sorted(p for p in set(current) | set(known) if current.get(p) != known.get(p))
     section["corpus"] = (
         "in sync" if not changed else f"{len(changed)} file(s) changed since the index was built"

@@ -2,7 +2,7 @@
 
 Layout of ``index/``::
 
-    manifest.json            the commit point: format, embedder, chunking, files, chunk ids
+    manifest.json            the commit point: format, embedder, chunking, files, chunk ids (``manifest.py``)
     vectors-<digest>.faiss   IndexIDMap2(IndexFlatIP) over unit vectors (so scores are cosines)
     sentences-<digest>.faiss the same for every sentence of every chunk (``Chunk.sentence_spans``)
     chunks-<digest>.jsonl    one chunk per line, sorted by chunk id, with its sentences' spans
@@ -24,14 +24,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorrupt, IndexMissing, IndexStale
+from .errors import IndexCorrupt, IndexMissing
+from .manifest import Manifest, VectorIndexInfo
 from .types import Chunk
 from .vector_index import EXACT_BELOW, describe, refit
 
@@ -80,16 +81,14 @@ def sentence_ids(chunk: Chunk) -> list[int]:
 class IndexStore:
     """Chunks and their vectors, in memory; ``load`` and ``save`` move them to and from disk."""
 
-    def __init__(
-        self, dim: int, manifest: dict[str, Any] | None = None, exact_below: int = EXACT_BELOW
-    ) -> None:
+    def __init__(self, dim: int, manifest: Manifest | None = None, exact_below: int = EXACT_BELOW) -> None:
         import faiss
 
         self.dim = dim
         # Each FAISS index is exact below this many vectors and IVF from there on (``vector_index``);
         # the type is fitted to the count when the index is saved, so adding and removing stay cheap.
         self.exact_below = exact_below
-        self.manifest: dict[str, Any] = manifest or {}
+        self.manifest = manifest  # of the committed version this store holds (None: not saved yet)
         self.chunks: dict[str, Chunk] = {}
         self._by_fid: dict[int, str] = {}
         self._by_sentence: dict[int, str] = {}  # sentence FAISS id -> chunk id
@@ -109,23 +108,23 @@ class IndexStore:
         import faiss
 
         manifest = read_manifest(index_dir)
-        check_compatible(manifest, embedder, dim)
-        _check_manifest(manifest, index_dir / MANIFEST)
+        manifest.require_embedder(embedder, dim)
+        _check_data_files(manifest, index_dir / MANIFEST)
         store = cls(dim, manifest)
-        chunks = _read_chunk_table(index_dir / manifest["chunks_file"])
-        index = _read_faiss(faiss, index_dir / manifest["vectors_file"])
-        sentences = _read_faiss(faiss, index_dir / manifest["sentences_file"])
+        chunks = _read_chunk_table(index_dir / manifest.chunks_file)
+        index = _read_faiss(faiss, index_dir / manifest.vectors_file)
+        sentences = _read_faiss(faiss, index_dir / manifest.sentences_file)
         table_ids = sorted(c.chunk_id for c in chunks)
         if len(set(table_ids)) != len(table_ids):
-            raise _corrupt(index_dir / manifest["chunks_file"], "lists a chunk twice")
-        if manifest.get("chunk_ids", table_ids) != table_ids:
-            raise _corrupt(index_dir / MANIFEST, f"does not list the chunks of {manifest['chunks_file']}")
+            raise _corrupt(index_dir / manifest.chunks_file, "lists a chunk twice")
+        if manifest.chunk_ids is not None and list(manifest.chunk_ids) != table_ids:
+            raise _corrupt(index_dir / MANIFEST, f"does not list the chunks of {manifest.chunks_file}")
         store._faiss, store._sentences = index, sentences
         for chunk in chunks:
             store._remember(chunk)
-        _check_vectors(index, index_dir / manifest["vectors_file"], dim, set(store._by_fid), "chunks")
+        _check_vectors(index, index_dir / manifest.vectors_file, dim, set(store._by_fid), "chunks")
         _check_vectors(
-            sentences, index_dir / manifest["sentences_file"], dim, set(store._by_sentence), "sentences"
+            sentences, index_dir / manifest.sentences_file, dim, set(store._by_sentence), "sentences"
         )
         return store
 
@@ -218,8 +217,9 @@ class IndexStore:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def save(self, index_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Write the index atomically; return the manifest as written."""
+    def save(self, index_dir: Path, manifest: Manifest) -> Manifest:
+        """Write the index atomically; return the manifest as written. The store then holds that
+        version as ``load`` would read it (chunks in table order), so it can be searched at once."""
         import faiss
 
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -241,28 +241,33 @@ class IndexStore:
             _fsync_path(tmp)
             os.replace(tmp, index_dir / name)
 
-        manifest = {
-            **manifest,
-            "format_version": FORMAT_VERSION,
-            "embedder": {"name": manifest["embedder"]["name"], "dim": self.dim},
-            "chunk_count": len(ordered),
-            "vectors_file": vectors_file,
-            "sentences_file": sentences_file,
-            "chunks_file": chunks_file,
-            "vector_index": {
-                "exact_below": self.exact_below,
-                "chunks": describe(self._faiss),
-                "sentences": describe(self._sentences),
-            },
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        manifest = manifest.sealed(
+            embedder=replace(manifest.embedder, dim=self.dim),
+            chunk_count=len(ordered),
+            vectors_file=vectors_file,
+            sentences_file=sentences_file,
+            chunks_file=chunks_file,
+            vector_index=VectorIndexInfo(
+                exact_below=self.exact_below,
+                chunks=describe(self._faiss),
+                sentences=describe(self._sentences),
+            ),
+        )
+        write_manifest(index_dir, manifest)
         self.manifest = manifest
-        _remove_stale_files(index_dir, keep={vectors_file, sentences_file, chunks_file})
+        self.chunks = {c.chunk_id: c for c in ordered}  # the order ``load`` gives (ties rank alike)
+        _remove_stale_files(index_dir, keep=set(manifest.data_files))
         return manifest
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    """Commit ``manifest``: the one place ``manifest.json`` is written (atomically, by rename)."""
+    _write_atomic(index_dir / MANIFEST, manifest.to_json())
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    """The committed manifest: ``IndexMissing`` when there is none, ``IndexStale`` for another format,
+    ``IndexCorrupt`` when it cannot be read or a field is damaged."""
     path = index_dir / MANIFEST
     if not path.exists():
         leftovers = [p.name for p in index_dir.glob("*-*.*") if p.name.startswith(_DATA_PREFIXES)]
@@ -273,26 +278,10 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
             )
         raise IndexMissing(f"no index in {index_dir}: run `careerqa index` to build it")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexCorrupt(f"the index manifest {path} is unreadable ({exc}); {REBUILD_HINT}") from exc
-    if not isinstance(manifest, dict):
-        raise IndexCorrupt(f"{path} is not an index manifest; {REBUILD_HINT}")
-    return manifest
-
-
-def check_compatible(manifest: dict[str, Any], embedder: str, dim: int) -> None:
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IndexStale(
-            f"the index has format version {version}, this careerqa reads {FORMAT_VERSION}; {REBUILD_HINT}"
-        )
-    built_with = manifest.get("embedder") or {}
-    if built_with.get("name") != embedder or built_with.get("dim") != dim:
-        raise IndexStale(
-            f"the index was built with embedder {built_with.get('name')!r} ({built_with.get('dim')} dims), "
-            f"but {embedder!r} ({dim} dims) is configured; {REBUILD_HINT}"
-        )
+    return Manifest.from_dict(data, str(path))
 
 
 _DATA_PREFIXES = ("vectors-", "sentences-", "chunks-")
@@ -303,20 +292,12 @@ def _corrupt(path: Path, problem: str) -> IndexCorrupt:
     return IndexCorrupt(f"the index file {path} {problem}; {REBUILD_HINT}")
 
 
-def _check_manifest(manifest: dict[str, Any], path: Path) -> None:
-    """The fields ``load`` and the sync read: data file names inside the index folder, file entries."""
-    for key in ("vectors_file", "sentences_file", "chunks_file"):
-        name = manifest.get(key)
-        # A plain file name: a manifest cannot point the loader outside the index folder.
-        if not isinstance(name, str) or not name.startswith(_DATA_PREFIXES) or Path(name).name != name:
+def _check_data_files(manifest: Manifest, path: Path) -> None:
+    """The data file names are plain names inside the index folder (``Manifest.from_dict`` checked the
+    other fields): a manifest cannot point the loader outside it."""
+    for key, name in zip(("vectors_file", "sentences_file", "chunks_file"), manifest.data_files, strict=True):
+        if not name.startswith(_DATA_PREFIXES) or Path(name).name != name:
             raise _corrupt(path, f"has no valid {key!r}")
-    files = manifest.get("files", {})
-    ok = isinstance(files, dict) and all(
-        isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("chunk_ids"), list)
-        for e in files.values()
-    )
-    if not ok or not isinstance(manifest.get("chunk_ids", []), list):
-        raise _corrupt(path, "has malformed file entries")
 
 
 def _read_chunk_table(path: Path) -> list[Chunk]:
@@ -399,12 +380,10 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def remove_orphans(index_dir: Path, manifest: dict[str, Any]) -> None:
+def remove_orphans(index_dir: Path, manifest: Manifest) -> None:
     """Delete data and temporary files the committed ``manifest`` does not name (left by a build killed
     after its commit or during its save). Call it holding ``write_lock``."""
-    _remove_stale_files(
-        index_dir, keep={str(manifest.get(k)) for k in ("vectors_file", "sentences_file", "chunks_file")}
-    )
+    _remove_stale_files(index_dir, keep=set(manifest.data_files))
 
 
 # The names ``save`` gives its data files and its temporary files, and no others.

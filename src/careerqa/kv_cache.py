@@ -244,19 +244,17 @@ def sync_caches(
     in order until ``budget_bytes`` is spent; later ones are left to live prefill (and deleted if cached).
     """
     t0 = time.perf_counter()
-    report = KVReport(folder=str(store.folder))
     todo = list(blocks)
-    computer: BlockComputer | None = None
+    run = _CacheSync(store, prefix, system_prompt, budget_bytes, computer_factory, progress)
     if not store.folder.exists():
         if not todo:
-            return report
-        computer = computer_factory()  # before anything is written: a backend without KV writes nothing
+            return run.report
+        run.computer()  # before anything is written: a backend without KV writes nothing
     with store.lock():
         store.remove_temporary()
         present = store.keys()
-        report.wanted = len(todo)
-        report.slots = max((n for n, _c, _b in todo), default=0)
-        keep: set[str] = set()
+        run.report.wanted = len(todo)
+        run.report.slots = max((n for n, _c, _b in todo), default=0)
         # A file cut short or overwritten is computed again (a changed byte inside the data is caught by
         # its CRC when it is read, and that passage is then read live).
         missing = [
@@ -264,46 +262,91 @@ def sync_caches(
         ]
         if progress:
             progress("kv_total", sum(missing))
-        spent, slot1_bytes, slot1_count = 0, 0, 0
-        for (slot, chunk, text), is_missing in zip(todo, missing, strict=True):
-            key = block_key(prefix, text)
-            if spent >= budget_bytes or (not is_missing and spent + present[key] > budget_bytes):
-                report.over_budget += 1
-                continue
-            if not is_missing:
-                size = present[key]
-                report.present += 1
-            else:
-                if computer is None:
-                    computer = computer_factory()
-                try:
-                    tokens, blob = computer.compute(system_prompt, text)
-                except Exception as exc:  # one bad passage must not stop the others
-                    report.failed += 1
-                    report.warnings.append(f"{chunk.source} › {chunk.section} (slot {slot}): {exc}")
-                    continue
-                finally:
-                    if progress:
-                        progress("kv_computed", 1)
-                if spent + len(blob) > budget_bytes:
-                    report.over_budget += 1
-                    spent = budget_bytes
-                    continue
-                size = store.put(key, tokens, blob, {"chunk_id": chunk.chunk_id, "slot": slot})
-                report.computed += 1
-                report.tokens_computed += tokens
-            keep.add(key)
-            spent += size
-            if slot == 1:
-                slot1_bytes += size
-                slot1_count += 1
-        for key in set(present) - keep:
+        for block, is_missing in zip(todo, missing, strict=True):
+            run.take(block, None if is_missing else present[block_key(prefix, block[2])])
+        for key in set(present) - run.keep:
             store.remove(key)
-            report.removed += 1
-    report.bytes_total = sum(size for key, size in store.keys().items() if key in keep)
-    report.bytes_per_chunk = round(slot1_bytes / slot1_count, 1) if slot1_count else 0.0
-    report.seconds = round(time.perf_counter() - t0, 3)
-    return report
+            run.report.removed += 1
+    return run.finish(t0)
+
+
+class _CacheSync:
+    """One run of ``sync_caches``: the blocks kept so far, the bytes spent and the report."""
+
+    def __init__(
+        self,
+        store: KVStore,
+        prefix: str,
+        system_prompt: str,
+        budget_bytes: int,
+        computer_factory: Callable[[], BlockComputer],
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        self.store, self.prefix, self.system_prompt = store, prefix, system_prompt
+        self.budget_bytes, self.progress = budget_bytes, progress
+        self._factory = computer_factory
+        self._computer: BlockComputer | None = None
+        self.report = KVReport(folder=str(store.folder))
+        self.keep: set[str] = set()
+        self.spent = self.slot1_bytes = self.slot1_count = 0
+
+    def computer(self) -> BlockComputer:
+        if self._computer is None:
+            self._computer = self._factory()
+        return self._computer
+
+    def take(self, block: tuple[int, Chunk, str], cached_size: int | None) -> None:
+        """Keep the cache of ``block`` (``cached_size`` bytes on disk) or compute it (None), within
+        the budget."""
+        slot, _chunk, text = block
+        key = block_key(self.prefix, text)
+        if self.spent >= self.budget_bytes or (
+            cached_size is not None and self.spent + cached_size > self.budget_bytes
+        ):
+            self.report.over_budget += 1
+            return
+        if cached_size is not None:
+            size = cached_size
+            self.report.present += 1
+        else:
+            computed = self._compute(block, key)
+            if computed is None:
+                return
+            size = computed
+        self.keep.add(key)
+        self.spent += size
+        if slot == 1:
+            self.slot1_bytes += size
+            self.slot1_count += 1
+
+    def _compute(self, block: tuple[int, Chunk, str], key: str) -> int | None:
+        """Compute and write one cache; its size, or None when it failed or is over the budget."""
+        slot, chunk, text = block
+        computer = self.computer()  # a model that cannot load stops the run (not one passage's failure)
+        try:
+            tokens, blob = computer.compute(self.system_prompt, text)
+        except Exception as exc:  # one bad passage must not stop the others
+            self.report.failed += 1
+            self.report.warnings.append(f"{chunk.source} › {chunk.section} (slot {slot}): {exc}")
+            return None
+        finally:
+            if self.progress:
+                self.progress("kv_computed", 1)
+        if self.spent + len(blob) > self.budget_bytes:
+            self.report.over_budget += 1
+            self.spent = self.budget_bytes
+            return None
+        size = self.store.put(key, tokens, blob, {"chunk_id": chunk.chunk_id, "slot": slot})
+        self.report.computed += 1
+        self.report.tokens_computed += tokens
+        return size
+
+    def finish(self, t0: float) -> KVReport:
+        report = self.report
+        report.bytes_total = sum(size for key, size in self.store.keys().items() if key in self.keep)
+        report.bytes_per_chunk = round(self.slot1_bytes / self.slot1_count, 1) if self.slot1_count else 0.0
+        report.seconds = round(time.perf_counter() - t0, 3)
+        return report
 
 
 class _NoKV(Exception):
@@ -313,8 +356,9 @@ class _NoKV(Exception):
 def index_chunks(store: Any) -> list[Chunk]:
     """The index's chunks in corpus order (files by path, chunks in document order)."""
     ordered: list[Chunk] = []
-    for entry in (store.manifest.get("files") or {}).values():
-        ordered.extend(store.chunks[cid] for cid in entry.get("chunk_ids", []) if cid in store.chunks)
+    files = store.manifest.files if store.manifest is not None else {}
+    for entry in files.values():
+        ordered.extend(store.chunks[cid] for cid in entry.chunk_ids if cid in store.chunks)
     return ordered
 
 

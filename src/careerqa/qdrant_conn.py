@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import IndexCorrupt, IndexMissing, ModelUnavailable
+from .manifest import Manifest
 
 META_POINT = 1
 
@@ -90,8 +91,7 @@ def _unavailable(settings: Settings, exc: Exception) -> ModelUnavailable:
     return ModelUnavailable(f"Qdrant at {settings.qdrant_url} failed: {type(exc).__name__}: {exc}")
 
 
-
-def read_manifest(settings: Settings) -> dict[str, Any]:
+def read_manifest(settings: Settings) -> Manifest:
     client = client_for(settings)
     meta = f"{settings.qdrant_collection}-meta"
     try:
@@ -106,7 +106,7 @@ def read_manifest(settings: Settings) -> dict[str, Any]:
         raise IndexCorrupt(
             f"the manifest point of {meta} is damaged; run `careerqa index --full` to rebuild it"
         )
-    return manifest
+    return Manifest.from_dict(manifest, f"{meta} (its manifest point)")
 
 
 def current_generation(settings: Settings) -> tuple[str, int] | None:

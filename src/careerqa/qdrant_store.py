@@ -46,7 +46,8 @@ import numpy as np
 
 from .config import Settings
 from .errors import IndexCorrupt
-from .index_store import FORMAT_VERSION, check_compatible, faiss_id
+from .index_store import faiss_id
+from .manifest import Bm25Info, Manifest, QdrantInfo, VectorIndexInfo
 from .qdrant_conn import META_POINT, client_for, read_manifest
 from .retrieval import BM25, tokenize
 from .types import Chunk
@@ -91,15 +92,19 @@ def bm25_query(text: str) -> Any:
 class QdrantStore:
     """One index version in Qdrant: the same reading and changing methods as ``IndexStore``."""
 
-    def __init__(self, settings: Settings, dim: int, manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, dim: int, manifest: Manifest | None = None, qdrant: QdrantInfo | None = None
+    ) -> None:
+        """``manifest``: the committed version this store holds; ``qdrant``: where a store that holds
+        nothing yet counts its generations on from (a full rebuild)."""
         self.settings = settings
         self.client = client_for(settings)
         self.dim = dim
         self.meta = f"{settings.qdrant_collection}-meta"
-        self.manifest: dict[str, Any] = manifest or {}
-        info = self.manifest.get("qdrant") or {}
-        self.generation: int = int(info.get("generation", 0))
-        self.collection: str | None = info.get("collection")
+        self.manifest = manifest
+        info = (manifest.qdrant if manifest is not None else qdrant) or QdrantInfo()
+        self.generation: int = int(info.generation)
+        self.collection: str | None = info.collection
         self.chunks: dict[str, Chunk] = {}
         self._lengths: dict[str, int] = {}  # BM25 token count of each chunk
         self._stale: set[str] = set()
@@ -112,7 +117,7 @@ class QdrantStore:
     @classmethod
     def load(cls, settings: Settings, embedder: str, dim: int) -> QdrantStore:
         manifest = read_manifest(settings)
-        check_compatible(manifest, embedder, dim)
+        manifest.require_embedder(embedder, dim)
         store = cls(settings, dim, manifest)
         if not store.collection:
             raise IndexCorrupt(f"the Qdrant manifest in {store.meta} names no data collection")
@@ -133,7 +138,7 @@ class QdrantStore:
                 store.chunks[payload["chunk_id"]] = Chunk(**fields)
             if offset is None:
                 break
-        wanted = manifest.get("chunk_ids")
+        wanted = manifest.chunk_ids
         if wanted is not None and sorted(store.chunks) != sorted(wanted):
             raise IndexCorrupt(
                 f"the Qdrant collection {store.collection} does not hold the chunks its manifest lists "
@@ -272,7 +277,7 @@ class QdrantStore:
             self.client.upsert(self.collection, points, wait=True)
 
     def _avg_length_for_weights(self, new: list[Chunk]) -> float:
-        recorded = (self.manifest.get("bm25") or {}).get("avg_length")
+        recorded = self._recorded_avg_length()
         if recorded and not self._new_collection:
             return float(recorded)
         lengths = [len(tokenize(c.embedding_text())) for c in new] + list(self._lengths.values())
@@ -296,7 +301,11 @@ class QdrantStore:
 
     # --- committing --------------------------------------------------------------------------
 
-    def save(self, index_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    def _recorded_avg_length(self) -> float | None:
+        bm25 = self.manifest.bm25 if self.manifest is not None else None
+        return bm25.avg_length if bm25 is not None else None
+
+    def save(self, index_dir: Path, manifest: Manifest) -> Manifest:
         """Mark stale points, commit the manifest of the next generation, then delete the stale points.
         ``index_dir`` is not used (the FAISS backend's signature)."""
         from qdrant_client import models
@@ -308,24 +317,23 @@ class QdrantStore:
         for chunk in self._moved.values():  # a kept chunk of a changed file: its new span and metadata
             self.client.set_payload(self.collection, asdict(chunk), points=[faiss_id(chunk.chunk_id)])
         bm25 = self._bm25_state()
-        manifest = {
-            **manifest,
-            "format_version": FORMAT_VERSION,
-            "embedder": {"name": manifest["embedder"]["name"], "dim": self.dim},
-            "chunk_count": len(self.chunks),
-            # Where the data is, for the index version id (engine.index_version) and for people.
-            "vectors_file": f"qdrant:{self.collection}#{g}:chunk",
-            "sentences_file": f"qdrant:{self.collection}#{g}:sentences",
-            "chunks_file": f"qdrant:{self.collection}#{g}:payload",
-            "vector_index": {"type": "qdrant", "location": _describe_location(self.settings.qdrant_url)},
-            "bm25": bm25,
-            "qdrant": {"collection": self.collection, "generation": g},
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        manifest = manifest.sealed(
+            embedder=dataclasses.replace(manifest.embedder, dim=self.dim),
+            chunk_count=len(self.chunks),
+            # Where the data is, for the index version id (Manifest.version) and for people.
+            vectors_file=f"qdrant:{self.collection}#{g}:chunk",
+            sentences_file=f"qdrant:{self.collection}#{g}:sentences",
+            chunks_file=f"qdrant:{self.collection}#{g}:payload",
+            vector_index=VectorIndexInfo(
+                type="qdrant", location=_describe_location(self.settings.qdrant_url)
+            ),
+            bm25=bm25,
+            qdrant=QdrantInfo(collection=self.collection, generation=g),
+        )
         if not self.client.collection_exists(self.meta):
             vector = models.VectorParams(size=1, distance=models.Distance.DOT)
             self.client.create_collection(self.meta, vectors_config=vector)
-        payload = {"manifest": manifest, "generation": g, "collection": self.collection}
+        payload = {"manifest": manifest.to_dict(), "generation": g, "collection": self.collection}
         point = models.PointStruct(id=META_POINT, vector=[1.0], payload=payload)
         self.client.upsert(self.meta, [point], wait=True)  # the commit
         # Committed: readers of g see it now; the stale points go (readers of g-1 lose nothing they
@@ -338,18 +346,20 @@ class QdrantStore:
         self._moved.clear()
         self._drop_other_collections(keep=self.collection)
         self._new_collection = False
+        # The order ``load`` gives (points scroll by id, the chunk id's first 60 bits): ties rank alike.
+        self.chunks = {c: self.chunks[c] for c in sorted(self.chunks)}
         return manifest
 
-    def _bm25_state(self) -> dict[str, Any]:
+    def _bm25_state(self) -> Bm25Info:
         """The corpus's mean chunk length, and the one the stored weights use (rewritten on drift)."""
         lengths = list(self._lengths.values())
         exact = float(np.mean(lengths)) if lengths else 1.0
-        recorded = (self.manifest.get("bm25") or {}).get("avg_length")
+        recorded = self._recorded_avg_length()
         used = self._weights_avg if self._new_collection else recorded
         if used is None or abs(exact - used) > BM25_REWEIGHT_DRIFT * used:
             self._reweight(exact)
             used = exact
-        return {"k1": _DEFAULTS.k1, "b": _DEFAULTS.b, "avg_length": used, "corpus_avg_length": exact}
+        return Bm25Info(k1=_DEFAULTS.k1, b=_DEFAULTS.b, avg_length=used, corpus_avg_length=exact)
 
     def _reweight(self, avg: float) -> None:
         from qdrant_client import models
