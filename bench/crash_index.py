@@ -167,6 +167,7 @@ def check_index(
     from careerqa.corpus import load_document
     from careerqa.engine import Engine
     from careerqa.generation import FakeGenerator
+    from careerqa.headings import by_embedder, restore_headings
     from careerqa.index_store import IndexStore
 
     store = IndexStore.load(settings.index_dir, embedder.name, embedder.dim)
@@ -178,7 +179,8 @@ def check_index(
     listed = {cid for entry in manifest.files.values() for cid in entry.chunk_ids}
     assert listed == set(store.chunks), "the files' chunks are not the index's chunks"
     for rel, entry in manifest.files.items():
-        doc = load_document(rel, corpus.versions[entry.sha256])
+        # the document as the index chunked it: with the flattened list titles put back (headings.py)
+        doc = restore_headings(load_document(rel, corpus.versions[entry.sha256]), by_embedder(embedder))
         for cid in entry.chunk_ids:
             chunk = store.chunks[cid]
             assert chunk.source == rel and chunk.text in doc.text, f"chunk {cid} is not in {rel}"

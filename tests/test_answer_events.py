@@ -96,7 +96,7 @@ def test_ask_is_the_done_answer_and_on_text_gets_the_pieces(settings, fake_embed
 
 @pytest.mark.parametrize("question", ["", "   ", "x" * 1001])
 def test_bad_input_is_raised_by_the_first_step(settings, fake_embedder, question):
-    events = _engine(settings, fake_embedder, []).answerer.events(question)
+    events = _engine(settings, fake_embedder, []).view().answerer.events(question)
     with pytest.raises(BadInput):
         next(events)
 

@@ -157,9 +157,11 @@ def test_both_backends_rank_the_real_corpus_alike(tmp_path):
     assert n > 100
     # Measured: 128 / 127 / 119 of 128 with the old tokenizer; 127 / 127 / 122 with Snowball stems and
     # spelling correction (issue 14): the one other best passage is a near tie of fused scores
-    # (0.04609 vs 0.04615) on the prompt-injection question.
+    # (0.04609 vs 0.04615) on the prompt-injection question. 126 / 127 / 120 with the list titles put
+    # back before their paragraphs (headings.py): one more near tie of fused scores (0.04712 vs 0.04707,
+    # "which lib for crunching arrays n matrices in python").
     counts = (same_top1, same_top5, same_order)
-    assert same_top1 >= n - 1 and same_top5 >= n - 2 and same_order >= 0.9 * n, counts
+    assert same_top1 >= n - 2 and same_top5 >= n - 2 and same_order >= 0.9 * n, counts
 
 
 def test_a_held_view_keeps_its_version_while_a_sync_commits_another(bsettings):

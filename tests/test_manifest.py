@@ -15,7 +15,7 @@ from careerqa.manifest import ChunkingParams, EmbedderInfo, FileEntry, Manifest,
 # manifest.json as careerqa has written it since format 3 (FAISS), key for key.
 FAISS_JSON = {
     "embedder": {"name": "all-MiniLM-L6-v2", "dim": 384},
-    "chunking": {"version": "1", "min_words": 40, "max_words": 220, "chrome": "1"},
+    "chunking": {"version": "1", "min_words": 40, "max_words": 220, "chrome": "1", "headings": "1"},
     "files": {
         "a.md": {"sha256": "aa" * 32, "chunk_ids": ["c2", "c1"]},
         "b.pdf": {"sha256": "bb" * 32, "chunk_ids": []},
@@ -57,7 +57,9 @@ def test_typed_parts():
     manifest = Manifest.from_dict(copy.deepcopy(QDRANT_JSON), "meta")
     assert manifest.qdrant == QdrantInfo("careerqa-data-1", 4)
     assert manifest.bm25 is not None and manifest.bm25.avg_length == 61.5
-    assert manifest.chunking == ChunkingParams(version="1", min_words=40, max_words=220, chrome="1")
+    assert manifest.chunking == ChunkingParams(
+        version="1", min_words=40, max_words=220, chrome="1", headings="1"
+    )
     assert manifest.vector_index is not None and manifest.vector_index.type == "qdrant"
 
 
