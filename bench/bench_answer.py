@@ -23,7 +23,7 @@ import numpy as np
 from careerqa.config import Settings
 from careerqa.embedding import load_embedder
 from careerqa.engine import Engine
-from careerqa.evaluation import load_eval_set
+from careerqa.evals.scoring import load_eval_set
 from careerqa.generation import load_generator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ Questions: answerable, non-follow-up items of the held-out ``test`` split of eva
 taken in file order, interleaved so every pipeline sees the same machine load. The answer cache is off
 (every answer is computed). TTFT is the time from the call to the first text shown to the user.
 Grounding is scored afterwards with the eval's metrics: key-fact recall, the gold evidence among the
-cited passages, and ALCE citation recall / precision judged by the local LLM (``careerqa.judge``).
+cited passages, and ALCE citation recall / precision judged by the local LLM (``careerqa.evals.judge``).
 
     python bench/bench_latency.py [--questions 12] [--pipelines naive,careerqa,...] [--no-judge]
 
@@ -44,8 +44,8 @@ from careerqa.citations import MARKER  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
 from careerqa.corpus import load_corpus  # noqa: E402
 from careerqa.engine import Engine  # noqa: E402
-from careerqa.evaluation import EvalItem, citation_checks, facts_found, load_eval_set  # noqa: E402
-from careerqa.judge import Judge  # noqa: E402
+from careerqa.evals.judge import Judge  # noqa: E402
+from careerqa.evals.scoring import EvalItem, citation_checks, facts_found, load_eval_set  # noqa: E402
 from careerqa.types import Answer, Chunk, Citation, Hit  # noqa: E402
 
 NAIVE_CHUNK_CHARS = 1000

@@ -39,7 +39,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
 from careerqa.embedding import Embedder, SentenceTransformerEmbedder, load_embedder  # noqa: E402
-from careerqa.evaluation import load_eval_set, retrieval_query, run_eval  # noqa: E402
+from careerqa.evals.scoring import load_eval_set, retrieval_query, run_eval  # noqa: E402
 from careerqa.index_store import IndexStore  # noqa: E402
 from careerqa.indexing import sync_index  # noqa: E402
 from careerqa.onnx_embedding import OnnxEmbedder, ensure_onnx, model_dir, tokenize_ids  # noqa: E402

@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from careerqa.evaluation import load_eval_set  # noqa: E402
+from careerqa.evals.scoring import load_eval_set  # noqa: E402
 
 SEARCHES = [
     "which cloud platforms should I learn",

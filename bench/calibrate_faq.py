@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine import Engine  # noqa: E402
-from careerqa.evaluation import facts_found, load_eval_set  # noqa: E402
+from careerqa.evals.scoring import facts_found, load_eval_set  # noqa: E402
 from careerqa.shortcuts import FaqMatcher, faq_answer  # noqa: E402
 
 

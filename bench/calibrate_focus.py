@@ -27,7 +27,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine import Engine  # noqa: E402
-from careerqa.evaluation import load_eval_set, retrieval_query  # noqa: E402
+from careerqa.evals.scoring import load_eval_set, retrieval_query  # noqa: E402
 from careerqa.focus import FocusIndex  # noqa: E402
 from careerqa.grounding import split_sentences  # noqa: E402
 from careerqa.relevance import sentence_relevance  # noqa: E402

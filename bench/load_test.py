@@ -2,7 +2,7 @@
 changes and /reindex runs again and again. Nothing may fail but documented back-pressure, and no
 response may mix two index versions.
 
-The server is ``careerqa.api`` under uvicorn in a subprocess (so its memory is measured alone), over a
+The server is ``careerqa.web.app`` under uvicorn in a subprocess (so its memory is measured alone), over a
 copy of the shipped corpus in a temporary folder. By default its models are stand-ins: a hashed
 bag-of-words embedder and a generator that streams a fixed cited answer over 0.5-2 s (the real LLM
 answers one question per tens of seconds on these CPUs; this measures the server, not the model).
@@ -83,12 +83,12 @@ class Config:
 def _serve(spec: dict[str, Any]) -> None:
     import uvicorn
 
-    from careerqa.api import create_app
     from careerqa.config import Settings
     from careerqa.embedding import Embedder
     from careerqa.engine import Engine, IndexView
     from careerqa.generation import Generator
     from careerqa.retrieval import tokenize
+    from careerqa.web.app import create_app
 
     class HashEmbedder(Embedder):
         """Stemmed words hashed into buckets: texts that share words get similar vectors."""

@@ -11,7 +11,7 @@ not change, and only the new prompts (a retry, a different passage) reach the mo
     python bench/replay_answers.py --split dev --replay-only   # never load the model; misses count
 
 Writes ``--out`` (default bench/results/replay-<split>.json): the summary and per-category rows of
-``careerqa.evaluation`` (key facts, abstention, false abstention, form checks) without the LLM judge
+``careerqa.evals.scoring`` (key facts, abstention, false abstention, form checks) without the LLM judge
 (run ``careerqa eval run`` for citation scores), and every record. ``--recordings`` defaults to
 ~/.cache/careerqa/replay/<generator>.jsonl (outside the repository).
 """
@@ -34,7 +34,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine import Engine  # noqa: E402
-from careerqa.evaluation import by_category, load_eval_set, run_eval, summarize  # noqa: E402
+from careerqa.evals.scoring import by_category, load_eval_set, run_eval, summarize  # noqa: E402
 from careerqa.generation import Generator, load_generator  # noqa: E402
 
 
@@ -166,8 +166,12 @@ def main() -> None:
         records.extend(result["records"])
         done.append(item.id)
         rec = result["records"][0]
-        print(f"{item.id} {rec['answer']['latency_ms'] / 1000:.1f}s abstained={rec['answer']['abstained']} "
-              f"{rec['answer']['answer'][:100]!r}", file=sys.stderr, flush=True)
+        print(
+            f"{item.id} {rec['answer']['latency_ms'] / 1000:.1f}s abstained={rec['answer']['abstained']} "
+            f"{rec['answer']['answer'][:100]!r}",
+            file=sys.stderr,
+            flush=True,
+        )
     out = args.out or ROOT / "bench" / "results" / f"replay-{args.split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {

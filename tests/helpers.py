@@ -15,10 +15,10 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from careerqa.api import get_engine
 from careerqa.config import Settings
 from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator, Generator
+from careerqa.web.app import get_engine
 
 from .conftest import FakeEmbedder, make_settings
 

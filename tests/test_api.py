@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import careerqa.api as api
+import careerqa.web.app as api
 from careerqa.answering import ABSTAIN_TEXT, REWRITE_PROMPT
-from careerqa.api import create_app, get_engine
 from careerqa.config import Settings
 from careerqa.engine import Engine
 from careerqa.errors import ModelUnavailable
 from careerqa.generation import FakeGenerator, Generator
+from careerqa.web.app import create_app, get_engine
 
 from .conftest import FakeEmbedder, make_settings
 from .helpers import (
@@ -360,7 +360,7 @@ def test_engine_is_built_at_startup_not_before(tmp_path, monkeypatch):
 
 def test_importing_the_api_loads_no_model_library():
     code = (
-        "import sys, careerqa.api; print(sorted(m for m in sys.modules if m in "
+        "import sys, careerqa.web.app; print(sorted(m for m in sys.modules if m in "
         "{'torch','faiss','sentence_transformers','llama_cpp','transformers'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

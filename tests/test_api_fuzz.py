@@ -21,10 +21,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
 
-from careerqa.api import create_app
 from careerqa.config import Settings
 from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
+from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings
 from .helpers import ANSWER, TOKEN, live_server

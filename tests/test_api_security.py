@@ -21,11 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 import careerqa.cli as cli
-from careerqa.api import create_app
-from careerqa.api_schemas import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, MAX_QUESTION_CHARS
 from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
-from careerqa.service import Forbidden, Unauthorized, check_admin
+from careerqa.web.app import create_app
+from careerqa.web.schemas import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, MAX_QUESTION_CHARS
+from careerqa.web.service import Forbidden, Unauthorized, check_admin
 
 from .conftest import FakeEmbedder, make_settings
 from .helpers import ANSWER, QUESTION, TOKEN, live_server

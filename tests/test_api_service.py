@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from careerqa.api import create_app
 from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
+from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings
 from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server, sse_events, use_generator

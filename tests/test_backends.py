@@ -17,13 +17,13 @@ import httpx
 import numpy as np
 import pytest
 
-from careerqa.api import create_app
 from careerqa.config import Settings
 from careerqa.engine import Engine
 from careerqa.errors import IndexStale, ModelUnavailable
 from careerqa.generation import FakeGenerator
 from careerqa.indexing import sync_index
 from careerqa.types import hit_to_dict
+from careerqa.web.app import create_app
 
 from .conftest import REPO, FakeEmbedder, make_settings
 from .helpers import live_server

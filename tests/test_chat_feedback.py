@@ -10,10 +10,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from careerqa.api import create_app
 from careerqa.engine import Engine
 from careerqa.gaps import read_log
 from careerqa.generation import FakeGenerator
+from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder
 from .helpers import ANSWER, QUESTION, Scripted, live_server, make_settings

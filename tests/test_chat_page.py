@@ -19,10 +19,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from careerqa.answering import ABSTAIN_TEXT, REWRITE_PROMPT
-from careerqa.api import create_app, get_engine
 from careerqa.engine import Engine
 from careerqa.errors import ModelUnavailable
 from careerqa.generation import FakeGenerator
+from careerqa.web.app import create_app, get_engine
 
 from .conftest import FakeEmbedder
 from .helpers import (

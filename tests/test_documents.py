@@ -11,13 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 import careerqa.cli as cli
-from careerqa.api import create_app
 from careerqa.chunking import chunk_document
 from careerqa.corpus import load_corpus, load_document
 from careerqa.engine import Engine
 from careerqa.errors import IndexStale
 from careerqa.generation import FakeGenerator
 from careerqa.index_store import FORMAT_VERSION, IndexStore
+from careerqa.web.app import create_app
 
 from . import docfixtures as fx
 from .conftest import FakeEmbedder, make_settings

@@ -10,9 +10,9 @@ import pytest
 from careerqa.config import Settings
 from careerqa.corpus import load_corpus
 from careerqa.errors import BadInput
-from careerqa.eval_gate import DEFAULT_GATE, GateCheck, check_gate, gate_failures
-from careerqa.eval_report import NO_CHART, format_table, write_report
-from careerqa.evaluation import (
+from careerqa.evals.gate import DEFAULT_GATE, GateCheck, check_gate, gate_failures
+from careerqa.evals.report import NO_CHART, format_table, write_report
+from careerqa.evals.scoring import (
     EvalItem,
     Selection,
     citation_checks,

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 import careerqa.cli as cli
 from careerqa.engine import Engine
+from careerqa.evals.judge import JUDGE_PROMPT
 from careerqa.generation import FakeGenerator
-from careerqa.judge import JUDGE_PROMPT
 
 from .conftest import FakeEmbedder
 

@@ -154,7 +154,7 @@ def test_answer_around_a_missing_focus_term_is_refused(tmp_path, fake_embedder):
 
 
 def test_failure_kinds_tag_each_way_an_answer_goes_wrong():
-    from careerqa.failures import failure_counts, failure_kinds
+    from careerqa.evals.failures import failure_counts, failure_kinds
 
     def record(answerable=True, abstained=False, reason=None, facts=1.0, hit=True, **form):
         answer = {"abstained": abstained, "abstain_reason": reason, "key_fact_recall": facts, "form": form}

@@ -16,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 import careerqa.cli as cli
-from careerqa.api import create_app
 from careerqa.engine import Engine
 from careerqa.errors import BadInput
 from careerqa.gaps import (
@@ -31,6 +30,7 @@ from careerqa.gaps import (
 )
 from careerqa.generation import FakeGenerator
 from careerqa.types import Answer
+from careerqa.web.app import create_app
 
 from .conftest import REPO, FakeEmbedder, make_settings
 from .helpers import QUESTION, live_server

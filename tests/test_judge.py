@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from careerqa.evals.judge import (
+    JUDGE_PROMPT,
+    Judge,
+    JudgePair,
+    judge_agreement,
+    load_judge_pairs,
+    parse_verdict,
+)
 from careerqa.generation import FakeGenerator
-from careerqa.judge import JUDGE_PROMPT, Judge, JudgePair, judge_agreement, load_judge_pairs, parse_verdict
 
 from .conftest import REPO
 

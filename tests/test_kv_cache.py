@@ -263,7 +263,7 @@ class CountingGenerator(FakeGenerator):
 def test_openai_usage_is_the_models_own_count_and_short_answers_stream_before_the_end(tmp_path):
     import httpx
 
-    from careerqa.api import create_app
+    from careerqa.web.app import create_app
 
     from .helpers import live_server
 

@@ -124,4 +124,3 @@ def test_prompt_lookup_decoding_keeps_the_greedy_answer(setup):
     finally:
         stitcher.lookup = 0
     assert drafted == plain and stitcher.last["accepted"] > 0, (plain, drafted, stitcher.last)
-

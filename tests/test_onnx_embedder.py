@@ -15,7 +15,7 @@ import careerqa.onnx_embedding as ox
 from careerqa.config import Settings
 from careerqa.embedding import load_embedder
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.evaluation import load_eval_set, retrieval_query
+from careerqa.evals.scoring import load_eval_set, retrieval_query
 from careerqa.index_store import IndexStore
 from careerqa.indexing import sync_index
 from careerqa.retrieval import Retriever

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from careerqa.evaluation import load_eval_set, retrieval_query
+from careerqa.evals.scoring import load_eval_set, retrieval_query
 
 from .conftest import REPO
 

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import careerqa.cli as cli
-from careerqa.api import create_app
 from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
+from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings
 from .helpers import LONG_ANSWER, QUESTION, live_server

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from careerqa.api import create_app
 from careerqa.engine import Engine
 from careerqa.generation import FakeGenerator
+from careerqa.web.app import create_app
 
 from .conftest import DOCS, FakeEmbedder, make_settings
 from .fake_openai import FakeOpenAI

@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 
 import careerqa.cli as cli
 import careerqa.watch as watch_module
-from careerqa.api import create_app
 from careerqa.config import Settings
 from careerqa.engine import Engine
 from careerqa.errors import CareerQAError
 from careerqa.generation import FakeGenerator
 from careerqa.indexing import SyncReport
 from careerqa.watch import is_document_change, sync_line, watch_corpus
+from careerqa.web.app import create_app
 
 from . import docfixtures as fx
 from .conftest import REPO, FakeEmbedder, make_settings
@@ -236,8 +236,10 @@ def test_real_index_watch_then_search_finds_pages(tmp_path):
         fx.guide_pdf(corpus / "guide.pdf")
         fx.handbook_docx(corpus / "handbook.docx")
         wait_for(
-            lambda: any({"guide.pdf", "handbook.docx"} <= set(r["files_added"]) for r in lines)
-            or {"guide.pdf", "handbook.docx"} <= {f for r in lines for f in r["files_added"]},
+            lambda: (
+                any({"guide.pdf", "handbook.docx"} <= set(r["files_added"]) for r in lines)
+                or {"guide.pdf", "handbook.docx"} <= {f for r in lines for f in r["files_added"]}
+            ),
             "the sync of the dropped files",
             timeout=120,
         )

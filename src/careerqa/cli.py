@@ -393,9 +393,9 @@ def serve(
     Set CAREERQA_ADMIN_TOKEN to allow POST /reindex; CAREERQA_LOG_QUESTIONS=1 for `careerqa gaps`."""
     import uvicorn
 
-    from .api import create_app
     from .config import Settings
     from .generation import check_generator
+    from .web.app import create_app
 
     with _user_errors():
         settings = Settings.from_env(corpus_dir=corpus, index_dir=index_dir)

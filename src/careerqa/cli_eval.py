@@ -22,8 +22,8 @@ import typer
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from .eval_gate import GateCheck
-    from .evaluation import Selection
+    from .evals.gate import GateCheck
+    from .evals.scoring import Selection
 
 
 class Split(StrEnum):
@@ -87,7 +87,7 @@ DEFAULT_PAIRS = Path("eval/judge_pairs.jsonl")
 
 
 def _selection(eval_set: Path, split: Split, limit: int | None, sample: int | None) -> Selection:
-    from .evaluation import Selection
+    from .evals.scoring import Selection
 
     return Selection(eval_set, split.value, limit, sample)
 
@@ -156,10 +156,10 @@ def _scored_run(
     import shlex
 
     from . import cli  # at call time: cli.py imports this module, and tests replace cli._engine
-    from .eval_gate import DEFAULT_GATE, GateCheck, check_gate
-    from .eval_report import build_report, write_report
-    from .evaluation import run_eval
-    from .judge import Judge, judge_agreement, load_judge_pairs
+    from .evals.gate import DEFAULT_GATE, GateCheck, check_gate
+    from .evals.judge import Judge, judge_agreement, load_judge_pairs
+    from .evals.report import build_report, write_report
+    from .evals.scoring import run_eval
 
     with cli._user_errors():
         items = selection.items()
@@ -202,7 +202,7 @@ def _show_record(record: dict[str, Any]) -> None:
 
 def _print_run(report: dict[str, Any], files: list[Path], verdict: GateCheck, as_json: bool) -> None:
     """The scores (table or JSON), where the report went, and the gate's verdict: exit 1 if it failed."""
-    from .eval_report import NO_CHART, format_table
+    from .evals.report import NO_CHART, format_table
 
     if as_json:
         shown = {k: report[k] for k in ("meta", "judge", "summary", "by_category") if k in report}
@@ -231,7 +231,7 @@ def calibrate(
     """Suggest the retrieval abstention threshold (min_dense_score) from the best passage cosines of
     the answerable and off-topic questions. No language model is loaded."""
     from . import cli  # at call time: cli.py imports this module, and tests replace cli._engine
-    from .evaluation import calibrate as suggest_threshold
+    from .evals.scoring import calibrate as suggest_threshold
 
     with cli._user_errors():
         items = _selection(eval_set, split, limit, sample).items()
@@ -249,8 +249,8 @@ def calibrate(
 def judge_agreement(judge_pairs: PairsOpt = DEFAULT_PAIRS, as_json: JsonOpt = False) -> None:
     """Measure the support judge (the language model asked yes/no) against hand-labelled pairs."""
     from . import cli  # at call time: cli.py imports this module, and tests replace cli._engine
-    from .judge import Judge, load_judge_pairs
-    from .judge import judge_agreement as measure
+    from .evals.judge import Judge, load_judge_pairs
+    from .evals.judge import judge_agreement as measure
 
     with cli._user_errors():
         pairs = load_judge_pairs(judge_pairs)

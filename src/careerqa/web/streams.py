@@ -18,12 +18,12 @@ from typing import Any
 import anyio
 from fastapi.responses import StreamingResponse
 
+from ..errors import CareerQAError
+from ..events import Event, Retrieved, Revised, Text
 from . import openai_compat
-from .errors import CareerQAError
-from .events import Event, Retrieved, Revised, Text
 from .service import Reply
 
-logger = logging.getLogger("careerqa.api")
+logger = logging.getLogger("careerqa.web.app")
 Served = Event | Reply  # what ``served_events`` yields
 
 

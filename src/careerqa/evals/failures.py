@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .form import MAX_COPIED, has_markup, is_copy, marker_in_open_bracket
-from .grounding import split_sentences
-from .types import Answer
+from ..form import MAX_COPIED, has_markup, is_copy, marker_in_open_bracket
+from ..grounding import split_sentences
+from ..types import Answer
 
 FAILURE_KINDS = (
     "retrieval-miss",

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .answering import MAX_QUESTION_CHARS, Turn
+from ..answering import MAX_QUESTION_CHARS, Turn
 
 MAX_BODY_BYTES = 64 * 1024  # a larger request body is refused with 413 before it is parsed
 MAX_HISTORY_MESSAGES = 20  # ten question/answer turns

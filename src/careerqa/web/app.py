@@ -35,19 +35,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..config import Settings
+from ..engine import Engine
+from ..errors import CareerQAError
+from ..gaps import log_feedback
+from ..indexing import SyncReport
+from ..types import hit_to_dict
 from . import openai_compat
-from .api_docs import docs_page
-from .api_schemas import MAX_BODY_BYTES, ChatRequest, FeedbackRequest, OpenAIChatRequest, SearchRequest
-from .api_streams import chat_events, event_stream, first_shown, openai_events, whole_reply
-from .config import Settings
-from .engine import Engine
-from .errors import CareerQAError
-from .gaps import log_feedback
-from .indexing import SyncReport
+from .docs import docs_page
+from .schemas import MAX_BODY_BYTES, ChatRequest, FeedbackRequest, OpenAIChatRequest, SearchRequest
 from .service import Busy, GenerationQueue, check_admin, served_events
-from .types import hit_to_dict
+from .streams import chat_events, event_stream, first_shown, openai_events, whole_reply
 
-logger = logging.getLogger("careerqa.api")
+logger = logging.getLogger("careerqa.web.app")
 
 
 def get_engine(request: Request) -> Engine:
@@ -235,7 +235,7 @@ class FeedbackOff(CareerQAError):
 
 def _start_watcher(engine: Engine, lock: threading.Lock, stop: threading.Event) -> threading.Thread:
     """``serve --watch``: sync in a thread after every change; requests swap to each new version."""
-    from .watch import sync_line, watch_corpus
+    from ..watch import sync_line, watch_corpus
 
     def sync() -> SyncReport:
         with lock:  # never at the same time as POST /reindex
@@ -310,7 +310,7 @@ def _error(
 def _generator_name(engine: Engine) -> str:
     """The configured model, or the remote server's model and URL when generation is remote."""
     if engine.settings.generator_url:
-        from .remote_generator import chat_completions_url
+        from ..remote_generator import chat_completions_url
 
         return f"{engine.settings.generator_model or engine.settings.generator} @ " + chat_completions_url(
             engine.settings.generator_url
@@ -342,7 +342,7 @@ _DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; fra
 
 def _chat_page() -> tuple[str, str]:
     """The page, and a Content-Security-Policy that allows its one inline script and nothing remote."""
-    page = resources.files("careerqa").joinpath("static/chat.html").read_text(encoding="utf-8")
+    page = resources.files("careerqa.web").joinpath("static/chat.html").read_text(encoding="utf-8")
     scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(s.encode('utf-8')).digest()).decode()}'" for s in scripts

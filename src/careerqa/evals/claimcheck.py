@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 
-from .chunking import is_title_like
-from .citations import MARKER
-from .grounding import split_sentences
-from .tokens import STOPWORDS, stem, tokenize
+from ..chunking import is_title_like
+from ..citations import MARKER
+from ..grounding import split_sentences
+from ..tokens import STOPWORDS, stem, tokenize
 
 MIN_LOCAL_COVERAGE = 0.63  # between the highest hard negative (0.60) and the lowest supported claim (0.67)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput
-from .evaluation import Selection
+from ..errors import BadInput
+from .scoring import Selection
 
 DEFAULT_GATE = Path("eval/gate.json")
 

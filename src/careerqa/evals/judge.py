@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .citations import MARKER
+from ..citations import MARKER
+from ..errors import BadInput
+from ..generation import Generator
 from .claimcheck import lexical_verdict
-from .errors import BadInput
-from .generation import Generator
 
 JUDGE_PROMPT = """You check facts. You are given a passage and a claim. Decide whether the passage \
 supports the claim.

@@ -22,16 +22,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import CareerQAError
-from .events import Done, Event, replayed
-from .gaps import log_answer
-from .types import Answer, answer_to_dict
+from ..errors import CareerQAError
+from ..events import Done, Event, replayed
+from ..gaps import log_answer
+from ..types import Answer, answer_to_dict
 
 if TYPE_CHECKING:
-    from .answering import Turn
-    from .engine import Engine
+    from ..answering import Turn
+    from ..engine import Engine
 
-logger = logging.getLogger("careerqa.api")
+logger = logging.getLogger("careerqa.web.app")
 
 
 class Busy(CareerQAError):

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .evaluation import ANSWER_METRICS, RETRIEVAL_METRICS, EvalItem, Selection, retrieval_query
 from .failures import failure_kinds
+from .scoring import ANSWER_METRICS, RETRIEVAL_METRICS, EvalItem, Selection, retrieval_query
 
 LATENCY_METRICS = ("latency_ms_p50", "latency_ms_p95")
 # Per-category chart: the metrics that mean something for answerable and unanswerable categories.
