@@ -53,7 +53,8 @@ def test_a_text_that_checking_changes_is_revised(settings, fake_embedder):
 
 def test_a_shown_answer_that_verification_rejects_is_revised_to_the_abstention(settings, fake_embedder):
     reply = "Bananas are yellow and grow on tall plants in warm tropical countries around the world [1]."
-    events = list(_engine(settings, fake_embedder, [reply]).events("maths courses"))
+    # the retry with the closest passage alone is unsupported too
+    events = list(_engine(settings, fake_embedder, [reply, reply]).events("maths courses"))
     assert _shown(events).startswith("Bananas") and ABSTAIN_TEXT not in _shown(events)
     assert events[-2] == Revised(ABSTAIN_TEXT)
     answer = events[-1].answer
@@ -162,3 +163,14 @@ def test_a_refusal_after_shown_text_is_judged_as_when_nobody_watches(settings, f
     streamed = events[-1].answer
     unwatched = _engine(settings, fake_embedder, lambda messages: refusal).ask("maths courses")
     assert streamed.abstain_reason == unwatched.abstain_reason and streamed.abstain_reason.startswith("model")
+
+
+def test_an_unsupported_draft_is_answered_again_from_the_closest_passage(settings, fake_embedder):
+    unsupported = "Bananas are yellow and grow on tall plants in warm countries around the world [1]."
+    generator = FakeGenerator([unsupported, ANSWER])
+    engine = Engine(settings, embedder=fake_embedder, generator=generator)
+    answer = engine.ask("free maths courses khan academy")
+    assert not answer.abstained, answer.abstain_reason
+    assert "Khan Academy" in answer.text and answer.citations
+    assert len(generator.calls) == 2
+    assert generator.calls[1][-1]["content"].count("<passage ") == 1  # the retry shows one passage

@@ -12,16 +12,17 @@ def test_rows_name_their_columns():
     text = linearize_tables(SEED_TABLE)
     assert text.splitlines() == [
         "These two frameworks are the dominant tools:",
-        "Developed By: TensorFlow: Google Brain; PyTorch: Facebook AI Research (FAIR).",
-        "Computational Graph: TensorFlow: Static (defined before running); "
-        "PyTorch: Dynamic (defined on the fly).",
+        "TensorFlow — Developed By: Google Brain.",
+        "PyTorch — Developed By: Facebook AI Research (FAIR).",
+        "TensorFlow — Computational Graph: Static (defined before running).",
+        "PyTorch — Computational Graph: Dynamic (defined on the fly).",
         "Data Expertise follows.",
     ]
 
 
 def test_markdown_table_with_outer_pipes_and_alignment():
     text = "| Name | Use |\n|:---|---:|\n| Torch | Deep learning |\n| | empty label |"
-    assert linearize_tables(text) == "Torch: Use: Deep learning.\nUse: empty label."
+    assert linearize_tables(text) == "Use — Torch: Deep learning.\nUse: empty label."
 
 
 def test_not_a_table_is_left_alone():
@@ -36,4 +37,4 @@ def test_not_a_table_is_left_alone():
 
 def test_rows_after_a_mismatched_row_are_kept_verbatim():
     text = "A | B\n---|---\nr1 | x\nbad | row | extra\nr2 | y"
-    assert linearize_tables(text) == "r1: B: x.\nbad | row | extra\nr2 | y"
+    assert linearize_tables(text) == "B — r1: x.\nbad | row | extra\nr2 | y"

@@ -251,8 +251,10 @@ class Answerer:
         relevance.py, form.py); else once more with the closest passage, or an abstention."""
         checked = run.timed("verify", self._verify, draft.text, draft.order, used)
         total = len(checked.checks)
-        if not checked.kept:
-            return run.abstained(NOTHING_SUPPORTED, total)
+        alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
+        if not checked.kept:  # nothing the passages support: once more with the closest passage
+            retried = run.timed("retry", self._retry, run.standalone, focus, run.hits, alone)
+            return run.abstained(NOTHING_SUPPORTED, total) if retried is None else retried
         if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text):
             return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = self._shape(run.standalone, focus, checked.kept, checked.by_display)
@@ -260,7 +262,6 @@ class Answerer:
             return replace(checked, kept=shaped)
         # Off target: once more with the passage closest to the question (the same passage alone is
         # a new prompt when the first one held several).
-        alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
         retried = run.timed("retry", self._retry, run.standalone, focus, run.hits, alone)
         return run.abstained(OFF_TARGET, total) if retried is None else retried
 
@@ -294,7 +295,8 @@ class Answerer:
     ) -> list[str] | None:
         """The kept sentences that are about the question, at most ``max_answer_sentences`` and at most
         two verbatim copies; None when the answer as a whole is off target."""
-        relevance = sentence_relevance(self.retriever.embedder, question, kept, focus)
+        # measured against the question as it was searched: "reinforcment lerning" is far from any answer
+        relevance = sentence_relevance(self.retriever.embedder, self.retriever.prepare(question), kept, focus)
         if max(relevance) < self.settings.min_answer_relevance:
             return None
         floor = self.settings.min_sentence_relevance
@@ -311,7 +313,7 @@ class Answerer:
     def _retry(self, question: str, focus: Focus, hits: Sequence[Hit], tried: set[str]) -> _Checked | None:
         """Answer again from the one retrieved passage closest to the question (unless it is in
         ``tried``, a prompt that held it alone); None when the new answer is off target too."""
-        question_vector = self.retriever.embedder.embed_batch([question])[0]
+        question_vector = self.retriever.embedder.embed_batch([self.retriever.prepare(question)])[0]
         vectors = [self.retriever.store.sentence_vectors(h.chunk) for h in hits]
         target = best_passage(question_vector, hits, vectors)
         if target is None or target.chunk.chunk_id in tried:
@@ -328,6 +330,8 @@ class Answerer:
         draft = stream.text.strip()
         if is_abstention(draft[:REFUSAL_CHECK_CHARS]):
             return None
+        if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft):
+            return None  # the question's rare terms are in no passage and not in the answer either
         checked = self._verify(draft, stream.order, used)
         shaped = self._shape(question, focus, checked.kept, checked.by_display) if checked.kept else None
         return replace(checked, kept=shaped) if shaped else None

@@ -1,12 +1,16 @@
-"""Pipe tables as the model should read them: one line per row, each cell named by its column.
+"""Pipe tables as the model should read them: one line per cell, named by its column and its row.
 
 A 1.5B model reads ``Developed By | Google Brain | Facebook AI Research (FAIR) |`` under the header
 ``Feature | TensorFlow | PyTorch |`` and answers "Google Brain developed PyTorch": it loses track of
-which column a cell is in (seen on the eval set, test-a07). Written as
+which column a cell is in (seen on the eval set, test-a07). Written one cell per line,
 
-    Developed By: TensorFlow: Google Brain; PyTorch: Facebook AI Research (FAIR).
+    TensorFlow — Developed By: Google Brain.
+    PyTorch — Developed By: Facebook AI Research (FAIR).
 
-every fact names its row and its column. Only the prompt shows this form (``answering.passage_block``);
+the model answers the eval set's three table questions (who developed PyTorch, its production tools,
+the two computational graphs) from the same passages; with one line per row ("Developed By:
+TensorFlow: Google Brain; PyTorch: …") it refused two of them and garbled the third, and with the
+table as written it named Google Brain. Only the prompt shows this form (``prompts.passage_block``);
 the index keeps the table as written, so citations and the sources shown to the user are unchanged.
 """
 
@@ -27,15 +31,17 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in body.split("|")]
 
 
-def _row(header: list[str], cells: list[str]) -> str:
-    """One body row as a line: the first cell names the row, the others are named by their column."""
-    label, rest = cells[0], cells[1:]
-    pairs = zip(header[1:], rest, strict=True)
-    named = [f"{column}: {cell}" if column else cell for column, cell in pairs if cell]
-    line = "; ".join(named)
-    if label:
-        line = f"{label}: {line}" if line else label
-    return line if line.endswith((".", "!", "?")) else line + "."
+def _row(header: list[str], cells: list[str]) -> list[str]:
+    """One body row as lines, one per cell: ``<column> — <row label>: <cell>.``"""
+    label = cells[0]
+    lines = []
+    for column, cell in zip(header[1:], cells[1:], strict=True):
+        if not cell:
+            continue
+        named = f"{column} — {label}" if column and label else column or label
+        line = f"{named}: {cell}" if named else cell
+        lines.append(line if line.endswith((".", "!", "?")) else line + ".")
+    return lines
 
 
 def linearize_tables(text: str) -> str:
@@ -60,7 +66,7 @@ def linearize_tables(text: str) -> str:
             cells = _cells(lines[j])
             if len(cells) != len(header):
                 break
-            rows.append(_row(header, cells))
+            rows.extend(_row(header, cells))
             j += 1
         if not rows:
             out.append(lines[i])
