@@ -45,7 +45,9 @@ def loads(monkeypatch) -> list[str]:
 
 
 def engine_for(settings, auto_sync: bool = True) -> Engine:
-    return Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(["x [1]."] * 2), auto_sync=auto_sync)
+    return Engine(
+        settings, embedder=FakeEmbedder(), generator=FakeGenerator(["x [1]."] * 2), auto_sync=auto_sync
+    )
 
 
 def test_the_first_use_builds_the_index_and_reads_nothing_back(bsettings, loads):
