@@ -55,6 +55,10 @@ class SyncReport:
     store: Any = field(default=None, repr=False, compare=False)
     stamp: Hashable | None = field(default=None, repr=False, compare=False)
 
+    def count_chunks(self, *, removed: int, added: int, total: int) -> None:
+        self.chunks_removed, self.chunks_added = removed, added
+        self.chunks_unchanged, self.chunk_count = total - added, total
+
     @property
     def changed(self) -> bool:
         return bool(self.files_added or self.files_changed or self.files_removed)
@@ -115,10 +119,7 @@ def sync_index(
 
         stale = [cid for cid in store.chunks if cid not in wanted]
         new = [chunk for cid, chunk in wanted.items() if cid not in store]
-        report.chunks_removed = len(stale)
-        report.chunks_added = len(new)
-        report.chunks_unchanged = len(wanted) - len(new)
-        report.chunk_count = len(wanted)
+        report.count_chunks(removed=len(stale), added=len(new), total=len(wanted))
 
         skipped_changed = (store.manifest.skipped_files if store.manifest else {}) != skipped
         if not (new or stale or report.changed or rechunk_all or full or skipped_changed):
