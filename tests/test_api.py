@@ -120,7 +120,9 @@ def test_stream_sends_deltas_then_citations_then_end(client, stack):
     stack["script"].replies[:] = [LONG_ANSWER]
     events = stream_chat(client, {"question": QUESTION})
     kinds = [kind for kind, _ in events]
-    assert kinds[-2:] == ["citations", "end"] and set(kinds[:-2]) == {"delta"} and len(kinds) > 3
+    assert (
+        kinds[-2:] == ["citations", "end"] and set(kinds[:-2]) == {"delta"} and len(kinds) > 3
+    )  # no revision
     streamed = "".join(data["text"] for kind, data in events if kind == "delta")
     citations, answer = events[-2][1], events[-1][1]
     assert streamed.strip() == answer["answer"] == LONG_ANSWER
@@ -132,10 +134,11 @@ def test_stream_ends_with_the_checked_answer_when_checking_changed_it(client, st
     uncited = "Khan Academy and MIT OpenCourseWare have free courses on all three topics."
     stack["script"].replies[:] = [uncited]
     events = stream_chat(client, {"question": QUESTION})
-    assert [kind for kind, _ in events][-2:] == ["citations", "end"]
+    assert [kind for kind, _ in events][-3:] == ["revised", "citations", "end"]
     streamed = "".join(data["text"] for kind, data in events if kind == "delta")
     assert streamed.strip() == uncited  # shown as the model wrote it
     assert events[-1][1]["answer"] == uncited.removesuffix(".") + " [1]."  # the page shows this one
+    assert events[-3][1]["text"] == events[-1][1]["answer"]  # a client that prints can tell it changed
 
 
 def test_accept_header_asks_for_events(client, stack):

@@ -22,13 +22,18 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def both(tmp_path, monkeypatch) -> Iterator[dict]:
+def reply() -> str:
+    return LONG_ANSWER
+
+
+@pytest.fixture
+def both(tmp_path, monkeypatch, reply) -> Iterator[dict]:
     """A server over a corpus, and the CLI's in-process engine over the same corpus and index."""
     settings = make_settings(tmp_path)
     monkeypatch.delenv("CAREERQA_SERVER_URL", raising=False)
 
     def engine() -> Engine:
-        return Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(lambda m: LONG_ANSWER))
+        return Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(lambda m: reply))
 
     monkeypatch.setattr(cli, "_engine", lambda corpus, index_dir, quiet=False, **kw: engine())
     with live_server(create_app(settings, engine=engine())) as url:
@@ -66,6 +71,18 @@ def test_ask_streams_and_prints_sources_as_in_process(both):
     assert remote.exit_code == 0, remote.output
     assert remote.stdout == local.stdout
     assert "Khan Academy and MIT OpenCourseWare" in remote.stdout and "[1] maths.md" in remote.stdout
+
+
+UNCITED = "Khan Academy and MIT OpenCourseWare have free courses on all three topics."
+
+
+@pytest.mark.parametrize("reply", [UNCITED])
+def test_ask_prints_the_checked_answer_when_checking_changed_the_stream(both):
+    local = _run("ask", QUESTION)
+    remote = _run("ask", QUESTION, "--server", both["url"])  # told by the server's `revised` event
+    assert remote.exit_code == 0, remote.output
+    assert "Verified answer (citations checked):" in local.stdout
+    assert remote.stdout == local.stdout
 
 
 def test_ask_json_and_no_stream_as_in_process(both):

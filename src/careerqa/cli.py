@@ -332,18 +332,13 @@ def _ask_remote(remote: RemoteClient, question: str, top_k: int | None, as_json:
             payload.pop(server_only, None)
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    from .events import same_text
-
-    pieces: list[str] = []
+    revisions: list[str] = []
 
     def on_text(piece: str) -> None:
-        pieces.append(piece)
         typer.echo(piece, nl=False)
 
-    payload = remote.ask(question, top_k, on_text if stream else None)
-    answer = answer_from_dict(payload)
-    # The server's event stream carries no revision: compare what it streamed with its answer.
-    _print_answer(answer, stream, revised=stream and not same_text("".join(pieces), answer.text))
+    payload = remote.ask(question, top_k, on_text if stream else None, revisions.append)
+    _print_answer(answer_from_dict(payload), stream, revised=bool(revisions))
 
 
 @app.command()

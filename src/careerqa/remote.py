@@ -44,10 +44,15 @@ class RemoteClient:
         return [hit_from_dict(h) for h in payload.get("results", [])]
 
     def ask(
-        self, question: str, top_k: int | None, on_text: Callable[[str], None] | None = None
+        self,
+        question: str,
+        top_k: int | None,
+        on_text: Callable[[str], None] | None = None,
+        on_revised: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """The answer object of ``/chat`` (the ``ask --json`` shape plus ``index_version``); with
-        ``on_text``, the answer is streamed and each piece of text is passed to it as it comes."""
+        ``on_text``, the answer is streamed and each piece of text is passed to it as it comes, and
+        ``on_revised`` gets the checked text when checking changed what was streamed."""
         body = {"question": question, "top_k": top_k, "stream": on_text is not None}
         with self._post("/chat", body) as response:
             if on_text is None:
@@ -56,6 +61,8 @@ class RemoteClient:
             for event, data in _events(response):
                 if event == "delta":
                     on_text(data.get("text", ""))
+                elif event == "revised" and on_revised is not None:
+                    on_revised(data.get("text", ""))
                 elif event == "end":
                     return data
                 elif event == "error":

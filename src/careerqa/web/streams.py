@@ -62,13 +62,15 @@ async def first_shown(events: Iterator[Served]) -> Served | None:
 
 
 async def chat_events(first: Served | None, events: Generator[Served, None, None]) -> AsyncIterator[str]:
-    """``delta`` for each piece of text, then ``citations``, then ``end`` with the whole answer (the
-    page shows its text, so ``Revised`` needs no event of its own)."""
+    """``delta`` for each piece of text, ``revised`` (the checked text) when checking changed what was
+    streamed, then ``citations``, then ``end`` with the whole answer (which the page shows)."""
     item = first
     try:
         while item is not None:
             if isinstance(item, Text):
                 yield _sse("delta", {"text": item.text})
+            elif isinstance(item, Revised):
+                yield _sse("revised", {"text": item.text})
             elif isinstance(item, Reply):
                 yield _sse("citations", {"citations": item.body["citations"], "answer": item.body["answer"]})
                 yield _sse("end", item.body)
