@@ -45,7 +45,7 @@ def _row(header: list[str], cells: list[str]) -> list[str]:
 
 
 def linearize_tables(text: str) -> str:
-    """``text`` with every pipe table (a header line, a ``---|---`` line, rows) written row by row.
+    """``text`` with every pipe table (a header line, a ``---|---`` line, rows) written one cell per line.
 
     Anything that is not such a table, including a row whose cell count differs from the header's
     (a pipe inside a cell, say), is left exactly as it is."""
