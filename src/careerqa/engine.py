@@ -45,7 +45,6 @@ class Engine:
         self.settings = settings
         self.models = LazyModels(settings, embedder, generator, progress, show_model_progress)
         self.progress = progress
-        self.show_model_progress = show_model_progress
         # Bring the index up to date with the corpus when it is first loaded (hashing the files is
         # cheap; only changed chunks are embedded).
         self.auto_sync = auto_sync
