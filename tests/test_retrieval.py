@@ -78,3 +78,31 @@ def test_bm25_top_matches_a_full_sort_of_the_scores():
         expected = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
         assert bm25.top(query, 30) == expected
     assert bm25.top("python", 5) == [(i, s) for i, s in bm25.top("python", 200)[:5]]  # ties: earlier first
+
+
+def test_best_run_cosines_scores_the_sum_of_consecutive_sentences():
+    import numpy as np
+
+    from careerqa.retrieval import best_run_cosines
+
+    # three unit sentences: the query lies between the first two, orthogonal to the third
+    sentences = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    query = np.array([1.0, 1.0, 0.0], dtype=np.float32) / np.sqrt(2)
+    one, two, three, five = best_run_cosines(sentences, query, [1, 2, 3, 5])
+    assert one == pytest.approx(1 / np.sqrt(2))  # the best single sentence
+    assert two == pytest.approx(1.0)  # sentences 1 and 2 together are the query
+    assert three == pytest.approx(2 / np.sqrt(6)) == five  # a run longer than the chunk is the chunk
+    assert best_run_cosines(np.zeros((0, 3), dtype=np.float32), query, [1, 3]) == [0.0, 0.0]
+
+
+def test_dense_relevance_prefers_a_passage_whose_run_of_sentences_answers():
+    """Chunk A's vector is diluted by its other topic, but two of its sentences together answer;
+    chunk B is a little closer as a whole and has no such run: A ranks first."""
+    import numpy as np
+
+    from careerqa.retrieval import dense_relevance
+
+    query = np.array([1.0, 1.0, 0.0, 0.0], dtype=np.float32) / np.sqrt(2)
+    a = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
+    b = np.array([[0.6, 0, 0.8, 0], [0, 0.6, 0, 0.8], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
+    assert dense_relevance(0.5, a, query) > dense_relevance(0.6, b, query)

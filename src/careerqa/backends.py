@@ -139,7 +139,8 @@ def backend_for(settings: Settings) -> Backend:
 
 
 class QdrantRetriever(Retriever):
-    """The FAISS retriever's three rankings and fusion, run by Qdrant in one query per question."""
+    """The FAISS retriever's three candidate lists, searched by Qdrant in one batch (three queries per
+    question), fused here as on FAISS."""
 
     def __init__(self, store: Any, embedder: Embedder, candidates: int = 30, rrf_k: int = 60) -> None:
         # No BM25 postings in memory: Qdrant holds them as sparse vectors.
@@ -165,40 +166,41 @@ class QdrantRetriever(Retriever):
         requests = []
         for query, vector in zip(queries, vectors, strict=True):
             dense = np.asarray(vector, dtype=np.float32).tolist()
-            prefetch = [  # in the FAISS retriever's order, so the fused sums add up alike
-                models.Prefetch(query=dense, using="chunk", limit=self.candidates, filter=visible),
-                models.Prefetch(query=bm25_query(query), using="bm25", limit=self.candidates, filter=visible),
-                models.Prefetch(query=[dense], using="sentences", limit=self.candidates, filter=visible),
-            ]
-            requests.append(
-                models.QueryRequest(
-                    prefetch=prefetch,
-                    # Qdrant scores rank r (from 0) 1 / (r + k); careerqa 1 / (rrf_k + r + 1).
-                    query=models.RrfQuery(rrf=models.Rrf(k=self.rrf_k + 1)),
-                    limit=2 * top_k,  # a margin, so ties at the cut are broken by cosine as below
-                    with_payload=["chunk_id"],
-                    with_vector=["chunk"],
+            # the FAISS retriever's three candidate lists, each with the vectors the fusion reads
+            for using, q in (("chunk", dense), ("bm25", bm25_query(query)), ("sentences", [dense])):
+                requests.append(
+                    models.QueryRequest(
+                        query=q,
+                        using=using,
+                        limit=self.candidates,
+                        filter=visible,
+                        with_payload=["chunk_id"],
+                        with_vector=["chunk", "sentences"],
+                    )
                 )
-            )
         try:
             responses = self._qdrant.client.query_batch_points(self._qdrant.collection, requests=requests)
         except (ApiException, OSError, ValueError, RuntimeError) as exc:  # the server went, or refused
             raise ModelUnavailable(f"the Qdrant search failed: {type(exc).__name__}: {exc}") from exc
-        return [
-            self._hits(vector, response.points, top_k)
-            for vector, response in zip(vectors, responses, strict=True)
-        ]
-
-    def _hits(self, vector: np.ndarray, points: Sequence[Any], top_k: int) -> list[Hit]:
-        scored = []
-        for point in points:
-            chunk = self.store.chunks.get(point.payload["chunk_id"])
-            if chunk is None:  # not in this version (cannot happen through the filter; kept safe)
-                continue
-            cosine = float(np.asarray(point.vector["chunk"], dtype=np.float32) @ vector)
-            scored.append((float(point.score), cosine, chunk))
-        scored.sort(key=lambda s: (-s[0], -s[1]))
-        return [
-            Hit(chunk=chunk, score=round(score, 6), dense_score=round(cosine, 6), rank=rank + 1)
-            for rank, (score, cosine, chunk) in enumerate(scored[:top_k])
-        ]
+        out = []
+        for row, vector in enumerate(vectors):
+            dense_r, lexical_r, sentence_r = responses[3 * row : 3 * row + 3]
+            stored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            lists: list[list[tuple[str, float]]] = []
+            for response in (dense_r, lexical_r, sentence_r):
+                ranked = []
+                for point in response.points:
+                    chunk = self.store.chunks.get(point.payload["chunk_id"])
+                    if chunk is None:  # not in this version (cannot happen through the filter; kept safe)
+                        continue
+                    sentences = np.asarray(point.vector["sentences"], dtype=np.float32)
+                    stored[chunk.chunk_id] = (
+                        np.asarray(point.vector["chunk"], dtype=np.float32),
+                        sentences[: len(chunk.sentence_spans)],
+                    )
+                    ranked.append((chunk.chunk_id, float(point.score)))
+                lists.append(ranked)
+            # cosines from the vectors, as on FAISS (not Qdrant's scores, which round differently)
+            dense_list = [(cid, float(stored[cid][0] @ vector)) for cid, _ in lists[0]]
+            out.append(self._fuse(vector, dense_list, lists[2], lists[1], top_k, stored))
+        return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -156,9 +156,13 @@ class Retriever:
         dense_all = self.store.search(vectors, self.candidates)
         sentence_all = self.store.search_sentences(vectors, self.candidates)
         return [
-            self._fuse(q, v, dense, by_sentence, top_k)
+            self._fuse(v, dense, by_sentence, self._lexical(q), top_k)
             for q, v, dense, by_sentence in zip(queries, vectors, dense_all, sentence_all, strict=True)
         ]
+
+    def _lexical(self, query: str) -> list[tuple[str, float]]:
+        """Up to ``candidates`` (chunk id, BM25 score) pairs, best first."""
+        return [(self._chunks[i].chunk_id, s) for i, s in self._bm25.top(query, self.candidates)]
 
     def _sentence_vectors(self, chunk_id: str) -> np.ndarray:
         chunk = self.store.chunks[chunk_id]
@@ -168,28 +172,39 @@ class Retriever:
 
     def _fuse(
         self,
-        query: str,
         vector: np.ndarray,
         dense: list[tuple[str, float]],
         by_sentence: list[tuple[str, float]],
+        lexical: list[tuple[str, float]],
         top_k: int,
+        stored: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> list[Hit]:
-        lexical = self._bm25.top(query, self.candidates)
+        """The best ``top_k`` of the candidates of three rankings (chunk ids, best first), ranked
+        by dense relevance and BM25 (module docstring). ``stored``: the chunk and sentence vectors of
+        candidates already at hand (the Qdrant backend gets them with its search), else read from
+        the store."""
+        stored = stored or {}
         dense_score = dict(dense)
-        lexical_score = {self._chunks[i].chunk_id: s for i, s in lexical}
+        lexical_score = dict(lexical)
         # candidates: the best by chunk vector, by best sentence (a long passage about several things
         # can rank low as a whole) and by BM25
         candidates = list(dict.fromkeys([*dense_score, *(cid for cid, _ in by_sentence), *lexical_score]))
-        missing = [cid for cid in candidates if cid not in dense_score]
+        missing = [cid for cid in candidates if cid not in dense_score and cid not in stored]
         if missing:  # lexical-only hits still get a cosine, so every hit can be judged alike
             vectors = self.store.vectors(missing)
             dense_score.update((cid, float(v @ vector)) for cid, v in zip(missing, vectors, strict=True))
+        for cid in candidates:
+            if cid not in dense_score:
+                dense_score[cid] = float(stored[cid][0] @ vector)
         relevance = {
-            cid: dense_relevance(dense_score[cid], self._sentence_vectors(cid), vector) for cid in candidates
+            cid: dense_relevance(
+                dense_score[cid], stored[cid][1] if cid in stored else self._sentence_vectors(cid), vector
+            )
+            for cid in candidates
         }
         by_relevance = sorted(candidates, key=lambda cid: -relevance[cid])
         fused: dict[str, float] = defaultdict(float)
-        for ranking, weight in ((by_relevance, 1.0), (list(lexical_score), LEXICAL_WEIGHT)):
+        for ranking, weight in ((by_relevance, 1.0), ([cid for cid, _ in lexical], LEXICAL_WEIGHT)):
             for rank, chunk_id in enumerate(ranking):
                 fused[chunk_id] += weight / (self.rrf_k + rank + 1)
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], -relevance[kv[0]]))[:top_k]
