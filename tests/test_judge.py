@@ -37,7 +37,7 @@ def test_parse_verdict(reply, verdict):
 
 def test_judge_prompt_holds_passage_then_claim_without_markers():
     gen = FakeGenerator(["Yes"])
-    assert Judge(gen).supports("Docker packages apps.", "Docker packages apps [1].") is True
+    assert Judge(gen, lexical=False).supports("Docker packages apps.", "Docker packages apps [1].") is True
     system, user = gen.calls[0]
     assert system == {"role": "system", "content": JUDGE_PROMPT}
     assert user["content"].index("Docker packages apps.") < user["content"].index(
