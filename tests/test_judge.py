@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from careerqa.evals.claimcheck import copied, lexical_verdict
 from careerqa.evals.judge import (
     JUDGE_PROMPT,
     Judge,
@@ -37,7 +38,7 @@ def test_parse_verdict(reply, verdict):
 
 def test_judge_prompt_holds_passage_then_claim_without_markers():
     gen = FakeGenerator(["Yes"])
-    assert Judge(gen).supports("Docker packages apps.", "Docker packages apps [1].") is True
+    assert Judge(gen, lexical=False).supports("Docker packages apps.", "Docker packages apps [1].") is True
     system, user = gen.calls[0]
     assert system == {"role": "system", "content": JUDGE_PROMPT}
     assert user["content"].index("Docker packages apps.") < user["content"].index(
@@ -108,3 +109,34 @@ def test_table_cells_keep_their_column():
 def test_new_pairs_from_real_failures_are_labelled():
     pairs = [p for p in load_judge_pairs(REPO / "eval" / "judge_pairs.jsonl") if int(p.id[1:]) >= 39]
     assert len(pairs) >= 20 and {p.supported for p in pairs} == {True, False}
+
+
+def test_a_word_for_word_copy_is_supported_without_the_model():
+    passage = (
+        "Production Readiness | Very mature | Gaining ground, good production tools (TorchScript, ONNX) |\n"
+        "Most data scientists spend 80% of their time preparing data. Python is not slow."
+    )
+    gen = FakeGenerator(lambda messages: "no")
+    judge = Judge(gen)
+    assert judge.supports(passage, "TorchScript, ONNX [1].") is True  # from bracket to bracket
+    assert len(gen.calls) == 0 and judge.lexical_copies == 1
+    # a run that does not start and end at punctuation may drop what changes its meaning
+    assert copied(passage, "Python is slow.") is False  # the passage says "not slow"
+    assert copied(passage, "data scientists spend 80% of their time preparing data.") is False  # "Most"
+    assert copied(passage, "Python is not slow.") is True
+    assert copied(passage, "Python?") is False and copied(passage, "Is Python not slow?") is False
+    assert copied(passage, "ONNX.") is False  # one word states nothing: the model decides
+
+
+def test_a_bracket_hung_on_the_wrong_item_is_rejected():
+    passage = (
+        "Key areas include linear algebra (for understanding neural networks), calculus (for optimization "
+        "and backpropagation). A strong foundation in probability and statistics (for model evaluation, "
+        "hypothesis testing. Understanding uncertainty)."
+    )
+    swapped = "Calculus is needed for model evaluation and hypothesis testing."
+    assert lexical_verdict(passage, swapped)[0] is False
+    assert lexical_verdict(passage, "Statistics is needed for model evaluation and hypothesis testing.")[0]
+    assert lexical_verdict(passage, "Calculus is needed for optimization and backpropagation.")[0]
+    # a single word of a bracket is no swap: "model" alone may come from anywhere
+    assert lexical_verdict(passage, "Probability helps evaluate a model.")[0]

@@ -7,8 +7,14 @@ is like Excel on steroids" from a passage where Pandas is). This check, run firs
   prose) holds every name (used on one line of the passage only, its title aside) of
   the claim that the passage mentions (capitalised words and words with digits: NumPy, EC2, AWS)
   together with at least ``MIN_LOCAL_COVERAGE`` of the claim's content words, in any inflection:
-  a claim that takes its subject from one line and its predicate from another is a swap.
-A claim that passes still goes to the LLM judge; this check never says yes on its own.
+  a claim that takes its subject from one line and its predicate from another is a swap;
+- the claim uses at least ``MIN_BRACKET_WORDS`` words that the passage has only inside one bracket
+  ("calculus (for optimization), statistics (for model evaluation)") but none of the words the
+  bracket belongs to (back to the previous comma, bracket or sentence stop): "Calculus is needed for
+  model evaluation" hangs one item's bracket on another item.
+It says yes on its own (``copied``) only to a claim that repeats a run of the passage word for word,
+from one punctuation mark or line break to another ("TorchScript, ONNX."): that states nothing the
+passage does not. Every other claim that passes still goes to the LLM judge.
 ``MIN_LOCAL_COVERAGE`` is set on ``eval/judge_pairs.jsonl`` (``careerqa eval --judge-agreement``).
 Not handled here: negation, and swapped relations between words of the same sentence.
 """
@@ -23,9 +29,55 @@ from ..grounding import split_sentences
 from ..tokens import STOPWORDS, stem, tokenize
 
 MIN_LOCAL_COVERAGE = 0.63  # between the highest hard negative (0.60) and the lowest supported claim (0.67)
+# Of the labelled pairs, the one that hangs a bracket on the wrong item takes 4 of the bracket's words;
+# the supported claims that use a bracket's own words all name what it belongs to. 2, not 1, so that
+# one word repeated by chance ("model") never rejects a claim.
+MIN_BRACKET_WORDS = 2
+MIN_COPY_WORDS = 2  # a copied single word ("Docker.") states nothing; the model decides it
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _NAME = re.compile(r"\b(?:[A-Z][\w+#-]*|\w*\d\w*)")
+_WORD = re.compile(r"\w+(?:[+#]+|\b)")
+_BOUNDARY = re.compile(r"[.,;:!?()\[\]{}|\"“”–—]|\n")  # what may stand before and after a copied run
+_BRACKET = re.compile(r"\(([^()\n]*)\)?")  # an unclosed one runs to the end of its line
+_HEAD_STOP = re.compile(r"[,;:(|]|[.!?]\s")  # where the words a bracket belongs to begin
+
+
+def copied(passage: str, claim: str) -> bool:
+    """Does ``claim`` (markers aside) repeat, word for word, a run of ``passage`` that starts and ends
+    at a punctuation mark, a line break or the passage's ends? A question is no copy: it states nothing."""
+    claim = MARKER.sub("", claim).strip()
+    said = [w.lower() for w in _WORD.findall(claim)]
+    if len(said) < MIN_COPY_WORDS or claim.endswith("?"):
+        return False
+    found = list(_WORD.finditer(passage))
+    words = [m.group(0).lower() for m in found]
+    n = len(said)
+    for i in range(len(words) - n + 1):
+        if words[i : i + n] != said:
+            continue
+        before = passage[found[i - 1].end() : found[i].start()] if i else "\n"
+        after = passage[found[i + n - 1].end() : found[i + n].start()] if i + n < len(found) else "\n"
+        if _BOUNDARY.search(before) and _BOUNDARY.search(after):
+            return True
+    return False
+
+
+def _misplaced_bracket(passage: str, claim_words: set[str]) -> str | None:
+    """The first bracket of ``passage`` whose own words the claim takes without what it belongs to."""
+    for line in passage.splitlines():
+        for match in _BRACKET.finditer(line):
+            inside = set(tokenize(match.group(1)))
+            rest = passage.replace(match.group(0), " ")
+            own = (inside - set(tokenize(rest))) & claim_words
+            if len(own) < MIN_BRACKET_WORDS:
+                continue
+            before = line[: match.start()]
+            stops = list(_HEAD_STOP.finditer(before))
+            head = set(tokenize(before[stops[-1].end() :] if stops else before))
+            if head and not head & claim_words:
+                return match.group(0)
+    return None
 
 
 def _names(claim: str) -> set[str]:
@@ -98,4 +150,7 @@ def lexical_verdict(passage: str, claim: str) -> tuple[bool, str]:
             best = max(best, len(words & window) / len(words))
     if best < MIN_LOCAL_COVERAGE:
         return False, "no sentence of the passage holds the claim's names with its other words"
+    bracket = _misplaced_bracket(passage, words)
+    if bracket is not None:
+        return False, f"the claim takes the words of {bracket[:40]!r} without what it belongs to"
     return True, ""

@@ -21,7 +21,7 @@ from typing import Any
 from ..citations import MARKER
 from ..errors import BadInput
 from ..generation import Generator
-from .claimcheck import lexical_verdict
+from .claimcheck import copied, lexical_verdict
 
 JUDGE_PROMPT = """You check facts. You are given a passage and a claim. Decide whether the passage \
 supports the claim.
@@ -60,9 +60,11 @@ def parse_verdict(reply: str) -> bool | None:
 class Judge:
     """Asks ``generator`` whether a passage supports a claim; an unparsable reply counts as no.
 
-    A lexical second signal (``claimcheck.lexical_verdict``: numbers, and names with their words in
-    one place of the passage) is asked first: when it says no, the model is not asked. With
-    ``lexical=False`` only the model decides (the judge before issue 14, for comparison).
+    A lexical second signal is asked first: a claim that copies a run of the passage word for word
+    (``claimcheck.copied``) is supported, and one that ``claimcheck.lexical_verdict`` rejects (numbers,
+    names with their words in one place of the passage, a bracket's words without what it belongs
+    to) is not; the model decides the rest. With ``lexical=False`` only the model decides (the judge
+    before issue 14, for comparison).
     """
 
     def __init__(self, generator: Generator, lexical: bool = True) -> None:
@@ -72,13 +74,18 @@ class Judge:
         self.calls = 0
         self.unparsed = 0
         self.lexical_rejections = 0
+        self.lexical_copies = 0
 
     def supports(self, passage: str, claim: str) -> bool:
         claim = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(MARKER.sub("", claim).split()))
         key = (passage, claim)
-        if key not in self._cache and self.lexical and not lexical_verdict(passage, claim)[0]:
-            self.lexical_rejections += 1
-            self._cache[key] = False
+        if key not in self._cache and self.lexical:
+            if copied(passage, claim):
+                self.lexical_copies += 1
+                self._cache[key] = True
+            elif not lexical_verdict(passage, claim)[0]:
+                self.lexical_rejections += 1
+                self._cache[key] = False
         if key not in self._cache:
             reply = self.generator.generate(judge_messages(passage, claim), max_tokens=MAX_JUDGE_TOKENS)
             self.calls += 1
@@ -137,5 +144,6 @@ def judge_agreement(judge: Judge, pairs: Sequence[JudgePair]) -> dict[str, Any]:
         "disagreements": wrong,
         "unparsed_replies": judge.unparsed,
         "lexical_rejections": judge.lexical_rejections,
+        "lexical_copies": judge.lexical_copies,
         "hard_negatives_passed": fp,
     }
