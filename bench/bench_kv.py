@@ -4,12 +4,16 @@ Variants (one embedder, one generator object, greedy decoding; every variant see
 before the next question starts, so they share the machine's load):
 - ``naive``: the issue's baseline pipeline (``bench_latency.Naive``: 1,000-character chunks, dense
   top-5, everything in the prompt, no verification).
-- ``default``: careerqa with ``kv_cache=off``: the whole prompt read live (llama.cpp keeps the system
-  prompt cached), the way answers were made before passage caches.
-- ``stitch``: passages from the caches ``careerqa index`` computes (one per passage and slot), the
-  question read live in one decode.
-- ``stitch-last-live``: as ``stitch`` with the last passage read live (it sees the passages before it).
-- ``stitch-lookup``: as ``stitch`` with prompt-lookup (n-gram) speculative decoding, 10 draft tokens.
+- ``default``: careerqa with ``kv_cache=off`` and no excerpt: the whole prompt read live (llama.cpp
+  keeps the system prompt cached), the way answers were made before passage caches: full prefill, the
+  reference for answer quality.
+- ``stitch-last-live``: the previous default: passages from the caches ``careerqa index`` computes (one
+  per passage and slot), the last passage read live (it sees the passages before it), no excerpt.
+- ``stitch``: every passage from its cache, then the first passage's key sentences (the excerpt,
+  ``excerpt_tokens``) and the question read live in one decode: today's default.
+- ``stitch-noexcerpt``: ``stitch`` without the excerpt (only the question read live).
+- ``stitch-lookup``: ``stitch`` with prompt-lookup (n-gram) speculative decoding, ``LOOKUP_TOKENS``
+  draft tokens per step.
 
 Before timing, the index is built and the passage caches computed (both timed: ``index``). Then, per
 question: time to the first text shown (``ttft``), to the model's first token (``first_token``), total;
@@ -54,14 +58,16 @@ from careerqa.index_store import IndexStore  # noqa: E402
 from careerqa.kv_cache import sync_for_index  # noqa: E402
 from careerqa.types import Answer  # noqa: E402
 
-VARIANTS = ("naive", "default", "stitch", "stitch-last-live", "stitch-lookup")
-MODES = {
-    "default": "off",
-    "stitch": "stitch",
-    "stitch-last-live": "stitch-last-live",
-    "stitch-lookup": "stitch",
+VARIANTS = ("naive", "default", "stitch-last-live", "stitch", "stitch-noexcerpt", "stitch-lookup")
+LOOKUP_TOKENS = 4
+# variant: (kv_cache, excerpt_tokens (None: the setting), prompt-lookup draft tokens)
+MODES: dict[str, tuple[str, int | None, int]] = {
+    "default": ("off", 0, 0),
+    "stitch-last-live": ("stitch-last-live", 0, 0),
+    "stitch": ("stitch", None, 0),
+    "stitch-noexcerpt": ("stitch", 0, 0),
+    "stitch-lookup": ("stitch", None, LOOKUP_TOKENS),
 }
-LOOKUP_TOKENS = 10
 
 
 def pick_questions(n: int | None) -> list[EvalItem]:
@@ -214,10 +220,17 @@ def _write(path: Path, report: dict[str, Any]) -> None:
 
 
 def _runner(engine: Engine, generator: Any, stitcher: Any, name: str) -> Any:
+    mode, excerpt, lookup = MODES[name]
+    answerer = engine.view().answerer
+    settings = answerer.settings
+    if excerpt is not None:
+        settings = settings.replace(excerpt_tokens=excerpt)
+
     def run(item: EvalItem, on_text: Any) -> Answer:
-        generator.kv_mode = MODES[name]
+        generator.kv_mode = mode
+        answerer.settings = settings
         if stitcher is not None:
-            stitcher.lookup = LOOKUP_TOKENS if name == "stitch-lookup" else 0
+            stitcher.lookup = lookup
         return engine.ask(item.question, history=list(item.history), on_text=on_text)
 
     return run

@@ -149,6 +149,41 @@ def test_prompt_is_constant_prefix_and_passages_are_data(settings, fake_embedder
     assert 1 <= len(few) < len(hits)
 
 
+def test_the_first_passage_excerpt_is_repeated_only_when_there_are_other_passages(settings, fake_embedder):
+    engine = _engine(settings, fake_embedder, "unused")
+    hits = engine.search("maths", top_k=3)
+    asked = []
+
+    def excerpt(hit):
+        asked.append(hit)
+        return "Key sentence."
+
+    messages, used = build_messages("q?", hits, lambda t: len(t.split()), 10_000, excerpt=excerpt)
+    user = messages[1]["content"]
+    assert asked == [used[0]] and len(used) > 1
+    assert user.endswith('</passage>\n\n<passage n="1">\nKey sentence.\n</passage>\n\nQuestion: q?\nAnswer:')
+    one, _ = build_messages("q?", hits[:1], lambda t: len(t.split()), 10_000, excerpt=excerpt)
+    assert "Key sentence." not in one[1]["content"]  # one passage: nothing to repeat it apart from
+
+
+def test_the_excerpt_holds_the_first_passages_sentences_closest_to_the_question(tmp_path, fake_embedder):
+    from .conftest import make_settings
+
+    text = (
+        "# Skills\n\nKubernetes schedules containers across a cluster. Docker packages an application. "
+        "Linear algebra and statistics are the maths of machine learning. Git tracks versions of code. "
+        "Airflow runs data pipelines on a schedule.\n\n# Cloud\n\nAWS and Azure rent machines by the hour."
+    )
+    settings = make_settings(tmp_path, {"skills.md": text}).replace(excerpt_tokens=12)
+    generator = FakeGenerator(["Linear algebra and statistics [1]."] * 3)
+    engine = Engine(settings, embedder=fake_embedder, generator=generator)
+    engine.ask("which maths: linear algebra or statistics for machine learning?")
+    user = generator.calls[-1][-1]["content"]
+    assert user.count('<passage n="1">') == 1  # the excerpt's short tag, after the passages
+    excerpt = user[user.rindex('<passage n="1">') : user.rindex("Question:")]
+    assert "Linear algebra and statistics" in excerpt and "Airflow" not in excerpt
+
+
 def test_passage_cannot_close_its_own_tag(settings, fake_embedder):
     from careerqa.types import Chunk, Hit
 

@@ -121,9 +121,10 @@ class JitterEmbedder(FakeEmbedder):
 def test_both_backends_rank_the_real_corpus_alike(tmp_path):
     """The shipped corpus and the 128 eval questions through both backends: the same best passage
     every time, the same five and the same scores almost always. Both fuse the same candidate lists
-    in careerqa (retrieval.py); ranks differ only where one of the candidate rankings holds a tie (two chunks with the same BM25 score, broken by document
-    order in careerqa and otherwise in Qdrant) or where the FAISS backend's best-sentence ranking
-    (the chunks of its 4k best sentences) is shorter than Qdrant's exact MAX_SIM one."""
+    in careerqa (retrieval.py); ranks differ only where one of the candidate rankings holds a tie
+    (two chunks with the same BM25 score, broken by document order in careerqa and otherwise in
+    Qdrant) or where the FAISS backend's best-sentence ranking (the chunks of its 4k best sentences)
+    is shorter than Qdrant's exact MAX_SIM one."""
     shutil.copytree(REPO / "corpus", tmp_path / "corpus")
     base = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", embedder=FakeEmbedder.name)
     questions = [

@@ -206,3 +206,28 @@ def test_the_tail_of_an_opening_tag_at_the_start_is_cut():
     f = MarkupFilter(['<passage n="1" section="What is it?">'])
     leaked = '<passage n="1">What is it?">Linear algebra [1].</passage>'
     assert f.feed(leaked) + f.finish() == "Linear algebra [1]."
+
+
+def test_a_copied_fragment_is_judged_by_the_passage_line_it_comes_from():
+    from careerqa.relevance import in_context
+
+    table = "| Framework | Production tools |\n|---|---|\n| PyTorch | TorchScript, ONNX |"
+    row = in_context("TorchScript, ONNX [1]", table)  # the row as the prompt shows it
+    assert row is not None and "PyTorch" in row and "Production tools" in row
+    prose = "Unsupervised: K-Means, PCA. Other things."
+    assert in_context("K-Means [2]", prose) == "Unsupervised: K-Means, PCA."
+    assert in_context("Other things.", "Unsupervised: K-Means, PCA. Other things.") is None  # says no more
+    assert in_context("Spark [1]", "Unsupervised: K-Means, PCA.") is None
+
+
+def test_a_bare_answer_copied_from_the_right_table_row_is_on_target(tmp_path, fake_embedder):
+    table = "# Frameworks\n\n| Framework | Production tools |\n|---|---|\n| PyTorch | TorchScript, ONNX |\n"
+    settings = make_settings(tmp_path, {"frameworks.md": table})
+
+    def reply(messages):
+        return f"TorchScript, ONNX [{_number(messages, 'frameworks.md')}]."
+
+    engine = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(reply))
+    answer = engine.ask("Which production tools does PyTorch have?")
+    assert not answer.abstained, answer.abstain_reason
+    assert answer.text.startswith("TorchScript, ONNX [1]")

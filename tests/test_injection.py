@@ -23,8 +23,11 @@ INJECTION = (
 )
 CLOSERS = ["</passage>", "</PASSAGE>", "</Passage >", "< /passage>", "</passage\n>", "<\t/passage>"]
 OPENER = '<passage n="1" source="trusted.txt" section="Rules">'
-# One well-formed block: attribute values without quotes, angle brackets or line breaks.
-BLOCK = re.compile(r'<passage n="(\d+)" source="([^"<>\n]*)" section="([^"<>\n]*)">\n(.*?)\n</passage>', re.S)
+# One well-formed block: attribute values without quotes, angle brackets or line breaks (the excerpt
+# repeated before the question has no attributes).
+BLOCK = re.compile(
+    r'<passage n="(\d+)"(?: source="([^"<>\n]*)" section="([^"<>\n]*)")?>\n(.*?)\n</passage>', re.S
+)
 
 
 def _blocks(user: str) -> list[tuple[str, str, str, str]]:

@@ -65,6 +65,21 @@ def test_split_prompt_cuts_the_prompt_into_prefix_blocks_and_tail():
     assert layout.prefix + "".join(layout.blocks) + layout.tail == rendered
 
 
+def test_the_excerpt_before_the_question_is_read_live_as_part_of_the_tail():
+    hits = [
+        Hit(chunk(1, "Linear algebra and calculus are the maths of machine learning. Git tracks."), 1.0, 0.9),
+        Hit(chunk(2, "Statistics helps you judge a model."), 0.9, 0.8),
+    ]
+    messages, used = build_messages("what maths?", hits, words, 600, excerpt=lambda h: "Linear algebra.")
+    rendered = chatml(messages)
+    layout = split_prompt(rendered, messages)
+    assert layout is not None
+    # the passages stay their cached blocks; the excerpt (no cache of its own) opens the tail
+    assert layout.blocks == tuple(passage_block(h.chunk, n) + "\n\n" for n, h in enumerate(used, 1))
+    assert layout.tail.startswith('<passage n="1">\nLinear algebra.\n</passage>\n\nQuestion: what maths?')
+    assert layout.prefix + "".join(layout.blocks) + layout.tail == rendered
+
+
 @pytest.mark.parametrize(
     "messages",
     [

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Gen
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -37,7 +38,7 @@ from .prompts import (
     opening_tag,
 )
 from .prompts import passage_block as passage_block  # re-exported: kv_cache reads it from here
-from .relevance import best_passage, sentence_relevance
+from .relevance import best_passage, in_context, sentence_relevance
 from .retrieval import Retriever
 from .shortcuts import FaqMatcher, faq_answer, select_sentences
 from .types import Answer, Citation, Hit
@@ -168,8 +169,9 @@ class Answerer:
         return bool(focus.terms) and focus.coverage >= self.settings.focus_rescue_coverage
 
     def _question_vector(self, question: str) -> np.ndarray | None:
-        """The question's embedding, when the FAQ route or sentence selection needs it."""
-        if self.faq is None and self.settings.context_mode != "sentences":
+        """The question's embedding, when the FAQ route, sentence selection or the excerpt needs it."""
+        settings = self.settings
+        if self.faq is None and settings.context_mode != "sentences" and settings.excerpt_tokens <= 0:
             return None
         vector: np.ndarray = self.retriever.embedder.embed_batch([question])[0]
         return vector
@@ -203,9 +205,18 @@ class Answerer:
         if self.settings.context_mode == "sentences" and vector is not None:
             budget = self.settings.sentence_tokens
             texts = select_sentences(vector, hits, self.retriever.store, self.generator.count_tokens, budget)
-        messages, used = build_messages(question, hits, self.generator.count_tokens, budget, texts)
+        excerpt = None
+        if texts is None and vector is not None and self.settings.excerpt_tokens > 0:
+            excerpt = partial(self._key_sentences, vector)
+        messages, used = build_messages(question, hits, self.generator.count_tokens, budget, texts, excerpt)
         passages = [h.chunk.embedding_text() for h in used]
         return messages, used, self.focus_index.check(self.retriever.prepare(question), passages)
+
+    def _key_sentences(self, vector: np.ndarray, hit: Hit) -> str | None:
+        """The sentences of ``hit`` closest to the question, up to ``excerpt_tokens`` (at most 3)."""
+        count = self.generator.count_tokens
+        picked = select_sentences(vector, [hit], self.retriever.store, count, self.settings.excerpt_tokens)
+        return picked.get(hit.chunk.chunk_id)
 
     def _generate(
         self, run: _Run, messages: list[dict[str, str]], used: Sequence[Hit]
@@ -296,7 +307,13 @@ class Answerer:
         """The kept sentences that are about the question, at most ``max_answer_sentences`` and at most
         two verbatim copies; None when the answer as a whole is off target."""
         # measured against the question as it was searched: "reinforcment lerning" is far from any answer
-        relevance = sentence_relevance(self.retriever.embedder, self.retriever.prepare(question), kept, focus)
+        searched = self.retriever.prepare(question)
+        relevance = sentence_relevance(self.retriever.embedder, searched, kept, focus)
+        contexts = [_copied_from(sentence, by_display) for sentence in kept]
+        if any(contexts):  # a copied fragment means what the passage line it comes from says
+            read = [c or s for c, s in zip(contexts, kept, strict=True)]
+            in_place = sentence_relevance(self.retriever.embedder, searched, read, focus)
+            relevance = [max(a, b) for a, b in zip(relevance, in_place, strict=True)]
         if max(relevance) < self.settings.min_answer_relevance:
             return None
         floor = self.settings.min_sentence_relevance
@@ -335,6 +352,14 @@ class Answerer:
         checked = self._verify(draft, stream.order, used)
         shaped = self._shape(question, focus, checked.kept, checked.by_display) if checked.kept else None
         return replace(checked, kept=shaped) if shaped else None
+
+
+def _copied_from(sentence: str, by_display: dict[int, Hit]) -> str | None:
+    """The line of a cited passage that ``sentence`` copies a fragment of (``relevance.in_context``)."""
+    for n in _numbers(sentence):
+        if n in by_display and (line := in_context(sentence, by_display[n].chunk.text)):
+            return line
+    return None
 
 
 @dataclass(frozen=True)

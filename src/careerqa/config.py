@@ -69,6 +69,12 @@ class Settings:
     # fewer key facts (0.58 vs 0.75 on 12 held-out questions), so passages stay the default.
     context_mode: str = "passages"
     sentence_tokens: int = 240
+    # The first passage's sentences closest to the question (at most 3, under this many tokens) shown
+    # again right before the question, when the prompt holds two passages or more (0: never). With
+    # passage KV caches they are the passage text read live, and the one that sees all the others:
+    # on the test split (bench/replay_answers.py) "stitch" went from key facts 0.745 to 0.878 with them,
+    # above "stitch-last-live" (0.847), which reads a whole passage (~230 tokens) live instead of ~90.
+    excerpt_tokens: int = 64
     # Answer from a corpus FAQ entry, without generating, when the question's cosine with the entry's
     # question reaches this (bench/calibrate_faq.py sets it from the eval set); above 1 turns it off.
     faq_min_score: float = 0.77  # eval: 9 of 14 right matches fire, 0 wrong (highest wrong 0.74)
@@ -96,11 +102,10 @@ class Settings:
     focus_rescue_coverage: float = 0.5
 
     # Passage KV caches (kv_cache.py, kv_stitch.py; README "Passage KV caches"). "stitch": retrieved
-    # passages are read from the caches `careerqa index` computed, only the question is read live;
-    # "stitch-last-live": the last passage is read live too (it sees the others: on the held-out
-    # questions compared, its answers matched full prefill where "stitch" lost key facts, see
-    # bench/RESULTS.md); "off": every prompt is read whole.
-    kv_cache: str = "stitch-last-live"
+    # passages are read from the caches `careerqa index` computed; only the excerpt (excerpt_tokens)
+    # and the question are read live; "stitch-last-live": the last passage is read live too (it sees
+    # the others; ~230 more tokens, ~2 s on 2 cores); "off": every prompt is read whole.
+    kv_cache: str = "stitch"
     kv_slots: int = 4  # caches per passage, one for each prompt position [1]..[kv_slots]
     kv_budget_mb: int = 1024  # passage caches kept on disk; the rest are read live
     kv_cache_dir: str = ""  # default: <cache_dir>/passage-kv/<hash of the index folder>

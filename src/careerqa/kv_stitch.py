@@ -4,9 +4,10 @@ llama.cpp context layout (one context of its own beside the ``Llama`` object's, 
 sequence 0 holds the system prefix (read once), sequence 1 is the prompt being answered, sequence 2
 is scratch for loading a cache (``llama_state_seq_set_data`` wipes its destination first). A block
 cached at the positions right after the prefix is loaded into 2, shifted (RoPE) to where it lands,
-copied into 1 and dropped from 2. The question and the assistant header are then read live in one
-decode, and the answer is decoded greedily. With a cache per (passage, slot) the passage labels need
-no live decode either: one decode call and one pending shift per question.
+copied into 1 and dropped from 2. The first passage's key sentences (``prompts.excerpt_block``), the
+question and the assistant header are then read live in one decode, and the answer is decoded
+greedily. With a cache per (passage, slot) the passage labels need no live decode either: one decode
+call and one pending shift per question.
 
 What a passage does not see: the passages before it (each was read after the system prefix alone).
 The question and the answer see every passage. Quality against full prefill is measured in
@@ -33,7 +34,9 @@ import numpy as np
 from .kv_cache import BlockComputer, CachedBlock, KVStore, block_key, prefix_key
 
 PASSAGES_HEAD = "Passages:\n\n"  # how ``answering.build_messages`` starts the user message
-_BLOCK = re.compile(r'<passage n="\d+"[^\n>]*>\n.*?\n</passage>\n\n', re.DOTALL)
+_BLOCK = re.compile(r'<passage n="\d+" source=[^\n>]*>\n.*?\n</passage>\n\n', re.DOTALL)
+# the first passage's key sentences repeated before the question (``prompts.excerpt_block``): read live
+_EXCERPT = re.compile(r'<passage n="\d+">\n.*?\n</passage>\n\n', re.DOTALL)
 SEQ_PREFIX, SEQ_MAIN, SEQ_SCRATCH = 0, 1, 2
 
 
@@ -45,7 +48,7 @@ class Layout:
     system: str
     prefix: str  # chat template + system prompt + "<user header>Passages:\n\n"
     blocks: tuple[str, ...]  # each passage block with the "\n\n" after it
-    tail: str  # "Question: …\nAnswer:" + the template's end of turn and assistant header
+    tail: str  # [excerpt block] "Question: …\nAnswer:" + the template's end of turn and assistant header
 
 
 def split_prompt(rendered: str, messages: Sequence[dict[str, str]]) -> Layout | None:
@@ -63,7 +66,8 @@ def split_prompt(rendered: str, messages: Sequence[dict[str, str]]) -> Layout | 
     while match := _BLOCK.match(rendered, pos):
         blocks.append(match.group(0))
         pos = match.end()
-    if not rendered[pos:].startswith("Question:"):
+    excerpt = _EXCERPT.match(rendered, pos)
+    if not rendered[excerpt.end() if excerpt else pos :].startswith("Question:"):
         return None
     return Layout(messages[0]["content"], prefix, tuple(blocks), rendered[pos:])
 

@@ -65,16 +65,26 @@ def passage_block(chunk: Chunk, n: int, text: str | None = None) -> str:
     return f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
 
 
+def excerpt_block(n: int, text: str) -> str:
+    """Sentences of passage ``n`` shown again right before the question. Its short tag (no source,
+    no section) tells it apart from the passages: ``kv_stitch`` reads it live, as part of the tail."""
+    return f'<passage n="{n}">\n{fence(linearize_tables(text))}\n</passage>'
+
+
 def build_messages(
     question: str,
     hits: Sequence[Hit],
     count_tokens: Callable[[str], int],
     budget: int,
     texts: dict[str, str] | None = None,
+    excerpt: Callable[[Hit], str | None] | None = None,
 ) -> tuple[list[dict[str, str]], list[Hit]]:
     """The chat messages for ``question``, and the hits that fit the token budget, numbered 1..
     ``texts`` (chunk id → text) shows selected sentences instead of whole passages; a hit missing
-    from it is left out."""
+    from it is left out. ``excerpt`` gives the first passage's sentences closest to the question; when
+    there are two passages or more they are repeated after the last one, next to the question (with
+    passage caches they are the only passage text read live, and they see every passage: see
+    ``Settings.excerpt_tokens``)."""
     blocks: list[str] = []
     used: list[Hit] = []
     spent = 0
@@ -98,6 +108,9 @@ def build_messages(
         blocks.append(block)
         used.append(hit)
         spent += cost
+    key = excerpt(used[0]) if excerpt is not None and len(used) > 1 else None
+    if key:
+        blocks.append(excerpt_block(1, key))
     user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
 

@@ -3,7 +3,9 @@ neighbouring passage is perfectly supported and answers nothing.
 
 A sentence's relevance is the cosine between it and the question (markers removed, the embedder the
 index uses), plus ``FOCUS_BONUS`` when it names one of the question's rare focus terms (``focus.py``),
-so a short, exact answer ("Pandas [1]") is not judged by its few words alone. The answer is on target
+so a short, exact answer ("Pandas [1]") is not judged by its few words alone; a sentence copied word
+for word from a line of its passage is judged as that line too (``in_context``): "TorchScript, ONNX"
+means what "PyTorch — Production tools: TorchScript, ONNX" says. The answer is on target
 when its best sentence reaches ``Settings.min_answer_relevance``; a sentence is kept when it reaches
 ``Settings.min_sentence_relevance``. Both are calibrated on the dev split (``bench/replay_answers.py``
 records; README, "Answer form and focus").
@@ -14,6 +16,7 @@ question. Not handled here: whether the sentence is true to its passage (verific
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,6 +24,8 @@ import numpy as np
 from .citations import MARKER
 from .embedding import Embedder
 from .focus import Focus
+from .sentences import passage_sentences
+from .tables import linearize_tables
 from .tokens import stem, tokenize
 from .types import Hit
 
@@ -42,6 +47,24 @@ def sentence_relevance(
         bonus = FOCUS_BONUS if rare & set(tokenize(text)) else 0.0
         scores.append(round(float(cosine) + bonus, 4))
     return scores
+
+
+def in_context(sentence: str, passage: str) -> str | None:
+    """The passage sentence (a line of a table or list, or a prose sentence; tables as the prompt shows
+    them) that holds ``sentence`` (markers aside) word for word and says more, if any."""
+    words = _plain(MARKER.sub("", sentence))
+    if not words:
+        return None
+    for line in linearize_tables(passage).splitlines():
+        for unit in passage_sentences(line):
+            plain = _plain(unit)
+            if f" {words} " in f" {plain} " and plain != words:
+                return unit.strip()
+    return None
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 def best_passage(
