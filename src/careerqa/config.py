@@ -72,8 +72,9 @@ class Settings:
     # The first passage's sentences closest to the question (at most 3, under this many tokens) shown
     # again right before the question, when the prompt holds two passages or more (0: never). With
     # passage KV caches they are the passage text read live, and the one that sees all the others:
-    # on the test split (bench/replay_answers.py) "stitch" went from key facts 0.745 to 0.878 with them,
-    # above "stitch-last-live" (0.847), which reads a whole passage (~230 tokens) live instead of ~90.
+    # on the test split (bench/replay_answers.py, eval/results/issue14/README.md) "stitch" went from key
+    # facts 0.745 to 0.898 with them, above "stitch-last-live" (0.847), which reads a whole passage
+    # (~230 tokens) live instead of ~85; 48 tokens gave 0.878.
     excerpt_tokens: int = 64
     # Answer from a corpus FAQ entry, without generating, when the question's cosine with the entry's
     # question reaches this (bench/calibrate_faq.py sets it from the eval set); above 1 turns it off.
@@ -111,7 +112,10 @@ class Settings:
     kv_cache_dir: str = ""  # default: <cache_dir>/passage-kv/<hash of the index folder>
     kv_n_ctx: int = 1536  # the stitched context (~1,300 tokens at most by default): a RoPE shift costs
     # in proportion to it; a prompt that does not fit is read by the normal path
-    kv_lookup: int = 0  # prompt-lookup draft tokens per decode step (0: plain greedy decoding)
+    # Prompt-lookup draft tokens per decode step on the stitched path (0: plain greedy decoding). The
+    # drafts are n-grams of the passages, verified greedily in one batch: bench/bench_kv.py, 45 held-out
+    # answers, total p50 2.96 -> 2.50 s, p95 5.84 -> 4.34 s, 38% of drafted tokens accepted.
+    kv_lookup: int = 4
 
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)
