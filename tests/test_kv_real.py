@@ -49,10 +49,12 @@ def test_index_step_computes_a_cache_per_passage_and_slot(setup):
     assert again.computed == 0 and again.present == report.computed
 
 
-def test_stitched_prompt_is_the_prompt_llama_cpp_reads(setup):
+@pytest.mark.parametrize("excerpt", [None, "Khan Academy has free maths courses."])
+def test_stitched_prompt_is_the_prompt_llama_cpp_reads(setup, excerpt):
     engine, generator, _report, settings = setup
     hits = engine.search(QUESTION, 5)
-    messages, used = build_messages(QUESTION, hits, generator.count_tokens, settings.context_tokens)
+    count, budget = generator.count_tokens, settings.context_tokens
+    messages, used = build_messages(QUESTION, hits, count, budget, excerpt=excerpt and (lambda _h: excerpt))
     stitcher = generator.passage_kv().stitcher()
     plan = stitcher.plan(messages, 10)
     assert plan is not None and len(plan.blocks) == len(used) >= 2
@@ -89,7 +91,9 @@ def test_stitched_answer_reads_only_the_question_live_and_survives_a_damaged_cac
     assert not answer.abstained, answer
     assert "Khan Academy" in answer.text or "MIT" in answer.text
     assert last["blocks_cached"] == last["blocks"] >= 2
-    assert last["live_tokens"] < 40  # the question and the assistant header, not the passages
+    # the excerpt (<= excerpt_tokens of the first passage), the question and the assistant header,
+    # not the passages
+    assert last["live_tokens"] < settings.excerpt_tokens + 50
     assert answer.tokens["prompt_tokens"] == last["prompt_tokens"] > 200
 
     store = KVStore(cache_folder(settings))
@@ -118,9 +122,10 @@ def test_prompt_lookup_decoding_keeps_the_greedy_answer(setup):
     messages, _used = build_messages(QUESTION, hits, generator.count_tokens, settings.context_tokens)
     stitcher = generator.passage_kv().stitcher()
     try:
+        stitcher.lookup = 0
         plain = generator.generate(messages, max_tokens=60)
         stitcher.lookup = 10
         drafted = generator.generate(messages, max_tokens=60)
     finally:
-        stitcher.lookup = 0
+        stitcher.lookup = settings.kv_lookup
     assert drafted == plain and stitcher.last["accepted"] > 0, (plain, drafted, stitcher.last)
