@@ -184,6 +184,21 @@ def test_the_excerpt_holds_the_first_passages_sentences_closest_to_the_question(
     assert "Linear algebra and statistics" in excerpt and "Airflow" not in excerpt
 
 
+def test_no_excerpt_when_its_one_sentence_is_far_over_the_budget(tmp_path, fake_embedder):
+    from .conftest import make_settings
+
+    text = (
+        "# Skills\n\nLinear algebra and statistics are the maths of machine learning and deep learning.\n\n"
+        "# Cloud\n\nAWS and Azure rent machines by the hour for machine learning."
+    )
+    settings = make_settings(tmp_path, {"skills.md": text}).replace(excerpt_tokens=3)
+    generator = FakeGenerator(["Linear algebra and statistics [1]."] * 3)
+    engine = Engine(settings, embedder=fake_embedder, generator=generator)
+    engine.ask("which maths: linear algebra or statistics for machine learning?")
+    user = generator.calls[-1][-1]["content"]
+    assert user.count("<passage n=") >= 2 and '<passage n="1">' not in user
+
+
 def test_passage_cannot_close_its_own_tag(settings, fake_embedder):
     from careerqa.types import Chunk, Hit
 

@@ -215,8 +215,10 @@ class Answerer:
     def _key_sentences(self, vector: np.ndarray, hit: Hit) -> str | None:
         """The sentences of ``hit`` closest to the question, up to ``excerpt_tokens`` (at most 3)."""
         count = self.generator.count_tokens
-        picked = select_sentences(vector, [hit], self.retriever.store, count, self.settings.excerpt_tokens)
-        return picked.get(hit.chunk.chunk_id)
+        budget = self.settings.excerpt_tokens
+        text = select_sentences(vector, [hit], self.retriever.store, count, budget).get(hit.chunk.chunk_id)
+        # one sentence far over the budget (a long flattened list) would be read live: better none
+        return text if text and count(text) <= 2 * budget else None
 
     def _generate(
         self, run: _Run, messages: list[dict[str, str]], used: Sequence[Hit]

@@ -163,13 +163,14 @@ def _could_be_label(start: str) -> bool:
 
 def is_copy(sentence: str, passage: str) -> bool:
     """Is ``sentence`` (markers aside) a verbatim copy of a run of ``passage``?"""
-    words = _plain(MARKER.sub("", sentence))
+    words = plain_words(MARKER.sub("", sentence))
     if len(words.split()) < MIN_COPY_WORDS:
         return False
-    return words in _plain(passage)
+    return words in plain_words(passage)
 
 
-def _plain(text: str) -> str:
+def plain_words(text: str) -> str:
+    """``text`` lower-cased, punctuation dropped, one space between words (for verbatim comparisons)."""
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 

@@ -16,7 +16,6 @@ question. Not handled here: whether the sentence is true to its passage (verific
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from .citations import MARKER
 from .embedding import Embedder
 from .focus import Focus
+from .form import plain_words
 from .sentences import passage_sentences
 from .tables import linearize_tables
 from .tokens import stem, tokenize
@@ -52,19 +52,15 @@ def sentence_relevance(
 def in_context(sentence: str, passage: str) -> str | None:
     """The passage sentence (a line of a table or list, or a prose sentence; tables as the prompt shows
     them) that holds ``sentence`` (markers aside) word for word and says more, if any."""
-    words = _plain(MARKER.sub("", sentence))
+    words = plain_words(MARKER.sub("", sentence))
     if not words:
         return None
     for line in linearize_tables(passage).splitlines():
         for unit in passage_sentences(line):
-            plain = _plain(unit)
+            plain = plain_words(unit)
             if f" {words} " in f" {plain} " and plain != words:
                 return unit.strip()
     return None
-
-
-def _plain(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 def best_passage(
