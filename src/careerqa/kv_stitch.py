@@ -10,7 +10,7 @@ greedily. With a cache per (passage, slot) the passage labels need no live decod
 call and one pending shift per question.
 
 What a passage does not see: the passages before it (each was read after the system prefix alone).
-The question and the answer see every passage. Quality against full prefill is measured in
+The excerpt, the question and the answer see every passage. Quality against full prefill is measured in
 ``bench/bench_kv.py``; ``Settings.kv_cache`` chooses between "stitch", "stitch-last-live" (the last
 passage read live, so it sees the others) and "off".
 
