@@ -166,36 +166,35 @@ def test_the_first_passage_excerpt_is_repeated_only_when_there_are_other_passage
     assert "Key sentence." not in one[1]["content"]  # one passage: nothing to repeat it apart from
 
 
-def test_the_excerpt_holds_the_first_passages_sentences_closest_to_the_question(tmp_path, fake_embedder):
+def _maths_prompt(tmp_path, fake_embedder, text: str, excerpt_tokens: int) -> str:
+    """The user message the model gets for a maths question over the one file ``text``."""
     from .conftest import make_settings
 
+    settings = make_settings(tmp_path, {"skills.md": text}).replace(excerpt_tokens=excerpt_tokens)
+    generator = FakeGenerator(["Linear algebra and statistics [1]."] * 3)
+    engine = Engine(settings, embedder=fake_embedder, generator=generator)
+    engine.ask("which maths: linear algebra or statistics for machine learning?")
+    return generator.calls[-1][-1]["content"]
+
+
+def test_the_excerpt_holds_the_first_passages_sentences_closest_to_the_question(tmp_path, fake_embedder):
     text = (
         "# Skills\n\nKubernetes schedules containers across a cluster. Docker packages an application. "
         "Linear algebra and statistics are the maths of machine learning. Git tracks versions of code. "
         "Airflow runs data pipelines on a schedule.\n\n# Cloud\n\nAWS and Azure rent machines by the hour."
     )
-    settings = make_settings(tmp_path, {"skills.md": text}).replace(excerpt_tokens=12)
-    generator = FakeGenerator(["Linear algebra and statistics [1]."] * 3)
-    engine = Engine(settings, embedder=fake_embedder, generator=generator)
-    engine.ask("which maths: linear algebra or statistics for machine learning?")
-    user = generator.calls[-1][-1]["content"]
+    user = _maths_prompt(tmp_path, fake_embedder, text, excerpt_tokens=12)
     assert user.count('<passage n="1">') == 1  # the excerpt's short tag, after the passages
     excerpt = user[user.rindex('<passage n="1">') : user.rindex("Question:")]
     assert "Linear algebra and statistics" in excerpt and "Airflow" not in excerpt
 
 
 def test_no_excerpt_when_its_one_sentence_is_far_over_the_budget(tmp_path, fake_embedder):
-    from .conftest import make_settings
-
     text = (
         "# Skills\n\nLinear algebra and statistics are the maths of machine learning and deep learning.\n\n"
         "# Cloud\n\nAWS and Azure rent machines by the hour for machine learning."
     )
-    settings = make_settings(tmp_path, {"skills.md": text}).replace(excerpt_tokens=3)
-    generator = FakeGenerator(["Linear algebra and statistics [1]."] * 3)
-    engine = Engine(settings, embedder=fake_embedder, generator=generator)
-    engine.ask("which maths: linear algebra or statistics for machine learning?")
-    user = generator.calls[-1][-1]["content"]
+    user = _maths_prompt(tmp_path, fake_embedder, text, excerpt_tokens=3)
     assert user.count("<passage n=") >= 2 and '<passage n="1">' not in user
 
 
