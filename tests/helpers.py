@@ -39,7 +39,7 @@ __all__ = [
 ANSWER = "Khan Academy has free maths courses [1]."
 # Over 60 characters: the answerer holds back shorter text until the end, in case it is an abstention.
 LONG_ANSWER = "Khan Academy and MIT OpenCourseWare have free courses on all three topics [1]."
-QUESTION = "free maths courses Khan Academy?"
+QUESTION = "where are free maths courses?"
 TOKEN = "test-admin-token"
 
 

@@ -174,7 +174,8 @@ def _maths_prompt(tmp_path, fake_embedder, text: str, excerpt_tokens: int) -> st
     generator = FakeGenerator(["Linear algebra and statistics [1]."] * 3)
     engine = Engine(settings, embedder=fake_embedder, generator=generator)
     engine.ask("which maths: linear algebra or statistics for machine learning?")
-    return generator.calls[-1][-1]["content"]
+    # the first prompt: the answer only repeats the question, so a retry follows it
+    return generator.calls[0][-1]["content"]
 
 
 def test_the_excerpt_holds_the_first_passages_sentences_closest_to_the_question(tmp_path, fake_embedder):
@@ -270,3 +271,21 @@ def test_verifier_uses_stored_passage_vectors_like_fresh_ones(settings, fake_emb
     assert len(fake_embedder.texts) == 2  # only the answer's sentences were embedded
     assert with_stored == verifier.check(answer, passages)
     assert verifier.check(answer, {}) and not any(c.supported for c in verifier.check(answer, {}))
+
+
+def test_a_citation_moves_to_a_passage_that_supports_the_sentence_clearly_better(fake_embedder):
+    from careerqa.grounding import Verifier
+
+    passages = {
+        1: "Docker packages a model with its dependencies. Kubernetes schedules containers across a cluster.",
+        2: "A team packages a model with Docker.",
+    }
+    answer = "Docker packages a model with its dependencies [2]."  # copied from 1, cited 2
+    [kept] = Verifier(fake_embedder).check(answer, passages)  # by default the model's choice stands
+    assert kept.supported and kept.best == 2
+    [moved] = Verifier(fake_embedder, recite_margin=0.1).check(answer, passages)
+    assert moved.supported and moved.best == 1 and moved.score > kept.score + 0.1
+    # a passage that supports the sentence about as well does not take the citation
+    even = {1: passages[1], 2: "Docker packages a model with its dependencies, teams say."}
+    [same] = Verifier(fake_embedder, recite_margin=0.1).check(answer, even)
+    assert same.best == 2

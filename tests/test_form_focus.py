@@ -231,3 +231,36 @@ def test_a_bare_answer_copied_from_the_right_table_row_is_on_target(tmp_path, fa
     answer = engine.ask("Which production tools does PyTorch have?")
     assert not answer.abstained, answer.abstain_reason
     assert answer.text.startswith("TorchScript, ONNX [1]")
+
+
+def test_an_answer_that_only_repeats_the_question_is_an_echo():
+    from careerqa.relevance import echoes
+
+    question = "do I really need maths for AI or can I just code?"
+    assert echoes("No, you do not need maths for AI [1].", question)
+    assert echoes("Yes [2].", question) and echoes("You can just code [1].", question)
+    assert not echoes("Linear algebra and calculus are the foundation of machine learning [1].", question)
+    assert echoes("Yes, SQL is still used [1].", "is sql still used?", "is SQL still used")
+
+
+def test_a_bare_yes_is_retried_for_an_answer_that_names_its_evidence(tmp_path, fake_embedder):
+    def reply(messages):
+        if messages[-1]["content"].count("<passage ") == 1:  # the retry: the closest passage alone
+            return "Kubernetes schedules containers across a cluster [1]."
+        return f"Yes, Kubernetes schedules containers [{_number(messages, 'cloud.md')}]."
+
+    engine = _engine(tmp_path, fake_embedder, reply)
+    answer = engine.ask("does kubernetes schedule containers?")
+    assert not answer.abstained, answer.abstain_reason
+    assert answer.text == "Kubernetes schedules containers across a cluster [1]."
+    assert "retry" in answer.timings_ms
+
+    # a retry that only says yes again does not better it: the first answer stays, cited
+    def always_yes(messages):
+        n = _number(messages, "cloud.md") if messages[-1]["content"].count("<passage ") > 1 else 1
+        return f"Yes, Kubernetes schedules containers [{n}]."
+
+    kept = _engine(tmp_path / "b", fake_embedder, always_yes).ask("does kubernetes schedule containers?")
+    assert not kept.abstained, kept.abstain_reason
+    assert kept.text == "Yes, Kubernetes schedules containers [1]." and "retry" in kept.timings_ms
+    assert kept.citations[0].hit.chunk.source == "cloud.md"

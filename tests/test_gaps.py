@@ -157,7 +157,7 @@ def test_cli_logs_when_asked_to_and_gaps_reports(fake_cli, settings, monkeypatch
     for q in asked:
         assert runner.invoke(cli.app, ["ask", "--json", q]).exit_code == 0
     fake_cli["replies"][:] = ["Khan Academy has free maths courses [1]."]
-    assert runner.invoke(cli.app, ["ask", "--no-stream", "free maths courses Khan Academy?"]).exit_code == 0
+    assert runner.invoke(cli.app, ["ask", "--no-stream", "where are free maths courses?"]).exit_code == 0
     records = list(read_log(settings.index_dir))
     assert [r["outcome"] for r in records] == ["refused", "refused", "refused", "answered"]
 

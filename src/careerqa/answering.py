@@ -38,7 +38,7 @@ from .prompts import (
     opening_tag,
 )
 from .prompts import passage_block as passage_block  # re-exported: kv_cache reads it from here
-from .relevance import best_passage, in_context, sentence_relevance
+from .relevance import best_passage, echoes, in_context, sentence_relevance
 from .retrieval import Retriever
 from .shortcuts import FaqMatcher, faq_answer, select_sentences
 from .types import Answer, Citation, Hit
@@ -265,9 +265,15 @@ class Answerer:
         checked = run.timed("verify", self._verify, draft.text, draft.order, used)
         total = len(checked.checks)
         alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
-        if not checked.kept:  # nothing the passages support: once more with the closest passage
+        if not self._evidence(run.standalone, checked.kept):
+            # Nothing the passages support, or only the question repeated with a yes or no (which any
+            # passage on the topic "supports"): once more with the closest passage. A bare yes or no
+            # that the retry does not better is kept: it may well be right, and it cites its passage.
             retried = run.timed("retry", self._retry, run.standalone, focus, run.hits, alone)
-            return run.abstained(NOTHING_SUPPORTED, total) if retried is None else retried
+            if retried is not None:
+                return retried
+            if not checked.kept:
+                return run.abstained(NOTHING_SUPPORTED, total)
         if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text):
             return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = self._shape(run.standalone, focus, checked.kept, checked.by_display)
@@ -302,6 +308,11 @@ class Answerer:
                 sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
             kept.append(sentence)
         return _Checked(by_display, checks, kept)
+
+    def _evidence(self, question: str, kept: Sequence[str]) -> bool:
+        """Do the kept sentences say something beyond the question (``relevance.echoes``)?"""
+        searched = self.retriever.prepare(question)
+        return any(not echoes(sentence, question, searched) for sentence in kept)
 
     def _shape(
         self, question: str, focus: Focus, kept: list[str], by_display: dict[int, Hit]
@@ -352,7 +363,9 @@ class Answerer:
         if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft):
             return None  # the question's rare terms are in no passage and not in the answer either
         checked = self._verify(draft, stream.order, used)
-        shaped = self._shape(question, focus, checked.kept, checked.by_display) if checked.kept else None
+        if not self._evidence(question, checked.kept):
+            return None
+        shaped = self._shape(question, focus, checked.kept, checked.by_display)
         return replace(checked, kept=shaped) if shaped else None
 
 

@@ -141,7 +141,7 @@ class Engine:
         )
 
     def _make_answerer(self, retriever: Retriever) -> Answerer:
-        verifier = Verifier(self.embedder, self.settings.support_threshold)
+        verifier = Verifier(self.embedder, self.settings.support_threshold, self.settings.recite_margin)
         faq = FaqMatcher(retriever.store, self.embedder) if self.settings.faq_min_score <= 1 else None
         # The language model is loaded when the answerer first generates: an answer from the FAQ
         # fast path or the cache never imports llama.cpp.

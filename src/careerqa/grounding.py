@@ -50,9 +50,10 @@ def lexical_coverage(sentence: str, passage: str) -> float:
 
 
 class Verifier:
-    def __init__(self, embedder: Embedder, threshold: float = 0.5) -> None:
+    def __init__(self, embedder: Embedder, threshold: float = 0.5, recite_margin: float = 1.0) -> None:
         self.embedder = embedder
         self.threshold = threshold
+        self.recite_margin = recite_margin
 
     def check(
         self,
@@ -64,7 +65,10 @@ class Verifier:
 
         ``passages`` holds every passage the model was shown, cited or not. A sentence whose cited
         passages do not support it, or that cites nothing, is scored against all of them: when one
-        supports it, that passage becomes its citation (``best``); the model misnumbered it.
+        supports it, that passage becomes its citation (``best``); the model misnumbered it. So does a
+        passage that supports it by ``recite_margin`` more than the cited one: a small model tends to
+        cite the passage nearest the question, and a list copied from passage 1 and cited [3] is only
+        "supported" by 3 because both talk about the same thing.
         ``passage_vectors`` may give the vectors of each passage's sentences (the index stores them
         with the chunk's ``sentence_spans``); the sentences of passages without them
         (``sentences.passage_sentences``) are embedded here.
@@ -97,8 +101,11 @@ class Verifier:
                 scored[n] = ((lexical + max(semantic, 0.0)) / 2, lexical, semantic)
             in_cited = [n for n in cited if n in scored]
             best = max(in_cited, key=lambda n: scored[n][0]) if in_cited else None
+            strongest = max(numbers, key=lambda n: scored[n][0]) if numbers else None
             if best is None or scored[best][0] < self.threshold:
-                best = max(numbers, key=lambda n: scored[n][0]) if numbers else None
+                best = strongest
+            elif strongest is not None and scored[strongest][0] >= scored[best][0] + self.recite_margin:
+                best = strongest
             total, lexical, semantic = scored[best] if best is not None else (0.0, 0.0, 0.0)
             results.append(
                 SentenceSupport(

@@ -10,8 +10,11 @@ when its best sentence reaches ``Settings.min_answer_relevance``; a sentence is 
 ``Settings.min_sentence_relevance``. Both are calibrated on the dev split (``bench/replay_answers.py``
 records; README, "Answer form and focus").
 
-``best_passage`` picks, for a retry, the retrieved passage whose best sentence is most similar to the
-question. Not handled here: whether the sentence is true to its passage (verification) or complete.
+``echoes`` finds a sentence that only repeats the question (a bare yes or no): an answer made of
+nothing else names no evidence and is re-tried like an unsupported one (kept if the retry does no
+better). ``best_passage`` picks, for a retry, the retrieved passage whose best sentence is most
+similar to the question. Not handled here: whether the sentence is true to its passage
+(verification) or complete.
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ def sentence_relevance(
         bonus = FOCUS_BONUS if rare & set(tokenize(text)) else 0.0
         scores.append(round(float(cosine) + bonus, 4))
     return scores
+
+
+ANSWER_WORDS = frozenset({"yes", "no", "not"})  # words that answer a yes/no question and say nothing else
+
+
+def echoes(sentence: str, *questions: str) -> bool:
+    """Does ``sentence`` say nothing but the question's own words, plus perhaps yes or no ("No, you do
+    not need maths for AI [1].")? Such a sentence is "supported" by any passage about the topic,
+    whichever way it answers: it names no evidence, so it cannot stand as an answer alone."""
+    words = set(tokenize(MARKER.sub("", sentence))) - ANSWER_WORDS
+    asked = {w for q in questions for w in tokenize(q)}
+    return words <= asked
 
 
 def in_context(sentence: str, passage: str) -> str | None:

@@ -19,6 +19,9 @@ Answers, in the manner of ALCE (Gao et al., 2023), over every answer that is not
   sentence counts unless it alone does not support the sentence and the other citations still do;
   a citation of an unsupported sentence never counts;
 - key-fact recall: share of an answerable question's fact groups that the answer names (0 if abstained);
+- evidence cited: share of answerable questions whose answer cites a passage holding a gold quote (a
+  string match, like retrieval's; an abstention counts as a miss). It undercounts an answer that cites
+  a passage saying the same as the quote in other words;
 - abstention rate (unanswerable questions) and false-abstention rate (answerable ones);
 - dangling-marker rate: ``[n]`` markers that name no citation, over all markers; latency p50/p95.
 Support is decided by a ``SupportJudge`` (``judge.Judge``: the local LLM asked yes/no).
@@ -50,6 +53,7 @@ ANSWER_METRICS = (
     "citation_recall",
     "citation_precision",
     "key_fact_recall",
+    "evidence_cited",
     "abstention_rate",
     "false_abstention_rate",
     "dangling_marker_rate",
@@ -232,6 +236,8 @@ def score_answer(item: EvalItem, answer: Answer) -> dict[str, Any]:
     if item.answerable:
         found = 0 if answer.abstained else facts_found(item.facts, answer.text)
         record["key_fact_recall"] = round(found / len(item.facts), 4) if item.facts else None
+        cited = [c.hit.chunk.text for c in answer.citations]
+        record["evidence_cited"] = not answer.abstained and any(q in t for q in item.evidence for t in cited)
     return record
 
 
@@ -278,6 +284,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     for r in with_answers
                     if r["answer"]["key_fact_recall"] is not None
                 ]
+            ),
+            "evidence_cited": _share(
+                sum(bool(r["answer"].get("evidence_cited")) for r in with_answers), len(with_answers)
             ),
             "abstention_rate": _share(sum(r["answer"]["abstained"] for r in unanswerable), len(unanswerable)),
             "false_abstention_rate": _share(
