@@ -73,6 +73,9 @@ def test_focus_coverage_weights_rare_terms():
     assert focus.named_by("The salaries are high") and not focus.named_by("Python matters")
     covered = index.check("which tools do AI engineers use?", ["AI engineers use cloud tools."])
     assert covered.missing == () and covered.coverage == 1.0
+    # the words that frame a question are not its focus: "mean" is in no passage, CI/CD is the subject
+    framed = index.check("what does CI/CD for ML mean?", ["AI engineers use cloud tools."])
+    assert framed.terms == () and framed.coverage == 1.0
 
 
 def _engine(tmp_path, fake_embedder, replies, **changes):

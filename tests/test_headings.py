@@ -99,3 +99,22 @@ def test_pairs_forced_by_the_run_are_dropped():
     pairs = align(scores)
     assert (2, 2) in pairs  # the alignment alone would pair Docker with the Kubernetes paragraph
     assert consistent(scores, pairs) == []
+
+
+def test_titles_between_two_certain_pairs_follow_the_order():
+    # the seed's MLOps run: MiniLM scores "Model Deployment" closer to the CI/CD paragraph, but between
+    # two certain pairs with two titles and two paragraphs in between, the order says which is which
+    scores = np.array(
+        [
+            [0.71, 0.33, 0.38, 0.47],  # Model Versioning | Tracking different versions…
+            [-0.03, 0.26, 0.05, 0.04],  # CI/CD for ML | Continuous Integration/Continuous Deployment…
+            [0.37, 0.59, 0.37, 0.41],  # Model Deployment | Putting trained models into production…
+            [0.52, 0.35, 0.43, 0.64],  # Model Monitoring | Continuously tracking model performance…
+        ]
+    )
+    pairs = align(scores)
+    assert consistent(scores, pairs) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    # one end not certain (a weak, lone pair): nothing is filled in, and the lone pairs are dropped
+    weak = scores.copy()
+    weak[3] = [0.52, 0.35, 0.43, 0.50]
+    assert consistent(weak, align(weak)) == []

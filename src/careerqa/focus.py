@@ -1,6 +1,7 @@
 """Does the question's focus appear in the passages? The check for questions the corpus does not answer.
 
-A question's focus terms are its content words (stopwords and words under 3 letters dropped). Each is
+A question's focus terms are its content words (stopwords, words under 3 letters and the words that
+frame a question, ``QUESTION_FRAME``, dropped). Each is
 weighted by its inverse document frequency over the corpus's passages, a word that no passage holds
 weighing most: "salary" and "Germany" in "what salary does an AI engineer earn in Germany?" weigh more
 than "AI" and "engineer", which half the corpus mentions. ``coverage`` is the IDF-weighted share of
@@ -24,6 +25,11 @@ from dataclasses import dataclass
 from .tokens import STOPWORDS, stem, surface_words, tokenize
 
 MIN_TERM_LETTERS = 3
+# Words that frame a question rather than name its subject: in "what does CI/CD for ML mean?" the
+# subject's words are too short to be terms, and "mean" alone, in no passage, would refuse the answer.
+QUESTION_FRAME = frozenset(
+    "mean means meaning meant stand stands define definition explain describe tell".split()
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,7 @@ class FocusIndex:
         terms = [
             w
             for w in dict.fromkeys(surface_words(question))
-            if w not in STOPWORDS and len(w) >= MIN_TERM_LETTERS and w.isalpha()
+            if w not in STOPWORDS and w not in QUESTION_FRAME and len(w) >= MIN_TERM_LETTERS and w.isalpha()
         ]
         held = {t for p in passages for t in tokenize(p)}
         total = covered = 0.0

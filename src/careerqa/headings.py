@@ -16,7 +16,7 @@ no title — a worked example after the descriptions) and writes the title in fr
 the way ``corpus._repair_definition_list`` writes ``Pandas: For data…``. Only pairs the scores around
 them agree with are kept (``consistent``: neither the title nor a neighbouring title matches a
 neighbouring paragraph clearly better), in runs of at least two; elsewhere nothing changes. On the seed
-this restores 25 of the 35 titles that headed a paragraph, none wrongly, and leaves its 3 parent items
+this restores 28 of the 35 titles that headed a paragraph, none wrongly, and leaves its 3 parent items
 unpaired; where MiniLM's scores contradict the order (Containerization / Docker / Kubernetes) the run
 is left as it was.
 """
@@ -33,7 +33,7 @@ from .corpus import iter_lines
 from .embedding import Embedder
 from .types import Document
 
-HEADINGS_VERSION = "1"
+HEADINGS_VERSION = "2"
 
 _ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(?P<body>\S.*)$")
 MAX_TITLE_WORDS = 8
@@ -43,6 +43,8 @@ MIN_RUN_SIMILARITY = 0.1  # ... and below this even a pair that continues a run
 RUN_BONUS = 0.1
 TOLERANCE = 0.05  # how much better a neighbour may match before a pair is doubted
 MIN_PAIRS = 2
+STRONG_SIMILARITY = 0.6  # a pair this close, and clearly the best of its row and column, ...
+STRONG_MARGIN = 0.1  # ... by this much, is certain on its own (``bridged``)
 PARAGRAPH_WORDS = 60  # how much of a paragraph is compared with the titles
 
 Similarity = Callable[[Sequence[str], Sequence[str]], np.ndarray]
@@ -106,8 +108,8 @@ def consistent(scores: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[i
 
     A pair (t, p) is dropped when title t matches a neighbouring paragraph better (p - 1, p + 1), or a
     neighbouring title (t - 1, t + 1) matches p better than the pair it got itself: the alignment
-    was forced there by the run bonus, not by the text. A pair left alone after that (no pair on
-    its diagonal next to it) is dropped too."""
+    was forced there by the run bonus, not by the text. The pairs between two trusted ones are put
+    back (``bridged``); a pair left alone after that (no pair on its diagonal next to it) is dropped."""
     partner = dict(pairs)
     n, m = scores.shape
     kept = []
@@ -121,8 +123,47 @@ def consistent(scores: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[i
         )
         if row_ok and col_ok:
             kept.append((t, p))
+    kept = bridged(scores, pairs, kept)
     on = set(kept)
     return [(t, p) for t, p in kept if (t - 1, p - 1) in on or (t + 1, p + 1) in on]
+
+
+def _strong(scores: np.ndarray, t: int, p: int) -> bool:
+    """Is (t, p) a pair that the scores alone make certain: high, and clearly the best of its row and
+    of its column?"""
+    score = scores[t, p]
+    row = np.delete(scores[t], p)
+    column = np.delete(scores[:, p], t)
+    return bool(
+        score >= STRONG_SIMILARITY
+        and (row.size == 0 or score - row.max() >= STRONG_MARGIN)
+        and (column.size == 0 or score - column.max() >= STRONG_MARGIN)
+    )
+
+
+def bridged(
+    scores: np.ndarray, aligned: list[tuple[int, int]], kept: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """``kept`` plus the aligned pairs between two trusted kept pairs on one diagonal.
+
+    A kept pair is trusted when a kept neighbour continues its diagonal or the scores make it certain
+    (``_strong``). Between two trusted pairs with as many titles as paragraphs in between, every
+    title has its paragraph and the order says which: "Model Deployment" pairs with "Putting trained
+    models into production…" although MiniLM scores it closer to the CI/CD paragraph before it. The
+    filled pairs must be aligned and not below ``MIN_RUN_SIMILARITY``."""
+    on = set(kept)
+    trusted = sorted(
+        (t, p) for t, p in kept if (t - 1, p - 1) in on or (t + 1, p + 1) in on or _strong(scores, t, p)
+    )
+    aligned_set = set(aligned)
+    added = []
+    for (t1, p1), (t2, p2) in zip(trusted, trusted[1:]):
+        between = [(t1 + k, p1 + k) for k in range(1, t2 - t1)]
+        if t2 - t1 != p2 - p1 or not between:
+            continue
+        if all(pair in aligned_set and scores[pair] >= MIN_RUN_SIMILARITY for pair in between):
+            added += [pair for pair in between if pair not in on]
+    return sorted(on | set(added))
 
 
 def _runs(lines: list[str]) -> list[tuple[list[int], list[int]]]:
