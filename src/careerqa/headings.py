@@ -157,7 +157,7 @@ def bridged(
     )
     aligned_set = set(aligned)
     added = []
-    for (t1, p1), (t2, p2) in zip(trusted, trusted[1:]):
+    for (t1, p1), (t2, p2) in zip(trusted, trusted[1:], strict=False):
         between = [(t1 + k, p1 + k) for k in range(1, t2 - t1)]
         if t2 - t1 != p2 - p1 or not between:
             continue
