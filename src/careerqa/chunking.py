@@ -23,8 +23,7 @@ from .corpus import iter_lines, looks_like_code
 from .sentences import sentence_spans
 from .types import Chunk, Document
 
-# The rules of cleaning (corpus.clean_text) and chunking: an index made by others is chunked again.
-CHUNKER_VERSION = "2"  # 2: the ", and" a scraper dropped is put back
+CHUNKER_VERSION = "1"
 
 _FAQ_TITLES = {"faq", "faqs", "frequently asked questions", "questions and answers", "q&a"}
 _SMALL_WORDS = {
