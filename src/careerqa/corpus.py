@@ -388,7 +388,6 @@ def clean_text(raw: str, kind: str = "text") -> tuple[str, list[int]]:
     text, offsets = _repair_abbreviations(text, offsets)
     text, offsets = _repair_definition_list(text, offsets)
     text, offsets = _repair_code_lines(text, offsets)
-    text, offsets = _repair_dropped_and(text, offsets)
     return text, offsets
 
 
@@ -443,40 +442,6 @@ def _repair_definition_list(text: str, offsets: list[int]) -> tuple[str, list[in
         return m.group(1) + " "
 
     return _tsub(r"(?<!\S)(and|or)(?=[A-Z][a-z]\w*)", unglue, text, offsets)
-
-
-# "evaluation, hypothesis testing. Understanding uncertainty)": a scraper that dropped ", and" before a
-# list's last item. Repaired only where that item is a fragment of at most three words ending its
-# sentence, after a comma list whose own last item is at most six words: a real sentence that short,
-# right after a list, is rare; longer ones are left as they are (form.py keeps such a fragment inside
-# its answer sentence).
-_DROPPED_AND = re.compile(
-    r"(?P<head>, (?P<last>[^\n.!?,;:]{1,60}))\. (?P<tail>[A-Z][\w’'-]*(?: [\w’'-]+){0,2})(?=\)?[.!?](?:\s|$))"
-)
-_SENTENCE_STARTS = frozenset(
-    "it its this that these those they there then the a an we you he she i our your their see".split()
-)
-
-
-def _repair_dropped_and(text: str, offsets: list[int]) -> tuple[str, list[int]]:
-    """``"fair. Robust AI systems."`` -> ``"fair, and robust AI systems."`` (see ``_DROPPED_AND``). The
-    restored item starts lower case when the item before it does ("textures, and objects"), and keeps
-    its capital after a capitalised one ("K-Nearest Neighbors (k-NN), and Random Forests")."""
-
-    def fix(m: re.Match[str]) -> str:
-        last, tail = m.group("last"), m.group("tail")
-        first = tail.split()[0]
-        if (
-            len(last.split()) > 6
-            or first.lower() in _SENTENCE_STARTS
-            or looks_like_code(_line_at(m.string, m.start()))
-        ):
-            return m.group(0)
-        if last[:1].islower() and not first[1:2].isupper():  # "AI" and "GCP" keep their capitals
-            tail = tail[0].lower() + tail[1:]
-        return f"{m.group('head')}, and {tail}"
-
-    return _tsub(_DROPPED_AND, fix, text, offsets)
 
 
 def _line_at(text: str, pos: int) -> str:
