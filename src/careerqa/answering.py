@@ -299,9 +299,12 @@ class Answerer:
             {d: self.retriever.store.sentence_vectors(h.chunk) for d, h in by_display.items()},
         )
         kept = []
+        sources = {h.chunk.source for h in used}
         for check in checks:
             if not check.supported or check.best is None:
                 continue
+            if _names_source(check.text, sources, by_display[check.best].chunk.text):
+                continue  # "Read skills-required-for-ai-jobs.txt [1].": the prompt's markup, not an answer
             sentence = check.text
             if check.best not in check.cited:  # uncited or misnumbered: cite the supporting passage
                 sentence = MARKER.sub("", sentence).rstrip()
@@ -367,6 +370,13 @@ class Answerer:
             return None
         shaped = self._shape(question, focus, checked.kept, checked.by_display)
         return replace(checked, kept=shaped) if shaped else None
+
+
+def _names_source(sentence: str, sources: set[str], passage: str) -> bool:
+    """Does ``sentence`` name a passage's source file (a ``source=`` attribute of the prompt) that the
+    passage text itself does not?"""
+    low = sentence.lower()
+    return any(src.lower() in low and src.lower() not in passage.lower() for src in sources if src)
 
 
 def _copied_from(sentence: str, by_display: dict[int, Hit]) -> str | None:
