@@ -272,7 +272,8 @@ def test_a_bare_yes_is_retried_for_an_answer_that_names_its_evidence(tmp_path, f
 def test_a_sentence_naming_the_prompts_source_file_is_markup_not_an_answer(tmp_path, fake_embedder):
     def reply(messages):
         n = _number(messages, "cloud.md")
-        return f"Cloud.md: Kubernetes schedules containers [{n}]. Kubernetes schedules containers across a cluster [{n}]."
+        leaked = f"Cloud.md: Kubernetes schedules containers [{n}]."  # supported, but names the file
+        return f"{leaked} Kubernetes schedules containers across a cluster [{n}]."
 
     answer = _engine(tmp_path, fake_embedder, reply).ask("what does kubernetes schedule across a cluster?")
     assert not answer.abstained, answer.abstain_reason
