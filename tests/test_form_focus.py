@@ -233,7 +233,8 @@ def test_a_bare_answer_copied_from_the_right_table_row_is_on_target(tmp_path, fa
     engine = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(reply))
     answer = engine.ask("Which production tools does PyTorch have?")
     assert not answer.abstained, answer.abstain_reason
-    assert answer.text.startswith("TorchScript, ONNX [1]")
+    # the bare list is shown as the table row it comes from, which says what it lists
+    assert answer.text == "Production tools — PyTorch: TorchScript, ONNX [1]."
 
 
 def test_an_answer_that_only_repeats_the_question_is_an_echo():
@@ -278,3 +279,22 @@ def test_a_sentence_naming_the_prompts_source_file_is_markup_not_an_answer(tmp_p
     answer = _engine(tmp_path, fake_embedder, reply).ask("what does kubernetes schedule across a cluster?")
     assert not answer.abstained, answer.abstain_reason
     assert answer.text == "Kubernetes schedules containers across a cluster [1]."
+
+
+def test_a_bare_list_copied_from_a_list_item_is_shown_as_that_item(tmp_path, fake_embedder):
+    doc = "# Metrics\n\nModels are scored in many ways.\n\n- Classification: Accuracy, Precision, Recall\n"
+    settings = make_settings(tmp_path, {"metrics.md": doc})
+
+    def reply(messages):
+        return f"Accuracy, Precision, Recall [{_number(messages, 'metrics.md')}]."
+
+    answer = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(reply)).ask(
+        "Which metrics evaluate classification models?"
+    )
+    assert answer.text == "Classification: Accuracy, Precision, Recall [1]."
+    # a clause is not a bare list: it stays as the model wrote it
+    from careerqa.answering import _whole
+
+    assert _whole("Kubernetes schedules containers across a cluster [1].", {}) == (
+        "Kubernetes schedules containers across a cluster [1]."
+    )

@@ -52,6 +52,8 @@ MAX_IDLE_FEEDS = 8  # streamed pieces in a row without a word: the model loops o
 REFUSAL_CHECK_CHARS = 120  # a draft is a refusal when its start says so (``is_abstention``)
 
 MODEL_REFUSED = "model: the passages do not answer the question"
+LIST_ITEMS = 6  # a copied list of this many short items at most is shown as its passage sentence
+WHOLE_WORDS = 45  # ... when that sentence is no longer than this (``_whole``)
 NOTHING_SUPPORTED = "verification: no sentence is supported by the passage it cites"
 OFF_TARGET = "relevance: the supported sentences do not address the question"
 
@@ -341,7 +343,7 @@ class Answerer:
         ]
         limit = self.settings.max_answer_sentences
         chosen = select(sentences, [relevance[i] for i in on_topic], copied, limit)
-        return [sentences[i] for i in chosen]
+        return [_whole(sentences[i], by_display) for i in chosen]
 
     def _retry(self, question: str, focus: Focus, hits: Sequence[Hit], tried: set[str]) -> _Checked | None:
         """Answer again from the one retrieved passage closest to the question (unless it is in
@@ -377,6 +379,24 @@ def _names_source(sentence: str, sources: set[str], passage: str) -> bool:
     passage text itself does not?"""
     low = sentence.lower()
     return any(src.lower() in low and src.lower() not in passage.lower() for src in sources if src)
+
+
+def _whole(sentence: str, by_display: dict[int, Hit]) -> str:
+    """A bare list copied from a passage ("MongoDB, Cassandra [1]") as the passage sentence it comes
+    from, cited: "Familiarity with NoSQL databases (like MongoDB, Cassandra) is also becoming
+    increasingly valuable… [1]." says what the items are, to the reader and to a claim check, where
+    the list alone asserts nothing. Only a list of two to ``LIST_ITEMS`` short items (at most three
+    words each: names, not clauses) from a passage sentence of at most ``WHOLE_WORDS`` words."""
+    plain = MARKER.sub("", sentence).strip().rstrip(".!?;:")
+    items = [i for i in re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", plain) if i.strip()]
+    if not 2 <= len(items) <= LIST_ITEMS or any(len(i.split()) > 3 for i in items):
+        return sentence
+    line = _copied_from(sentence, by_display)
+    if line is None or len(line.split()) > WHOLE_WORDS:
+        return sentence
+    markers = "".join(m.group(0) for m in MARKER.finditer(sentence))
+    line = re.sub(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", "", line)  # a list item's bullet
+    return f"{line.rstrip().rstrip('.!?;:')} {markers}."
 
 
 def _copied_from(sentence: str, by_display: dict[int, Hit]) -> str | None:
