@@ -140,3 +140,24 @@ def test_a_bracket_hung_on_the_wrong_item_is_rejected():
     assert lexical_verdict(passage, "Calculus is needed for optimization and backpropagation.")[0]
     # a single word of a bracket is no swap: "model" alone may come from anywhere
     assert lexical_verdict(passage, "Probability helps evaluate a model.")[0]
+
+
+def test_a_run_of_list_items_under_its_parent_is_supported_without_the_model():
+    from careerqa.evals.claimcheck import copied_list
+
+    passage = (
+        "Cloud and MLOps\n- Cloud Platforms\n- Compute Services: Virtual machines for training models.\n"
+        "- MLOps (Machine Learning Operations)\n- Model Versioning\n- CI/CD for ML\n- Model Monitoring\n"
+        "- Containerization and Orchestration\n- Docker\n- Kubernetes"
+    )
+    gen = FakeGenerator(lambda messages: "no")
+    judge = Judge(gen)
+    assert judge.supports(passage, "MLOps covers model versioning, CI/CD for ML, and model monitoring [1].")
+    assert len(gen.calls) == 0 and judge.lexical_copies == 1
+    assert copied_list(passage, "Docker, Kubernetes.")  # a bare run of items
+    assert copied_list(passage, "Cloud Platforms, Compute Services")  # the name before an item's colon
+    # another parent, items out of order or not adjacent, one item alone: the other checks decide
+    assert not copied_list(passage, "Cloud Platforms covers model versioning, CI/CD for ML.")
+    assert not copied_list(passage, "CI/CD for ML, Model Versioning.")
+    assert not copied_list(passage, "Model Versioning, Model Monitoring.")
+    assert not copied_list(passage, "MLOps covers model versioning.")

@@ -13,7 +13,8 @@ is like Excel on steroids" from a passage where Pandas is). This check, run firs
   bracket belongs to (back to the previous comma, bracket or sentence stop): "Calculus is needed for
   model evaluation" hangs one item's bracket on another item.
 It says yes on its own (``copied``) only to a claim that repeats a run of the passage word for word,
-from one punctuation mark or line break to another ("TorchScript, ONNX."): that states nothing the
+from one punctuation mark or line break to another ("TorchScript, ONNX."), or that names a run of the
+passage's list items in order, under the item it names (``copied_list``): that states nothing the
 passage does not. Every other claim that passes still goes to the LLM judge.
 ``MIN_LOCAL_COVERAGE`` is set on ``eval/judge_pairs.jsonl`` (``careerqa eval --judge-agreement``).
 Not handled here: negation, and swapped relations between words of the same sentence.
@@ -59,6 +60,53 @@ def copied(passage: str, claim: str) -> bool:
         before = passage[found[i - 1].end() : found[i].start()] if i else "\n"
         after = passage[found[i + n - 1].end() : found[i + n].start()] if i + n < len(found) else "\n"
         if _BOUNDARY.search(before) and _BOUNDARY.search(after):
+            return True
+    return False
+
+
+LIST_VERBS = frozenset(stem(w) for w in "are is include includes cover covers encompass encompasses".split())
+
+
+def _item_text(line: str) -> str | None:
+    """A list line's item ("- Model Versioning" → "model versioning"; the name before a colon), else None."""
+    if not _LIST_ITEM.match(line):
+        return None
+    body = _LIST_ITEM.sub("", line).split(":", 1)[0]
+    return " ".join(w.lower() for w in _WORD.findall(body))
+
+
+def copied_list(passage: str, claim: str) -> bool:
+    """Does ``claim`` (markers aside) name, in order, a run of consecutive list items of ``passage``
+    ("Convolutional Neural Networks (CNNs), Recurrent Neural Networks (RNNs), and Transformers"), with
+    at most a short lead whose words, list verbs aside, are those of the item right before the run
+    ("MLOps covers model versioning, …" under "- MLOps (Machine Learning Operations)")? Like
+    ``copied``, such a claim says nothing the passage does not; a lead that names another parent
+    ("Cloud Platforms covers model versioning") is left to the other checks."""
+    claim = MARKER.sub("", claim).strip().rstrip(".!?")
+    parts = [re.sub(r"^(?:and|or)\s+", "", p.strip(), flags=re.I) for p in claim.split(",")]
+    if len(parts) < 2 or not all(parts):
+        return False
+    items = [" ".join(w.lower() for w in _WORD.findall(p)) for p in parts]
+    lines = passage.splitlines()
+    names = [_item_text(line) for line in lines]
+    for start in range(len(lines)):
+        lead = ""
+        first = items[0]
+        if names[start] is None:
+            continue
+        if names[start] != first:
+            lead_words = first.split()
+            tail = names[start].split() if names[start] else []
+            if not tail or lead_words[-len(tail) :] != tail or len(lead_words) - len(tail) > 4:
+                continue
+            lead = " ".join(lead_words[: -len(tail)])
+        run = names[start : start + len(items)]
+        if run[1:] != items[1:] or len(run) != len(items):
+            continue
+        if not lead:
+            return True
+        parent = set(tokenize(lines[start - 1])) if start else set()
+        if parent and set(tokenize(lead)) - LIST_VERBS <= parent:
             return True
     return False
 

@@ -21,7 +21,7 @@ from typing import Any
 from ..citations import MARKER
 from ..errors import BadInput
 from ..generation import Generator
-from .claimcheck import copied, lexical_verdict
+from .claimcheck import copied, copied_list, lexical_verdict
 
 JUDGE_PROMPT = """You check facts. You are given a passage and a claim. Decide whether the passage \
 supports the claim.
@@ -80,7 +80,7 @@ class Judge:
         claim = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(MARKER.sub("", claim).split()))
         key = (passage, claim)
         if key not in self._cache and self.lexical:
-            if copied(passage, claim):
+            if copied(passage, claim) or copied_list(passage, claim):
                 self.lexical_copies += 1
                 self._cache[key] = True
             elif not lexical_verdict(passage, claim)[0]:
