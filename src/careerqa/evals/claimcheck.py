@@ -89,14 +89,14 @@ def copied_list(passage: str, claim: str) -> bool:
     items = [" ".join(w.lower() for w in _WORD.findall(p)) for p in parts]
     lines = passage.splitlines()
     names = [_item_text(line) for line in lines]
-    for start in range(len(lines)):
+    for start, name in enumerate(names):
         lead = ""
         first = items[0]
-        if names[start] is None:
+        if name is None:
             continue
-        if names[start] != first:
+        if name != first:
             lead_words = first.split()
-            tail = names[start].split() if names[start] else []
+            tail = name.split()
             if not tail or lead_words[-len(tail) :] != tail or len(lead_words) - len(tail) > 4:
                 continue
             lead = " ".join(lead_words[: -len(tail)])
