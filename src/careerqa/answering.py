@@ -376,9 +376,11 @@ class Answerer:
 
 def _names_source(sentence: str, sources: set[str], passage: str) -> bool:
     """Does ``sentence`` name a passage's source file (a ``source=`` attribute of the prompt) that the
-    passage text itself does not?"""
-    low = sentence.lower()
-    return any(src.lower() in low and src.lower() not in passage.lower() for src in sources if src)
+    passage text itself does not? Only a name with an extension or a folder counts: a file called
+    "python" is a word."""
+    low, text = sentence.lower(), passage.lower()
+    names = [src.lower() for src in sources if "." in src or "/" in src]
+    return any(name in low and name not in text for name in names)
 
 
 def _whole(sentence: str, by_display: dict[int, Hit]) -> str:

@@ -15,7 +15,9 @@ a title may have no paragraph — a parent item such as "Types of Machine Learni
 no title — a worked example after the descriptions) and writes the title in front of its paragraph,
 the way ``corpus._repair_definition_list`` writes ``Pandas: For data…``. Only pairs the scores around
 them agree with are kept (``consistent``: neither the title nor a neighbouring title matches a
-neighbouring paragraph clearly better), in runs of at least two; elsewhere nothing changes. On the seed
+neighbouring paragraph clearly better), and so are those between two certain pairs with as many titles
+as paragraphs in between, where the order decides (``bridged``), in runs of at least two; elsewhere
+nothing changes. On the seed
 this restores 28 of the 35 titles that headed a paragraph, none wrongly, and leaves its 3 parent items
 unpaired; where MiniLM's scores contradict the order (Containerization / Docker / Kubernetes) the run
 is left as it was.
