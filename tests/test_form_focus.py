@@ -295,6 +295,7 @@ def test_a_bare_list_copied_from_a_list_item_is_shown_as_that_item(tmp_path, fak
     # a clause is not a bare list: it stays as the model wrote it
     from careerqa.answering import _whole
 
-    assert _whole("Kubernetes schedules containers across a cluster [1].", {}) == (
+    line = "Kubernetes schedules containers across a cluster, and Docker packages a model."
+    assert _whole("Kubernetes schedules containers across a cluster [1].", line) == (
         "Kubernetes schedules containers across a cluster [1]."
     )

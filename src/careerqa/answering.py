@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .chunking import LIST_MARK
 from .citations import MARKER, CitationStream, renumber
 from .config import Settings
 from .errors import BadInput
@@ -343,7 +344,7 @@ class Answerer:
         ]
         limit = self.settings.max_answer_sentences
         chosen = select(sentences, [relevance[i] for i in on_topic], copied, limit)
-        return [_whole(sentences[i], by_display) for i in chosen]
+        return [_whole(sentences[i], contexts[on_topic[i]]) for i in chosen]
 
     def _retry(self, question: str, focus: Focus, hits: Sequence[Hit], tried: set[str]) -> _Checked | None:
         """Answer again from the one retrieved passage closest to the question (unless it is in
@@ -383,22 +384,21 @@ def _names_source(sentence: str, sources: set[str], passage: str) -> bool:
     return any(name in low and name not in text for name in names)
 
 
-def _whole(sentence: str, by_display: dict[int, Hit]) -> str:
+def _whole(sentence: str, line: str | None) -> str:
     """A bare list copied from a passage ("MongoDB, Cassandra [1]") as the passage sentence it comes
-    from, cited: "Familiarity with NoSQL databases (like MongoDB, Cassandra) is also becoming
-    increasingly valuable… [1]." says what the items are, to the reader and to a claim check, where
-    the list alone asserts nothing. Only a list of two to ``LIST_ITEMS`` short items (at most three
-    words each: names, not clauses) from a passage sentence of at most ``WHOLE_WORDS`` words."""
+    from (``line``, found by ``_copied_from``), cited: "Familiarity with NoSQL databases (like MongoDB,
+    Cassandra) is also becoming increasingly valuable… [1]." says what the items are, to the reader
+    and to a claim check, where the list alone asserts nothing. Only a list of two to ``LIST_ITEMS``
+    short items (at most three words each: names, not clauses) from a passage sentence of at most
+    ``WHOLE_WORDS`` words."""
     plain = MARKER.sub("", sentence).strip().rstrip(".!?;:")
     items = [i for i in re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", plain) if i.strip()]
     if not 2 <= len(items) <= LIST_ITEMS or any(len(i.split()) > 3 for i in items):
         return sentence
-    line = _copied_from(sentence, by_display)
     if line is None or len(line.split()) > WHOLE_WORDS:
         return sentence
     markers = "".join(m.group(0) for m in MARKER.finditer(sentence))
-    line = re.sub(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+", "", line)  # a list item's bullet
-    return f"{line.rstrip().rstrip('.!?;:')} {markers}."
+    return f"{LIST_MARK.sub('', line).rstrip().rstrip('.!?;:')} {markers}."
 
 
 def _copied_from(sentence: str, by_display: dict[int, Hit]) -> str | None:

@@ -30,7 +30,8 @@ _SMALL_WORDS = {
     "a", "an", "the", "and", "or", "nor", "but", "of", "to", "in", "on", "for", "with", "vs", "by", "at",
     "from", "as", "into", "via", "per", "is", "are", "be", "its", "it", "your", "you", "that", "than",
 }  # fmt: skip
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+\S")
+LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")  # a list item's bullet or number
+_LIST_ITEM = re.compile(LIST_MARK.pattern + r"\S")
 _TABLE_ROW = re.compile(r"^\s*\|.*\||\s\|\s|^\s*:?-{3,}:?\s*\|")
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")

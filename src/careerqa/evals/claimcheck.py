@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from ..chunking import is_title_like
+from ..chunking import LIST_MARK, is_title_like
 from ..citations import MARKER
 from ..grounding import split_sentences
 from ..tokens import STOPWORDS, stem, tokenize
@@ -36,7 +36,6 @@ MIN_LOCAL_COVERAGE = 0.63  # between the highest hard negative (0.60) and the lo
 MIN_BRACKET_WORDS = 2
 MIN_COPY_WORDS = 2  # a copied single word ("Docker.") states nothing; the model decides it
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _NAME = re.compile(r"\b(?:[A-Z][\w+#-]*|\w*\d\w*)")
 _WORD = re.compile(r"\w+(?:[+#]+|\b)")
 _BOUNDARY = re.compile(r"[.,;:!?()\[\]{}|\"“”–—]|\n")  # what may stand before and after a copied run
@@ -69,9 +68,9 @@ LIST_VERBS = frozenset(stem(w) for w in "are is include includes cover covers en
 
 def _item_text(line: str) -> str | None:
     """A list line's item ("- Model Versioning" → "model versioning"; the name before a colon), else None."""
-    if not _LIST_ITEM.match(line):
+    if not LIST_MARK.match(line):
         return None
-    body = _LIST_ITEM.sub("", line).split(":", 1)[0]
+    body = LIST_MARK.sub("", line).split(":", 1)[0]
     return " ".join(w.lower() for w in _WORD.findall(body))
 
 
@@ -158,7 +157,7 @@ def passage_units(passage: str) -> list[Unit]:
                 units.append((f"{name} {cells[0]} {cells[col]}", -len(units) - 1, False, name))  # alone
             continue
         header = None
-        item = bool(_LIST_ITEM.match(line))
+        item = bool(LIST_MARK.match(line))
         units.extend((u, number, not item, "") for u in split_sentences(line) if u.strip())
     return units
 
