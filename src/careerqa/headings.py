@@ -127,7 +127,12 @@ def consistent(scores: np.ndarray, pairs: list[tuple[int, int]]) -> list[tuple[i
             kept.append((t, p))
     kept = bridged(scores, pairs, kept)
     on = set(kept)
-    return [(t, p) for t, p in kept if (t - 1, p - 1) in on or (t + 1, p + 1) in on]
+    return [(t, p) for t, p in kept if _in_run(t, p, on)]
+
+
+def _in_run(t: int, p: int, on: set[tuple[int, int]]) -> bool:
+    """Does a pair of ``on`` continue (t, p)'s diagonal, before or after it?"""
+    return (t - 1, p - 1) in on or (t + 1, p + 1) in on
 
 
 def _strong(scores: np.ndarray, t: int, p: int) -> bool:
@@ -154,9 +159,7 @@ def bridged(
     models into production…" although MiniLM scores it closer to the CI/CD paragraph before it. The
     filled pairs must be aligned and not below ``MIN_RUN_SIMILARITY``."""
     on = set(kept)
-    trusted = sorted(
-        (t, p) for t, p in kept if (t - 1, p - 1) in on or (t + 1, p + 1) in on or _strong(scores, t, p)
-    )
+    trusted = sorted((t, p) for t, p in kept if _in_run(t, p, on) or _strong(scores, t, p))
     aligned_set = set(aligned)
     added = []
     for (t1, p1), (t2, p2) in zip(trusted, trusted[1:], strict=False):

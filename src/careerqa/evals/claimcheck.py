@@ -88,9 +88,9 @@ def copied_list(passage: str, claim: str) -> bool:
     items = [" ".join(w.lower() for w in _WORD.findall(p)) for p in parts]
     lines = passage.splitlines()
     names = [_item_text(line) for line in lines]
+    first = items[0]
     for start, name in enumerate(names):
         lead = ""
-        first = items[0]
         if name is None:
             continue
         if name != first:

@@ -61,10 +61,10 @@ class Judge:
     """Asks ``generator`` whether a passage supports a claim; an unparsable reply counts as no.
 
     A lexical second signal is asked first: a claim that copies a run of the passage word for word
-    (``claimcheck.copied``) is supported, and one that ``claimcheck.lexical_verdict`` rejects (numbers,
-    names with their words in one place of the passage, a bracket's words without what it belongs
-    to) is not; the model decides the rest. With ``lexical=False`` only the model decides (the judge
-    before issue 14, for comparison).
+    (``claimcheck.copied``) or a run of its list items (``claimcheck.copied_list``) is supported, and
+    one that ``claimcheck.lexical_verdict`` rejects (numbers, names with their words in one place of
+    the passage, a bracket's words without what it belongs to) is not; the model decides the rest.
+    With ``lexical=False`` only the model decides (the judge before issue 14, for comparison).
     """
 
     def __init__(self, generator: Generator, lexical: bool = True) -> None:
