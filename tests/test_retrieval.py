@@ -106,3 +106,32 @@ def test_dense_relevance_prefers_a_passage_whose_run_of_sentences_answers():
     a = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
     b = np.array([[0.6, 0, 0.8, 0], [0, 0.6, 0, 0.8], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
     assert dense_relevance(0.5, a, query) > dense_relevance(0.6, b, query)
+
+
+def _chunk(cid: str, start: int, section: str = "Cloud", source: str = "a.md"):
+    from careerqa.types import Chunk
+
+    return Chunk(chunk_id=cid, source=source, section=section, text=f"text {cid}", start=start, end=start + 9)
+
+
+def test_the_passage_between_two_of_one_section_is_found_by_their_ids():
+    from careerqa.retrieval import sandwiched
+
+    chunks = [_chunk("c", 20), _chunk("a", 0), _chunk("b", 10), _chunk("d", 30, section="Ethics")]
+    chunks += [_chunk("x", 0, source="b.md"), _chunk("y", 10, source="b.md"), _chunk("z", 20, source="b.md")]
+    between = sandwiched(chunks)
+    assert between[frozenset(("a", "c"))] == "b"  # in the document's order, not the list's
+    assert frozenset(("b", "d")) not in between  # "d" is another section
+    assert between[frozenset(("x", "z"))] == "y" and len(between) == 2
+
+
+def test_search_ranks_the_passage_between_the_top_two_third():
+    from careerqa.retrieval import Retriever, sandwiched
+
+    retriever = Retriever.__new__(Retriever)
+    retriever._between = sandwiched([_chunk("a", 0), _chunk("b", 10), _chunk("c", 20)])
+    ranked = [("c", 0.9), ("a", 0.8), ("q", 0.7), ("r", 0.6), ("b", 0.5)]
+    assert [cid for cid, _ in retriever._bridged(ranked)] == ["c", "a", "b", "q", "r"]
+    # nothing moves unless the top two enclose it
+    other = [("c", 0.9), ("q", 0.8), ("a", 0.7), ("b", 0.5)]
+    assert retriever._bridged(other) == other
