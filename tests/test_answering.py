@@ -289,3 +289,19 @@ def test_a_citation_moves_to_a_passage_that_supports_the_sentence_clearly_better
     even = {1: passages[1], 2: "Docker packages a model with its dependencies, teams say."}
     [same] = Verifier(fake_embedder, recite_margin=0.1).check(answer, even)
     assert same.best == 2
+
+
+def test_a_question_that_stands_on_its_own_is_not_rewritten(settings, fake_embedder):
+    from careerqa.answering import follows_up
+
+    generator = FakeGenerator(lambda messages: "Khan Academy has free maths courses [1].")
+    engine = Engine(settings, embedder=fake_embedder, generator=generator)
+    history = [("What does Kubernetes do?", "It schedules.")]
+    answer = engine.ask("Where can I find free maths courses online?", history=history)
+    assert answer.standalone_question is None
+    assert len(generator.calls) == 1 and "Conversation:" not in generator.calls[0][-1]["content"]
+    # words that point back, a continuation and a short question all go to the rewrite
+    for question in ["how do they handle long-term dependencies?", "so how do I get that experience?"]:
+        assert follows_up(question)
+    assert follows_up("and tensorflow?") and follows_up("what about the maths courses online?")
+    assert not follows_up("Which Python libraries should a data scientist know?")
