@@ -161,3 +161,23 @@ def test_a_run_of_list_items_under_its_parent_is_supported_without_the_model():
     assert not copied_list(passage, "CI/CD for ML, Model Versioning.")
     assert not copied_list(passage, "Model Versioning, Model Monitoring.")
     assert not copied_list(passage, "MLOps covers model versioning.")
+
+
+def test_a_headed_lines_sentences_are_about_its_title():
+    passage = (
+        "- Convolutional Neural Networks (CNNs)\n- Recurrent Neural Networks (RNNs)\n"
+        "Convolutional Neural Networks (CNNs): Primarily used for image and video analysis. They excel "
+        "at identifying patterns in visual data. They are the backbone of facial recognition, medical "
+        "image analysis.\n"
+        "Transformers: A more recent architecture that has revolutionized NLP. They leverage attention."
+    )
+    # the subject is the line's title, two sentences before the words the claim takes
+    claim = "Convolutional Neural Networks (CNNs) are behind facial recognition and medical image analysis."
+    assert lexical_verdict(passage, claim)[0]
+    # another item's name on that line's words, or one title on the next line's words, stays a swap
+    assert not lexical_verdict(passage, "Recurrent Neural Networks are the backbone of facial recognition.")[
+        0
+    ]
+    assert not lexical_verdict(
+        passage, "Convolutional Neural Networks have revolutionized NLP with attention."
+    )[0]

@@ -4,7 +4,8 @@ The LLM judge (``judge.py``) says yes to a claim that reuses a passage's words a
 is like Excel on steroids" from a passage where Pandas is). This check, run first, says no when:
 - a number of the claim (``50%``, ``2014``) is not in the passage;
 - no stretch of the passage (a list item, a table cell, one sentence or two adjacent sentences of
-  prose) holds every name (used on one line of the passage only, its title aside) of
+  prose; a sentence of a line headed "Title: …" with its title, which is what "They are the backbone
+  of …" is about) holds every name (used on one line of the passage only, its title aside) of
   the claim that the passage mentions (capitalised words and words with digits: NumPy, EC2, AWS)
   together with at least ``MIN_LOCAL_COVERAGE`` of the claim's content words, in any inflection:
   a claim that takes its subject from one line and its predicate from another is a swap;
@@ -40,6 +41,8 @@ _NAME = re.compile(r"\b(?:[A-Z][\w+#-]*|\w*\d\w*)")
 _WORD = re.compile(r"\w+(?:[+#]+|\b)")
 _BOUNDARY = re.compile(r"[.,;:!?()\[\]{}|\"“”–—]|\n")  # what may stand before and after a copied run
 _BRACKET = re.compile(r"\(([^()\n]*)\)?")  # an unclosed one runs to the end of its line
+_TOPIC = re.compile(r"^\s*([A-Z][^:.!?\n]*?):\s+\S")  # "Title: text" (a definition or a restored heading)
+MAX_TOPIC_WORDS = 8
 _HEAD_STOP = re.compile(r"[,;:(|]|[.!?]\s")  # where the words a bracket belongs to begin
 
 
@@ -162,6 +165,15 @@ def passage_units(passage: str) -> list[Unit]:
     return units
 
 
+def _topic(line: str) -> str | None:
+    """The title of a prose line headed "Title: …" ("Convolutional Neural Networks (CNNs): Primarily
+    used for …"): a short, capitalised lead before a colon. None for other lines and list items."""
+    if LIST_MARK.match(line):
+        return None
+    m = _TOPIC.match(line)
+    return m.group(1) if m is not None and len(m.group(1).split()) <= MAX_TOPIC_WORDS else None
+
+
 def lexical_verdict(passage: str, claim: str) -> tuple[bool, str]:
     """``(False, why)`` when the claim cannot be what the passage says; ``(True, "")`` otherwise."""
     claim = " ".join(MARKER.sub("", claim).split())
@@ -179,14 +191,20 @@ def lexical_verdict(passage: str, claim: str) -> tuple[bool, str]:
     columns = {u[3] for u in units if u[3]}
     named = {c for c in columns if set(tokenize(c)) & claim_names}
     units = [u for u in units if not (named and u[3] and u[3] not in named)]
-    singles = [set(tokenize(u[0])) for u in units]
-    windows = list(singles)  # every unit, and two adjacent ones of one line or of prose
-    for i in range(len(units) - 1):
+    all_lines = passage.splitlines()
+    topics = {n: set(tokenize(t)) for n, line in enumerate(all_lines) if (t := _topic(line))}
+    # every sentence of a line headed "Title: …" is about its title ("They are the backbone of …")
+    # (a window that joins two lines does not: the next line's first sentence is not about this title)
+    own = [set(tokenize(u[0])) for u in units]
+    windows = [words | topics.get(u[1], set()) for words, u in zip(own, units, strict=True)]
+    for i in range(len(units) - 1):  # and two adjacent units of one line or of prose
         (_, line_a, prose_a, _), (_, line_b, prose_b, _) = units[i], units[i + 1]
-        if line_a == line_b or (prose_a and prose_b):
-            windows.append(singles[i] | singles[i + 1])
+        if line_a == line_b:
+            windows.append(own[i] | own[i + 1] | topics.get(line_a, set()))
+        elif prose_a and prose_b:
+            windows.append(own[i] | own[i + 1])
     # names the passage uses in one place only: those a swap moves ("AI", all over, tells nothing)
-    lines = passage.splitlines()
+    lines = all_lines
     if lines and is_title_like(lines[0]):
         lines = lines[1:]  # the section title names what the whole passage is about
     line_words = [set(tokenize(line)) for line in lines]
