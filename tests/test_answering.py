@@ -280,15 +280,30 @@ def test_a_citation_moves_to_a_passage_that_supports_the_sentence_clearly_better
         1: "Docker packages a model with its dependencies. Kubernetes schedules containers across a cluster.",
         2: "A team packages a model with Docker.",
     }
-    answer = "Docker packages a model with its dependencies [2]."  # copied from 1, cited 2
+    answer = "Docker packages a model with dependencies [2]."  # nearly copied from 1, cited 2
     [kept] = Verifier(fake_embedder).check(answer, passages)  # by default the model's choice stands
     assert kept.supported and kept.best == 2
     [moved] = Verifier(fake_embedder, recite_margin=0.1).check(answer, passages)
     assert moved.supported and moved.best == 1 and moved.score > kept.score + 0.1
     # a passage that supports the sentence about as well does not take the citation
-    even = {1: passages[1], 2: "Docker packages a model with its dependencies, teams say."}
+    even = {1: passages[1], 2: "Docker packages a model with dependencies, teams say."}
     [same] = Verifier(fake_embedder, recite_margin=0.1).check(answer, even)
     assert same.best == 2
+
+
+def test_a_sentence_copied_word_for_word_is_cited_to_the_passage_it_copies(fake_embedder):
+    from careerqa.grounding import Verifier
+
+    passages = {
+        1: "- Managed ML Services: AWS SageMaker, Azure Machine Learning, Google AI Platform, and more.",
+        2: "Amazon Web Services (AWS), Microsoft Azure and Google Cloud Platform offer machine learning AI.",
+    }
+    answer = "AWS SageMaker, Azure Machine Learning, Google AI Platform [2]."
+    [check] = Verifier(fake_embedder).check(answer, passages)  # no margin needed: the words are 1's
+    assert check.supported and check.best == 1
+    # both passages hold it: the model's choice stands
+    [both] = Verifier(fake_embedder).check(answer, {1: passages[1], 2: passages[1] + " Also elsewhere."})
+    assert both.best == 2
 
 
 def test_a_question_that_stands_on_its_own_is_not_rewritten(settings, fake_embedder):

@@ -22,6 +22,7 @@ import numpy as np
 from . import sentences
 from .citations import MARKER
 from .embedding import Embedder
+from .form import is_copy
 from .retrieval import tokenize
 
 
@@ -68,7 +69,10 @@ class Verifier:
         supports it, that passage becomes its citation (``best``); the model misnumbered it. So does a
         passage that supports it by ``recite_margin`` more than the cited one: a small model tends to
         cite the passage nearest the question, and a list copied from passage 1 and cited [3] is only
-        "supported" by 3 because both talk about the same thing.
+        "supported" by 3 because both talk about the same thing. A sentence that copies a run of one
+        passage word for word (``form.is_copy``: six words or more) is cited to that passage: "AWS
+        SageMaker, Azure Machine Learning, Google AI Platform [2]" comes from the list in passage 1,
+        whatever passage 2, which names AWS, Azure and Google too, scores.
         ``passage_vectors`` may give the vectors of each passage's sentences (the index stores them
         with the chunk's ``sentence_spans``); the sentences of passages without them
         (``sentences.passage_sentences``) are embedded here.
@@ -106,6 +110,10 @@ class Verifier:
                 best = strongest
             elif strongest is not None and scored[strongest][0] >= scored[best][0] + self.recite_margin:
                 best = strongest
+            copied_from = [n for n in numbers if is_copy(sentence, passages[n])]
+            if copied_from and best not in copied_from:  # words copied from a passage come from there
+                source = max(copied_from, key=lambda n: scored[n][0])
+                best = source if scored[source][0] >= self.threshold else best
             total, lexical, semantic = scored[best] if best is not None else (0.0, 0.0, 0.0)
             results.append(
                 SentenceSupport(
