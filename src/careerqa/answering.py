@@ -197,7 +197,7 @@ class Answerer:
         if match is None or match[1] < self.settings.faq_min_score:
             return None
         chunk, score = match
-        text = faq_answer(chunk)
+        text = faq_answer(chunk, sentences=self.settings.max_answer_sentences)
         hit = next((h for h in run.hits if h.chunk.chunk_id == chunk.chunk_id), None)
         hit = hit or Hit(chunk=chunk, score=score, dense_score=score, rank=0)
         run.timings["first_token"] = run.timings["generate"] = 0.0
@@ -286,6 +286,9 @@ class Answerer:
             retried = run.timed("retry", self._retry, run.standalone, focus, run.hits, alone)
             if retried is not None:
                 return retried
+            entry = self._cited_entry(run.standalone, checked, focus)
+            if entry is not None:
+                return self._entry_answer(run, entry, total)
             if not checked.kept:
                 return run.abstained(NOTHING_SUPPORTED, total)
         if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text):
@@ -325,6 +328,29 @@ class Answerer:
                 sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
             kept.append(sentence)
         return _Checked(by_display, checks, kept)
+
+    def _cited_entry(self, question: str, checked: _Checked, focus: Focus) -> Hit | None:
+        """The corpus FAQ entry a bare yes or no cites ("No [1]." for "is AI work only about coding?",
+        citing "Is it all about coding, or are other skills essential too?"), when every sentence of
+        the draft only repeats the question and the passages hold its focus: the entry's own answer
+        says what the bare word stood for. None otherwise."""
+        if focus.coverage < self.settings.focus_min_coverage or not checked.checks:
+            return None
+        searched = self.retriever.prepare(question)
+        if not all(echoes(check.text, question, searched) for check in checked.checks):
+            return None
+        cited = [n for check in checked.checks for n in check.cited if n in checked.by_display]
+        entries = [checked.by_display[n] for n in dict.fromkeys(cited)]
+        entries = [h for h in entries if h.chunk.kind == "faq" and h.chunk.section.strip()]
+        return entries[0] if len(entries) == 1 else None
+
+    def _entry_answer(self, run: _Run, hit: Hit, total: int) -> Answer:
+        """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``)."""
+        text = faq_answer(hit.chunk, sentences=self.settings.max_answer_sentences)
+        sentences = len(MARKER.findall(text))
+        return run.answer(
+            text, (Citation(n=1, hit=hit),), sentences_total=total, sentences_supported=sentences, route="faq"
+        )
 
     def _evidence(self, question: str, kept: Sequence[str]) -> bool:
         """Do the kept sentences say something beyond the question (``relevance.echoes``)?"""

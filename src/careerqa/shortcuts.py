@@ -61,14 +61,16 @@ class FaqMatcher:
         return entries[i], float(sims[i])
 
 
-def faq_answer(chunk: Chunk, words: int = FAQ_ANSWER_WORDS) -> str:
-    """The entry's answer (its question line dropped), whole sentences up to ``words``, each cited [1]."""
+def faq_answer(chunk: Chunk, words: int = FAQ_ANSWER_WORDS, sentences: int | None = None) -> str:
+    """The entry's answer (its question line dropped), whole sentences up to ``words`` and at most
+    ``sentences`` of them, each cited [1]."""
     first, _, rest = chunk.text.strip().partition("\n")
     body = rest if first.strip("#*> \t") == chunk.section.strip() else chunk.text
-    sentences = split_sentences(body.strip())
     kept: list[str] = []
-    for sentence in sentences:
+    for sentence in split_sentences(body.strip()):
         if kept and sum(len(s.split()) for s in kept) + len(sentence.split()) > words:
+            break
+        if sentences is not None and len(kept) >= sentences:
             break
         kept.append(sentence)
     return " ".join(_cite(s) for s in kept)
