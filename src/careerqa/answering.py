@@ -197,18 +197,9 @@ class Answerer:
         if match is None or match[1] < self.settings.faq_min_score:
             return None
         chunk, score = match
-        text = faq_answer(chunk, sentences=self.settings.max_answer_sentences)
         hit = next((h for h in run.hits if h.chunk.chunk_id == chunk.chunk_id), None)
-        hit = hit or Hit(chunk=chunk, score=score, dense_score=score, rank=0)
         run.timings["first_token"] = run.timings["generate"] = 0.0
-        sentences = len(MARKER.findall(text))
-        return run.answer(
-            text,
-            (Citation(n=1, hit=hit),),
-            sentences_total=sentences,
-            sentences_supported=sentences,
-            route="faq",
-        )
+        return self._entry_answer(run, hit or Hit(chunk=chunk, score=score, dense_score=score, rank=0))
 
     def _prompt(
         self, question: str, hits: Sequence[Hit], vector: np.ndarray | None
@@ -288,7 +279,7 @@ class Answerer:
                 return retried
             entry = self._cited_entry(run.standalone, checked, focus)
             if entry is not None:
-                return self._entry_answer(run, entry, total)
+                return self._entry_answer(run, entry)
             if not checked.kept:
                 return run.abstained(NOTHING_SUPPORTED, total)
         if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text):
@@ -344,13 +335,13 @@ class Answerer:
         entries = [h for h in entries if h.chunk.kind == "faq" and h.chunk.section.strip()]
         return entries[0] if len(entries) == 1 else None
 
-    def _entry_answer(self, run: _Run, hit: Hit, total: int) -> Answer:
-        """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``)."""
+    def _entry_answer(self, run: _Run, hit: Hit) -> Answer:
+        """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's, and
+        the one a bare yes or no stood for (``_cited_entry``)."""
         text = faq_answer(hit.chunk, sentences=self.settings.max_answer_sentences)
-        sentences = len(MARKER.findall(text))
-        return run.answer(
-            text, (Citation(n=1, hit=hit),), sentences_total=total, sentences_supported=sentences, route="faq"
-        )
+        n = len(MARKER.findall(text))
+        cited = (Citation(n=1, hit=hit),)
+        return run.answer(text, cited, sentences_total=n, sentences_supported=n, route="faq")
 
     def _evidence(self, question: str, kept: Sequence[str]) -> bool:
         """Do the kept sentences say something beyond the question (``relevance.echoes``)?"""
