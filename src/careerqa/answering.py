@@ -26,7 +26,7 @@ from .config import Settings
 from .errors import BadInput
 from .events import Done, Events, Retrieved, Revised, Text, TextCallback, final_answer, same_text
 from .focus import Focus, FocusIndex
-from .form import STOP, MarkupFilter, is_copy, place_markers, select, strip_markup
+from .form import STOP, MarkupFilter, is_copy, place_markers, plain_words, select, strip_markup
 from .generation import Generator
 from .grounding import SentenceSupport, Verifier
 from .prompts import (
@@ -42,6 +42,7 @@ from .prompts import passage_block as passage_block  # re-exported: kv_cache rea
 from .relevance import best_passage, echoes, in_context, sentence_relevance
 from .retrieval import Retriever
 from .shortcuts import FaqMatcher, faq_answer, select_sentences
+from .tokens import stem, tokenize
 from .types import Answer, Citation, Hit
 
 MAX_QUESTION_CHARS = 1000
@@ -55,6 +56,8 @@ REFUSAL_CHECK_CHARS = 120  # a draft is a refusal when its start says so (``is_a
 MODEL_REFUSED = "model: the passages do not answer the question"
 LIST_ITEMS = 6  # a copied list of this many short items at most is shown as its passage sentence
 WHOLE_WORDS = 45  # ... when that sentence is no longer than this (``_whole``)
+NAME_WORDS = 4  # an answer this short is a bare name (``_answering_line``)
+QUOTE_WORDS = 5  # ... and the line it is checked against says at least this much after its title
 NOTHING_SUPPORTED = "verification: no sentence is supported by the passage it cites"
 OFF_TARGET = "relevance: the supported sentences do not address the question"
 
@@ -286,6 +289,10 @@ class Answerer:
             return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = self._shape(run.standalone, focus, checked.kept, checked.by_display)
         if shaped is not None:
+            if len(shaped) == 1 and (
+                line := self._answering_line(run.standalone, shaped[0], checked.by_display)
+            ):
+                shaped = [line]
             return replace(checked, kept=shaped)
         # Off target: once more with the passage closest to the question (the same passage alone is
         # a new prompt when the first one held several).
@@ -319,6 +326,42 @@ class Answerer:
                 sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
             kept.append(sentence)
         return _Checked(by_display, checks, kept)
+
+    def _answering_line(self, question: str, sentence: str, by_display: dict[int, Hit]) -> str | None:
+        """For a bare name ("NumPy [1]" for "which python library is like excel on steroids?"): the
+        headed passage line holding the passage sentence that names most of the question's rare terms
+        (``focus``; then the closest by cosine), when that line does
+        not name it ("- Pandas: For data manipulation and analysis. Think of it as Excel on steroids,
+        …"), cited to its passage by the display number it has in the answer. The model took the
+        name of the item next to the one the question describes; the line says which it is. None:
+        the name stands (its line names it, or the answer is more than a name)."""
+        plain = MARKER.sub("", sentence).strip().rstrip(".!?")
+        numbers = _numbers(sentence)
+        if len(plain.split()) > NAME_WORDS or len(numbers) != 1 or numbers[0] not in by_display:
+            return None
+        searched = self.retriever.prepare(question)
+        index = self.focus_index
+        weights = {stem(t): index.idf(stem(t)) for t in index.check(searched, []).terms}
+        vector = self.retriever.embedder.embed_batch([searched])[0]
+        best: tuple[float, float, int, str] | None = None
+        for n, hit in by_display.items():
+            vectors = self.retriever.store.sentence_vectors(hit.chunk)
+            for unit, cosine in zip(hit.chunk.sentences(), vectors @ vector, strict=True):
+                held = set(tokenize(unit))
+                key = (sum(w for t, w in weights.items() if t in held), float(cosine))
+                if best is None or key > best[:2]:
+                    best = (*key, n, unit)
+        if best is None:
+            return None
+        _, _, n, unit = best
+        hit = by_display[n]
+        line = next((ln for ln in hit.chunk.text.splitlines() if unit.strip() in ln), "")
+        title, _, body = LIST_MARK.sub("", line).partition(":")
+        if not body or len(title.split()) > NAME_WORDS + 2 or len(body.split()) < QUOTE_WORDS:
+            return None  # not a line headed by a short title: "Key services include:" names nothing
+        if len(line.split()) > WHOLE_WORDS or plain_words(plain) in plain_words(line):
+            return None
+        return f"{LIST_MARK.sub('', line).strip().rstrip('.!?;:')} [{n}]."
 
     def _cited_entry(self, question: str, checked: _Checked, focus: Focus) -> Hit | None:
         """The corpus FAQ entry a bare yes or no cites ("No [1]." for "is AI work only about coding?",
