@@ -316,7 +316,7 @@ def test_a_bare_name_is_checked_against_the_line_the_question_describes(tmp_path
 
     wrong = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(named("NumPy"))).ask(question)
     assert wrong.text == (
-        "Pandas: For data manipulation and analysis. Think of it as Excel on steroids for tables [1]."
+        "Pandas: For data manipulation and analysis [1]. Think of it as Excel on steroids for tables [1]."
     )
     right = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(named("Pandas"))).ask(question)
     assert right.text.startswith("Pandas") and "NumPy" not in right.text

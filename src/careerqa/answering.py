@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .chunking import LIST_MARK
-from .citations import MARKER, CitationStream, renumber
+from .citations import MARKER, CitationStream, cite, renumber
 from .config import Settings
 from .errors import BadInput
 from .events import Done, Events, Retrieved, Revised, Text, TextCallback, final_answer, same_text
@@ -41,6 +41,7 @@ from .prompts import (
 from .prompts import passage_block as passage_block  # re-exported: kv_cache reads it from here
 from .relevance import best_passage, echoes, in_context, sentence_relevance
 from .retrieval import Retriever
+from .sentences import split_sentences
 from .shortcuts import FaqMatcher, faq_answer, select_sentences
 from .tokens import stem, tokenize
 from .types import Answer, Citation, Hit
@@ -361,7 +362,10 @@ class Answerer:
             return None  # not a line headed by a short title: "Key services include:" names nothing
         if len(line.split()) > WHOLE_WORDS or plain_words(plain) in plain_words(line):
             return None
-        return f"{LIST_MARK.sub('', line).strip().rstrip('.!?;:')} [{n}]."
+        parts = split_sentences(LIST_MARK.sub("", line).strip())
+        if len(parts) > self.settings.max_answer_sentences:
+            return None
+        return " ".join(cite(part, n) for part in parts)  # each sentence cited, as verification reads them
 
     def _cited_entry(self, question: str, checked: _Checked, focus: Focus) -> Hit | None:
         """The corpus FAQ entry a bare yes or no cites ("No [1]." for "is AI work only about coding?",

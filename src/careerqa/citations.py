@@ -127,3 +127,11 @@ def tidy(text: str) -> str:
     text = re.sub(r"(\[\d+\])\s+(?=\[\d+\])", r"\1", text)  # "[1] [2]" -> "[1][2]"
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)  # "fact [9]." with [9] dropped -> "fact."
     return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def cite(sentence: str, n: int = 1) -> str:
+    """``sentence`` with the marker ``[n]`` before its closing punctuation ("It is [1].")."""
+    match = re.search(r"[.!?:]+$", sentence)
+    if match:
+        return f"{sentence[: match.start()]} [{n}]{sentence[match.start() :]}"
+    return f"{sentence} [{n}]."

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .citations import cite
 from .embedding import Embedder
 from .index_store import IndexStore
 from .sentences import split_sentences
@@ -73,14 +74,7 @@ def faq_answer(chunk: Chunk, words: int = FAQ_ANSWER_WORDS, sentences: int | Non
         if sentences is not None and len(kept) >= sentences:
             break
         kept.append(sentence)
-    return " ".join(_cite(s) for s in kept)
-
-
-def _cite(sentence: str) -> str:
-    match = re.search(r"[.!?:]+$", sentence)
-    if match:
-        return f"{sentence[: match.start()]} [1]{sentence[match.start() :]}"
-    return f"{sentence} [1]."
+    return " ".join(cite(s) for s in kept)
 
 
 def select_sentences(
