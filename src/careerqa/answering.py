@@ -331,11 +331,11 @@ class Answerer:
     def _answering_line(self, question: str, sentence: str, by_display: dict[int, Hit]) -> str | None:
         """For a bare name ("NumPy [1]" for "which python library is like excel on steroids?"): the
         headed passage line holding the passage sentence that names most of the question's rare terms
-        (``focus``; then the closest by cosine), when that line does
-        not name it ("- Pandas: For data manipulation and analysis. Think of it as Excel on steroids,
-        …"), cited to its passage by the display number it has in the answer. The model took the
-        name of the item next to the one the question describes; the line says which it is. None:
-        the name stands (its line names it, or the answer is more than a name)."""
+        (``focus``; then the closest by cosine), when that line does not name it ("- Pandas: For data
+        manipulation and analysis. Think of it as Excel on steroids, …"), each sentence cited to its
+        passage by the display number it has in the answer. The model took the name of the item next
+        to the one the question describes; the line says which it is. None: the name stands (its
+        line names it, or the answer is more than a name)."""
         plain = MARKER.sub("", sentence).strip().rstrip(".!?")
         numbers = _numbers(sentence)
         if len(plain.split()) > NAME_WORDS or len(numbers) != 1 or numbers[0] not in by_display:
