@@ -191,8 +191,8 @@ def lexical_verdict(passage: str, claim: str) -> tuple[bool, str]:
     columns = {u[3] for u in units if u[3]}
     named = {c for c in columns if set(tokenize(c)) & claim_names}
     units = [u for u in units if not (named and u[3] and u[3] not in named)]
-    all_lines = passage.splitlines()
-    topics = {n: set(tokenize(t)) for n, line in enumerate(all_lines) if (t := _topic(line))}
+    lines = passage.splitlines()
+    topics = {n: set(tokenize(t)) for n, line in enumerate(lines) if (t := _topic(line))}
     # every sentence of a line headed "Title: …" is about its title ("They are the backbone of …")
     # (a window that joins two lines does not: the next line's first sentence is not about this title)
     own = [set(tokenize(u[0])) for u in units]
@@ -204,7 +204,6 @@ def lexical_verdict(passage: str, claim: str) -> tuple[bool, str]:
         elif prose_a and prose_b:
             windows.append(own[i] | own[i + 1])
     # names the passage uses in one place only: those a swap moves ("AI", all over, tells nothing)
-    lines = all_lines
     if lines and is_title_like(lines[0]):
         lines = lines[1:]  # the section title names what the whole passage is about
     line_words = [set(tokenize(line)) for line in lines]
