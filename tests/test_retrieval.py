@@ -114,24 +114,40 @@ def _chunk(cid: str, start: int, section: str = "Cloud", source: str = "a.md"):
     return Chunk(chunk_id=cid, source=source, section=section, text=f"text {cid}", start=start, end=start + 9)
 
 
+def _retriever(chunks):
+    from careerqa.retrieval import Retriever, next_in_section
+
+    retriever = Retriever.__new__(Retriever)  # only the section links: no index needed
+    retriever._next = next_in_section(chunks)
+    return retriever
+
+
+def _between(retriever, a, c, mid):
+    """The passage ``_bridged`` moves behind top-two ``a``, ``c`` from the end of the ranking, if any."""
+    ranked = [(a, 0.9), (c, 0.8), ("q", 0.7), ("r", 0.6), (mid, 0.5)]
+    moved = [cid for cid, _ in retriever._bridged(ranked)][2]
+    return moved if moved == mid else None
+
+
 def test_the_passage_between_two_of_one_section_is_found_by_their_ids():
-    from careerqa.retrieval import sandwiched
+    from careerqa.retrieval import next_in_section
 
     chunks = [_chunk("c", 20), _chunk("a", 0), _chunk("b", 10), _chunk("d", 30, section="Ethics")]
     chunks += [_chunk("x", 0, source="b.md"), _chunk("y", 10, source="b.md"), _chunk("z", 20, source="b.md")]
-    between = sandwiched(chunks)
-    assert between[frozenset(("a", "c"))] == "b"  # in the document's order, not the list's
-    assert frozenset(("b", "d")) not in between  # "d" is another section
-    assert between[frozenset(("x", "z"))] == "y" and len(between) == 2
+    # in the document's order, not the list's; "d" is another section; "x" is another document
+    assert next_in_section(chunks) == {"a": "b", "b": "c", "x": "y", "y": "z"}
+    retriever = _retriever(chunks)
+    assert _between(retriever, "a", "c", "b") == "b" and _between(retriever, "c", "a", "b") == "b"
+    assert _between(retriever, "b", "d", "c") is None  # "d" is another section
+    assert _between(retriever, "x", "z", "y") == "y"
+    assert _between(retriever, "a", "z", "b") is None  # two documents
 
 
 def test_search_ranks_the_passage_between_the_top_two_third():
-    from careerqa.retrieval import Retriever, sandwiched
-
-    retriever = Retriever.__new__(Retriever)
-    retriever._between = sandwiched([_chunk("a", 0), _chunk("b", 10), _chunk("c", 20)])
+    retriever = _retriever([_chunk("a", 0), _chunk("b", 10), _chunk("c", 20)])
     ranked = [("c", 0.9), ("a", 0.8), ("q", 0.7), ("r", 0.6), ("b", 0.5)]
     assert [cid for cid, _ in retriever._bridged(ranked)] == ["c", "a", "b", "q", "r"]
     # nothing moves unless the top two enclose it
     other = [("c", 0.9), ("q", 0.8), ("a", 0.7), ("b", 0.5)]
     assert retriever._bridged(other) == other
+    assert retriever._bridged([("a", 0.9)]) == [("a", 0.9)]

@@ -26,7 +26,7 @@ from .embedding import Embedder
 from .errors import IndexMissing, ModelUnavailable
 from .index_store import MANIFEST, IndexStore, read_manifest, remove_orphans
 from .manifest import FileEntry, Manifest
-from .retrieval import Retriever, sandwiched
+from .retrieval import Retriever, next_in_section
 from .spelling import SpellingCorrector
 from .types import Hit
 
@@ -153,7 +153,7 @@ class QdrantRetriever(Retriever):
         self.speller = SpellingCorrector.from_texts(
             (c.embedding_text() for c in store.chunks.values()), embedder.known_words()
         )
-        self._between = sandwiched(store.chunks.values())
+        self._next = next_in_section(store.chunks.values())
 
     def search_many(self, queries: Sequence[str], top_k: int = 5) -> list[list[Hit]]:
         from qdrant_client import models

@@ -9,7 +9,7 @@ better than the whole chunk does, and better than one sentence cut from its cont
 "- Regression: MSE, RMSE" under "Model Evaluation").
 
 When the two best passages are of one section with one passage between them, that passage is ranked
-third (``sandwiched``): it is on their topic even where it does not name it. On the 102 answerable
+third (``next_in_section``): it is on their topic even where it does not name it. On the 102 answerable
 eval questions this moves 2 ("wat is dokker used for": rank 10 to 3) and none for the worse.
 
 The BM25 postings are built once, when a ``Retriever`` is made from a loaded index, never per
@@ -126,26 +126,26 @@ class BM25:
         return [(i, float(scores[i])) for i in order]
 
 
-def sandwiched(chunks: Iterable[Chunk]) -> dict[frozenset[str], str]:
-    """For two passages of one section with exactly one passage of that section between them (in the
-    order of their document), that passage's id, keyed by the two ids.
+def next_in_section(chunks: Iterable[Chunk]) -> dict[str, str]:
+    """For each passage, the id of the passage after it in its document when both are of one section.
 
     A section cut into passages keeps talking about one thing: when the two best passages for a
     question are both of a section and one passage sits between them, that one is on the topic too,
     though it may not say its name. The seed's flattened list names "Docker" in one passage, a worked
     example using Docker is two passages on, and the paragraph describing Docker between them never
     says "Docker" (``headings`` cannot restore its title): "what is docker used for" finds the two
-    outer passages, and search ranks the middle one third (``Retriever._bridged``)."""
+    outer passages, and search ranks the middle one third (``Retriever._bridged``). One link a
+    passage, not one entry a pair: the map stays small on a large index."""
     by_source: dict[str, list[Chunk]] = defaultdict(list)
     for chunk in chunks:
         by_source[chunk.source].append(chunk)
-    between: dict[frozenset[str], str] = {}
+    following: dict[str, str] = {}
     for parts in by_source.values():
         parts.sort(key=lambda c: c.start)
-        for before, mid, after in zip(parts, parts[1:], parts[2:], strict=False):
-            if before.section == mid.section == after.section:
-                between[frozenset((before.chunk_id, after.chunk_id))] = mid.chunk_id
-    return between
+        for before, after in zip(parts, parts[1:], strict=False):
+            if before.section == after.section:
+                following[before.chunk_id] = after.chunk_id
+    return following
 
 
 class Retriever:
@@ -159,7 +159,7 @@ class Retriever:
         self._chunks: list[Chunk] = list(store.chunks.values())
         self._row = {c.chunk_id: i for i, c in enumerate(self._chunks)}
         self._bm25 = BM25(c.embedding_text() for c in self._chunks)
-        self._between = sandwiched(self._chunks)
+        self._next = next_in_section(self._chunks)
         self.speller = SpellingCorrector.from_texts(
             (c.embedding_text() for c in self._chunks), embedder.known_words()
         )
@@ -188,8 +188,10 @@ class Retriever:
         ]
 
     def _bridged(self, ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
-        """``ranked`` with the passage between the top two moved up behind them (``_between``)."""
-        mid = self._between.get(frozenset(cid for cid, _ in ranked[:2]))
+        """``ranked`` with the passage between the top two, when one passage of their section sits
+        between them (``next_in_section``), moved up behind them."""
+        pairs = ((a, b), (b, a)) if len(ranked) >= 2 and (a := ranked[0][0]) != (b := ranked[1][0]) else ()
+        mid = next((m for x, y in pairs if (m := self._next.get(x)) and self._next.get(m) == y), None)
         at = next((i for i, (cid, _) in enumerate(ranked) if cid == mid), None)
         if mid is None or at is None or at <= 2:
             return ranked
