@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from careerqa import answering  # noqa: E402
+from careerqa.answer import answerer as answering  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
-from careerqa.engine import Engine  # noqa: E402
+from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import load_eval_set  # noqa: E402
 from careerqa.events import Text  # noqa: E402
 

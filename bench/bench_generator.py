@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from careerqa.config import Settings
-from careerqa.generation import MODELS, LlamaGenerator, ensure_model
+from careerqa.generate.generation import MODELS, LlamaGenerator, ensure_model
 
 RESULTS = Path(__file__).parent / "results" / "generator.json"
 

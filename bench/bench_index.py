@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from careerqa import embedding
 from careerqa.config import Settings
-from careerqa.embedding import load_embedder
-from careerqa.engine import Engine
-from careerqa.index_store import IndexStore
+from careerqa.embed import embedding
+from careerqa.embed.embedding import load_embedder
+from careerqa.engine.core import Engine
+from careerqa.index.faiss_store import IndexStore
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY_STEMS = [

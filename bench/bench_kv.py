@@ -51,11 +51,11 @@ from bench_latency import Naive  # noqa: E402
 from bench_latency import percentile as _percentile  # noqa: E402
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.engine import Engine  # noqa: E402
+from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.judge import Judge  # noqa: E402
 from careerqa.evals.scoring import EvalItem, citation_checks, facts_found, load_eval_set  # noqa: E402
-from careerqa.index_store import IndexStore  # noqa: E402
-from careerqa.kv_cache import sync_for_index  # noqa: E402
+from careerqa.generate.kv_cache import sync_for_index  # noqa: E402
+from careerqa.index.faiss_store import IndexStore  # noqa: E402
 from careerqa.types import Answer  # noqa: E402
 
 VARIANTS = ("naive", "default", "stitch-last-live", "stitch", "stitch-noexcerpt", "stitch-lookup")

@@ -3,7 +3,7 @@
 Each build (a wheel made by ``scripts/install_llama.sh --wheel-only`` with ``CAREERQA_LLAMA_CPU`` =
 avx2, avx512 or native) is installed into its own folder under /tmp and run in child processes,
 round-robin so that a change in machine load hits every build alike. Each child first runs the same
-one-token check as ``careerqa.llama_check`` would (a build that dies of a signal is recorded as such,
+one-token check as ``careerqa.generate.llama_check`` would (a build that dies of a signal is recorded as such,
 not timed), then reads a fixed ~300-token prompt from the seed corpus and decodes 64 tokens greedily,
 ``--reps`` times after one warm-up. Results (medians, every sample, load averages, system info) go to
 ``bench/results/llama_build.json``; ratios are against the first build named (the portable default).
@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.generation import ensure_model  # noqa: E402
-from careerqa.llama_check import cpu_info  # noqa: E402
+from careerqa.generate.generation import ensure_model  # noqa: E402
+from careerqa.generate.llama_check import cpu_info  # noqa: E402
 
 CHILD = r"""
 import json, sys, time

@@ -38,13 +38,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.embedding import Embedder, SentenceTransformerEmbedder, load_embedder  # noqa: E402
+from careerqa.embed.embedding import Embedder, SentenceTransformerEmbedder, load_embedder  # noqa: E402
+from careerqa.embed.onnx import OnnxEmbedder, ensure_onnx, model_dir, tokenize_ids  # noqa: E402
 from careerqa.evals.scoring import load_eval_set, retrieval_query, run_eval  # noqa: E402
-from careerqa.index_store import IndexStore  # noqa: E402
-from careerqa.indexing import sync_index  # noqa: E402
-from careerqa.onnx_embedding import OnnxEmbedder, ensure_onnx, model_dir, tokenize_ids  # noqa: E402
-from careerqa.retrieval import Retriever  # noqa: E402
-from careerqa.sentences import passage_sentences  # noqa: E402
+from careerqa.index.faiss_store import IndexStore  # noqa: E402
+from careerqa.index.sync import sync_index  # noqa: E402
+from careerqa.retrieve.hybrid import Retriever  # noqa: E402
+from careerqa.text.sentences import passage_sentences  # noqa: E402
 
 MIN_COSINE = 0.999
 RETRIEVAL_KEYS = ("hit@1", "hit@3", "hit@5", "mrr", "context_precision@5")

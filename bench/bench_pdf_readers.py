@@ -33,8 +33,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the layouts are the tests' own
 
-from careerqa import corpus  # noqa: E402
-from careerqa.corpus import load_document  # noqa: E402
+from careerqa.ingest import corpus  # noqa: E402
+from careerqa.ingest.corpus import load_document  # noqa: E402
 from tests import docfixtures as fx  # noqa: E402
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from careerqa.corpus import load_corpus  # noqa: E402
-from careerqa.spelling import SpellingCorrector, max_distance  # noqa: E402
-from careerqa.tokens import surface_words  # noqa: E402
+from careerqa.ingest.corpus import load_corpus  # noqa: E402
+from careerqa.text.spelling import SpellingCorrector, max_distance  # noqa: E402
+from careerqa.text.tokens import surface_words  # noqa: E402
 
 
 def misspell(word: str, rng: random.Random) -> str:

@@ -26,10 +26,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from careerqa.answer.shortcuts import FaqMatcher, faq_answer  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
-from careerqa.engine import Engine  # noqa: E402
+from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import facts_found, load_eval_set  # noqa: E402
-from careerqa.shortcuts import FaqMatcher, faq_answer  # noqa: E402
 
 
 def main() -> None:

@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from careerqa.answer.focus import FocusIndex  # noqa: E402
+from careerqa.answer.grounding import split_sentences  # noqa: E402
+from careerqa.answer.relevance import sentence_relevance  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
-from careerqa.engine import Engine  # noqa: E402
+from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import load_eval_set, retrieval_query  # noqa: E402
-from careerqa.focus import FocusIndex  # noqa: E402
-from careerqa.grounding import split_sentences  # noqa: E402
-from careerqa.relevance import sentence_relevance  # noqa: E402
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from careerqa.citations import MARKER  # noqa: E402
-from careerqa.sentences import split_sentences  # noqa: E402
+from careerqa.text.citations import MARKER  # noqa: E402
+from careerqa.text.sentences import split_sentences  # noqa: E402
 from tests.test_sentences import CASES, normalise  # noqa: E402
 
 # chunking.py: where a long paragraph was cut

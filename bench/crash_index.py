@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from careerqa.embedding import Embedder
+from careerqa.embed.embedding import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_NAME, FAKE_DIM = "fake-bow", 256
@@ -77,7 +77,9 @@ class HashEmbedder(Embedder):
 
 def run_child(argv: list[str]) -> None:
     """`careerqa index` with the fake embedder (the child process of ``--embedder fake``)."""
-    from careerqa import cli, embedding, lazy_models
+    from careerqa.cli import main as cli
+    from careerqa.embed import embedding
+    from careerqa.engine import models as lazy_models
 
     def load(name: str, *args: Any, **kwargs: Any) -> Embedder:
         return HashEmbedder()
@@ -164,11 +166,11 @@ def check_index(
 
     Raises AssertionError (or any error of careerqa) when something is wrong.
     """
-    from careerqa.corpus import load_document
-    from careerqa.engine import Engine
-    from careerqa.generation import FakeGenerator
-    from careerqa.headings import by_embedder, restore_headings
-    from careerqa.index_store import IndexStore
+    from careerqa.engine.core import Engine
+    from careerqa.generate.generation import FakeGenerator
+    from careerqa.index.faiss_store import IndexStore
+    from careerqa.ingest.corpus import load_document
+    from careerqa.ingest.headings import by_embedder, restore_headings
 
     store = IndexStore.load(settings.index_dir, embedder.name, embedder.dim)
     manifest = store.manifest
@@ -279,7 +281,7 @@ def main() -> int:
         return 0
 
     from careerqa.config import Settings
-    from careerqa.embedding import load_embedder
+    from careerqa.embed.embedding import load_embedder
 
     rng = random.Random(args.seed)
     started = time.perf_counter()

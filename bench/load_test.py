@@ -84,10 +84,10 @@ def _serve(spec: dict[str, Any]) -> None:
     import uvicorn
 
     from careerqa.config import Settings
-    from careerqa.embedding import Embedder
-    from careerqa.engine import Engine, IndexView
-    from careerqa.generation import Generator
-    from careerqa.retrieval import tokenize
+    from careerqa.embed.embedding import Embedder
+    from careerqa.engine.core import Engine, IndexView
+    from careerqa.generate.generation import Generator
+    from careerqa.retrieve.hybrid import tokenize
     from careerqa.web.app import create_app
 
     class HashEmbedder(Embedder):
@@ -317,7 +317,7 @@ def client_loop(url: str, shared: Shared, seed: int) -> None:
 
 def load_versions(index_dir: Path, embedder: str, dim: int) -> tuple[str, set[str]]:
     """The committed index on disk: its version id and chunk ids."""
-    from careerqa.index_store import IndexStore
+    from careerqa.index.faiss_store import IndexStore
 
     store = IndexStore.load(index_dir, embedder, dim)
     return store.manifest.version, set(store.chunks)
@@ -500,7 +500,7 @@ def _run(cfg: Config, root: Path) -> dict[str, Any]:
 def _dim(cfg: Config) -> int:
     if cfg.embedder == "fake":
         return 256
-    from careerqa.lazy_models import EMBEDDER_DIMS
+    from careerqa.engine.models import EMBEDDER_DIMS
 
     return EMBEDDER_DIMS["all-MiniLM-L6-v2"]
 

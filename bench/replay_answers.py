@@ -33,9 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.engine import Engine  # noqa: E402
+from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import by_category, load_eval_set, run_eval, summarize  # noqa: E402
-from careerqa.generation import Generator, load_generator  # noqa: E402
+from careerqa.generate.generation import Generator, load_generator  # noqa: E402
 
 
 class ReplayMiss(RuntimeError):

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.engine import Engine  # noqa: E402
+from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import load_eval_set, score_retrieval  # noqa: E402
 
 PROMPT = (

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from careerqa.vector_index import nprobe_for
+from careerqa.index.vector_index import nprobe_for
 
 
 def best(sweep: list[dict[str, Any]], key: str) -> dict[str, Any] | None:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from careerqa.config import Settings
-from careerqa.embedding import Embedder
-from careerqa.generation import MODELS, ModelProfile
-from careerqa.retrieval import tokenize
+from careerqa.embed.embedding import Embedder
+from careerqa.generate.generation import MODELS, ModelProfile
+from careerqa.retrieve.hybrid import tokenize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Passage KV caches (kv_cache.py) make `careerqa index` load the language model; tests that want
@@ -135,7 +135,7 @@ def real_engine(tmp_path_factory):
     """The shipped corpus indexed with the real embedder, once per test run (read-only for tests)."""
     import shutil
 
-    from careerqa.engine import Engine
+    from careerqa.engine.core import Engine
 
     tmp = tmp_path_factory.mktemp("real-seed")
     shutil.copytree(REPO / "corpus", tmp / "corpus")

@@ -16,8 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from careerqa.config import Settings
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator, Generator
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator, Generator
 from careerqa.web.app import get_engine
 
 from .conftest import FakeEmbedder, make_settings

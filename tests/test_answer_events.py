@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from careerqa.answering import ABSTAIN_TEXT
-from careerqa.engine import Engine
+from careerqa.answer.answerer import ABSTAIN_TEXT
+from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
 from careerqa.events import Done, Retrieved, Revised, Text, final_answer
-from careerqa.generation import FakeGenerator, Generator
+from careerqa.generate.generation import FakeGenerator, Generator
 
 ANSWER = "Khan Academy and MIT OpenCourseWare have free courses on all three topics [1]."
 

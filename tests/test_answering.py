@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from careerqa.answering import ABSTAIN_TEXT, SYSTEM_PROMPT, build_messages, is_abstention
-from careerqa.citations import CitationStream, cited_numbers, renumber
-from careerqa.engine import Engine
+from careerqa.answer.answerer import ABSTAIN_TEXT, SYSTEM_PROMPT, build_messages, is_abstention
+from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
-from careerqa.generation import FakeGenerator
+from careerqa.generate.generation import FakeGenerator
+from careerqa.text.citations import CitationStream, cited_numbers, renumber
 from careerqa.types import answer_to_dict
 
 
@@ -256,8 +256,8 @@ def test_streamed_answer_rejected_by_verification_is_not_followed_by_a_second_te
 
 
 def test_verifier_uses_stored_passage_vectors_like_fresh_ones(settings, fake_embedder):
-    from careerqa.grounding import Verifier
-    from careerqa.sentences import passage_sentences
+    from careerqa.answer.grounding import Verifier
+    from careerqa.text.sentences import passage_sentences
 
     engine = Engine(settings, embedder=fake_embedder)
     hits = engine.search("kubernetes docker khan academy", top_k=2)
@@ -274,7 +274,7 @@ def test_verifier_uses_stored_passage_vectors_like_fresh_ones(settings, fake_emb
 
 
 def test_a_citation_moves_to_a_passage_that_supports_the_sentence_clearly_better(fake_embedder):
-    from careerqa.grounding import Verifier
+    from careerqa.answer.grounding import Verifier
 
     passages = {
         1: "Docker packages a model with its dependencies. Kubernetes schedules containers across a cluster.",
@@ -292,7 +292,7 @@ def test_a_citation_moves_to_a_passage_that_supports_the_sentence_clearly_better
 
 
 def test_a_sentence_copied_word_for_word_is_cited_to_the_passage_it_copies(fake_embedder):
-    from careerqa.grounding import Verifier
+    from careerqa.answer.grounding import Verifier
 
     passages = {
         1: "- Managed ML Services: AWS SageMaker, Azure Machine Learning, Google AI Platform, and more.",
@@ -307,7 +307,7 @@ def test_a_sentence_copied_word_for_word_is_cited_to_the_passage_it_copies(fake_
 
 
 def test_a_question_that_stands_on_its_own_is_not_rewritten(settings, fake_embedder):
-    from careerqa.answering import follows_up
+    from careerqa.answer.answerer import follows_up
 
     generator = FakeGenerator(lambda messages: "Khan Academy has free maths courses [1].")
     engine = Engine(settings, embedder=fake_embedder, generator=generator)

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 import careerqa.web.app as api
-from careerqa.answering import ABSTAIN_TEXT, REWRITE_PROMPT
+from careerqa.answer.answerer import ABSTAIN_TEXT, REWRITE_PROMPT
 from careerqa.config import Settings
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import ModelUnavailable
-from careerqa.generation import FakeGenerator, Generator
+from careerqa.generate.generation import FakeGenerator, Generator
 from careerqa.web.app import create_app, get_engine
 
 from .conftest import FakeEmbedder, make_settings

@@ -22,8 +22,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
 
 from careerqa.config import Settings
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 from careerqa.web.schemas import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, MAX_QUESTION_CHARS
 from careerqa.web.service import Forbidden, Unauthorized, check_admin
@@ -140,7 +140,7 @@ def test_serve_listens_on_localhost_unless_told(monkeypatch):
     calls: list[dict[str, Any]] = []
     import uvicorn
 
-    from careerqa import generation
+    from careerqa.generate import generation
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
     monkeypatch.setattr(generation, "check_generator", lambda settings: None)  # no model needed here

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from careerqa.config import Settings
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import IndexStale, ModelUnavailable
-from careerqa.generation import FakeGenerator
-from careerqa.indexing import sync_index
+from careerqa.generate.generation import FakeGenerator
+from careerqa.index.sync import sync_index
 from careerqa.types import hit_to_dict
 from careerqa.web.app import create_app
 
@@ -29,7 +29,7 @@ from .conftest import REPO, FakeEmbedder, make_settings
 from .helpers import live_server
 
 pytest.importorskip("qdrant_client")
-from careerqa import qdrant_conn  # noqa: E402 - only with qdrant-client installed
+from careerqa.index import qdrant_conn  # noqa: E402 - only with qdrant-client installed
 
 BACKENDS = ["faiss", "qdrant"]
 NEW_DOC = "# Agritech\n\nAgritech firms forecast crop yields from satellite images with remote sensing.\n"
@@ -202,9 +202,9 @@ def test_a_sync_killed_before_its_commit_leaves_the_old_version(bsettings, backe
         raise Killed
 
     target = (
-        "careerqa.index_store._write_atomic"
+        "careerqa.index.faiss_store._write_atomic"
         if backend == "faiss"
-        else "careerqa.qdrant_store.QdrantStore._bm25_state"
+        else "careerqa.index.qdrant_store.QdrantStore._bm25_state"
     )
     monkeypatch.setattr(target, die)  # after the new chunks are written, before the commit
     with pytest.raises(Killed):
@@ -276,7 +276,7 @@ def test_a_local_qdrant_folder_held_by_another_process_is_a_clear_error(tmp_path
 def test_an_unreachable_qdrant_server_is_one_line_and_exit_1(tmp_path):
     from typer.testing import CliRunner
 
-    from careerqa.cli import app
+    from careerqa.cli.main import app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -329,10 +329,10 @@ def test_a_qdrant_sync_killed_after_its_commit_hides_the_stale_points_until_the_
 def test_doctor_checks_the_qdrant_index(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from careerqa import cli
+    from careerqa.cli import main as cli
 
     qsettings = with_backend(make_settings(tmp_path), "qdrant")
-    monkeypatch.setattr("careerqa.lazy_models.EMBEDDER_DIMS", {FakeEmbedder.name: FakeEmbedder.dim})
+    monkeypatch.setattr("careerqa.engine.models.EMBEDDER_DIMS", {FakeEmbedder.name: FakeEmbedder.dim})
     monkeypatch.setenv("CAREERQA_QDRANT_URL", qsettings.qdrant_url)
     monkeypatch.setenv("CAREERQA_EMBEDDER", FakeEmbedder.name)
     args = ["doctor", "--json", "--no-check", "--corpus", str(qsettings.corpus_dir)]
@@ -345,7 +345,7 @@ def test_doctor_checks_the_qdrant_index(tmp_path, monkeypatch):
 
 
 def test_pdf_pages_round_trip_and_unchanged_pdfs_are_not_read_again_with_qdrant(tmp_path, monkeypatch):
-    import careerqa.corpus as corpus_module
+    import careerqa.ingest.corpus as corpus_module
 
     from . import docfixtures as fx
 

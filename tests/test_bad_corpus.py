@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.corpus import MAX_DEPTH, MAX_FILE_BYTES, file_hashes, load_corpus
-from careerqa.engine import Engine
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
 from careerqa.errors import CorpusEmpty
-from careerqa.generation import FakeGenerator
-from careerqa.index_store import IndexStore
+from careerqa.generate.generation import FakeGenerator
+from careerqa.index.faiss_store import IndexStore
+from careerqa.ingest.corpus import MAX_DEPTH, MAX_FILE_BYTES, file_hashes, load_corpus
 
 from .conftest import DOCS, FakeEmbedder
 

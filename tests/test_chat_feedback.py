@@ -10,9 +10,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from careerqa.engine import Engine
-from careerqa.gaps import read_log
-from careerqa.generation import FakeGenerator
+from careerqa.engine.core import Engine
+from careerqa.evals.gaps import read_log
+from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder

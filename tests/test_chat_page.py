@@ -18,10 +18,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from careerqa.answering import ABSTAIN_TEXT, REWRITE_PROMPT
-from careerqa.engine import Engine
+from careerqa.answer.answerer import ABSTAIN_TEXT, REWRITE_PROMPT
+from careerqa.engine.core import Engine
 from careerqa.errors import ModelUnavailable
-from careerqa.generation import FakeGenerator
+from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app, get_engine
 
 from .conftest import FakeEmbedder

@@ -3,14 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from careerqa.chunking import (
+from careerqa.ingest.chunking import (
     CHUNKER_VERSION,
     chunk_document,
     chunk_id,
     chunk_spans,
     is_title_like,
 )
-from careerqa.corpus import clean_text, load_corpus
+from careerqa.ingest.corpus import clean_text, load_corpus
 from careerqa.types import Document
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "corpus"

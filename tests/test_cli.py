@@ -10,9 +10,9 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 
 from .conftest import FakeEmbedder
 
@@ -49,7 +49,7 @@ def test_help_is_instant_and_lists_commands():
         [
             sys.executable,
             "-c",
-            "import sys, careerqa.cli; print(sorted(m for m in sys.modules if m in "
+            "import sys, careerqa.cli.main; print(sorted(m for m in sys.modules if m in "
             "{'torch','faiss','sentence_transformers','llama_cpp','transformers'}))",
         ],
         capture_output=True,

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from careerqa.corpus import (
+from careerqa.errors import CorpusEmpty
+from careerqa.ingest.corpus import (
     _tsub,
     clean_text,
     file_hashes,
     load_corpus,
     looks_like_code,
 )
-from careerqa.errors import CorpusEmpty
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "corpus"
 SEED = SEED_DIR / "skills-required-for-ai-jobs.txt"

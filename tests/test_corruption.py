@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa import generation
-from careerqa.engine import Engine
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
 from careerqa.errors import IndexCorrupt, IndexMissing, ModelUnavailable
-from careerqa.generation import FakeGenerator, ModelProfile, ensure_model
-from careerqa.index_store import IndexStore
-from careerqa.indexing import sync_index
+from careerqa.generate import generation
+from careerqa.generate.generation import FakeGenerator, ModelProfile, ensure_model
+from careerqa.index.faiss_store import IndexStore
+from careerqa.index.sync import sync_index
 
 from .conftest import FakeEmbedder, fake_model_profile
 

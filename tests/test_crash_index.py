@@ -31,8 +31,8 @@ def test_killed_index_runs_lose_nothing(tmp_path):
 
 def test_a_sync_with_nothing_to_do_removes_what_a_killed_build_left(settings, fake_embedder):
     """Killed after its commit, before its clean-up: the next run finds nothing to embed, and tidies."""
-    from careerqa.index_store import IndexStore
-    from careerqa.indexing import sync_index
+    from careerqa.index.faiss_store import IndexStore
+    from careerqa.index.sync import sync_index
 
     def sync():
         return sync_index(settings, lambda: fake_embedder, embedder_name="fake-bow", dim=256)

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.chunking import chunk_document
-from careerqa.corpus import load_corpus, load_document
-from careerqa.engine import Engine
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
 from careerqa.errors import IndexStale
-from careerqa.generation import FakeGenerator
-from careerqa.index_store import FORMAT_VERSION, IndexStore
+from careerqa.generate.generation import FakeGenerator
+from careerqa.index.faiss_store import FORMAT_VERSION, IndexStore
+from careerqa.ingest.chunking import chunk_document
+from careerqa.ingest.corpus import load_corpus, load_document
 from careerqa.web.app import create_app
 
 from . import docfixtures as fx
@@ -60,7 +60,7 @@ def test_pdf_text_drops_running_headers_and_joins_hyphenated_words(tmp_path):
 
 
 def test_pdf_hyphen_kept_when_the_document_spells_the_word_with_it():
-    from careerqa.readers import _dehyphenate
+    from careerqa.ingest.readers import _dehyphenate
 
     assert _dehyphenate("a recom-\nmendation", set()) == "a recommendation"
     assert _dehyphenate("a well-\nknown fact", {"well-known"}) == "a well-known fact"
@@ -273,7 +273,7 @@ def test_reindex_over_http_picks_up_a_pdf_and_a_docx(tmp_path):
 
 
 def test_unchanged_pdfs_are_read_once_per_process(tmp_path, monkeypatch):
-    import careerqa.corpus as corpus_module
+    import careerqa.ingest.corpus as corpus_module
 
     calls: list[str] = []
     real = corpus_module.extract
@@ -296,7 +296,7 @@ def test_unchanged_pdfs_are_read_once_per_process(tmp_path, monkeypatch):
 
 
 def test_a_sync_reads_again_only_the_pdfs_that_changed(tmp_path, monkeypatch):
-    import careerqa.corpus as corpus_module
+    import careerqa.ingest.corpus as corpus_module
 
     calls: list[str] = []
     real = corpus_module.extract

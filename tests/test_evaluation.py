@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from careerqa.config import Settings
-from careerqa.corpus import load_corpus
 from careerqa.errors import BadInput
 from careerqa.evals.gate import DEFAULT_GATE, GateCheck, check_gate, gate_failures
 from careerqa.evals.report import NO_CHART, format_table, write_report
@@ -24,7 +23,8 @@ from careerqa.evals.scoring import (
     score_retrieval,
     summarize,
 )
-from careerqa.indexing import index_chunks
+from careerqa.index.sync import index_chunks
+from careerqa.ingest.corpus import load_corpus
 from careerqa.types import Answer, Chunk, Citation, Hit
 
 from .conftest import REPO

@@ -10,10 +10,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.engine import Engine
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
 from careerqa.evals.judge import JUDGE_PROMPT
-from careerqa.generation import FakeGenerator
+from careerqa.generate.generation import FakeGenerator
 
 from .conftest import FakeEmbedder
 

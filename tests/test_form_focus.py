@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from careerqa.answering import ABSTAIN_TEXT
-from careerqa.engine import Engine
-from careerqa.focus import FocusIndex
-from careerqa.form import MarkupFilter, is_copy, place_markers, select, strip_markup
-from careerqa.generation import FakeGenerator
-from careerqa.grounding import split_sentences
+from careerqa.answer.answerer import ABSTAIN_TEXT
+from careerqa.answer.focus import FocusIndex
+from careerqa.answer.form import MarkupFilter, is_copy, place_markers, select, strip_markup
+from careerqa.answer.grounding import split_sentences
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 
 from .conftest import make_settings
 
@@ -212,7 +212,7 @@ def test_the_tail_of_an_opening_tag_at_the_start_is_cut():
 
 
 def test_a_copied_fragment_is_judged_by_the_passage_line_it_comes_from():
-    from careerqa.relevance import in_context
+    from careerqa.answer.relevance import in_context
 
     table = "| Framework | Production tools |\n|---|---|\n| PyTorch | TorchScript, ONNX |"
     row = in_context("TorchScript, ONNX [1]", table)  # the row as the prompt shows it
@@ -238,7 +238,7 @@ def test_a_bare_answer_copied_from_the_right_table_row_is_on_target(tmp_path, fa
 
 
 def test_an_answer_that_only_repeats_the_question_is_an_echo():
-    from careerqa.relevance import echoes
+    from careerqa.answer.relevance import echoes
 
     question = "do I really need maths for AI or can I just code?"
     assert echoes("No, you do not need maths for AI [1].", question)
@@ -293,7 +293,7 @@ def test_a_bare_list_copied_from_a_list_item_is_shown_as_that_item(tmp_path, fak
     )
     assert answer.text == "Classification: Accuracy, Precision, Recall [1]."
     # a clause is not a bare list: it stays as the model wrote it
-    from careerqa.answering import _whole
+    from careerqa.answer.answerer import _whole
 
     line = "Kubernetes schedules containers across a cluster, and Docker packages a model."
     assert _whole("Kubernetes schedules containers across a cluster [1].", line) == (

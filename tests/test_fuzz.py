@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from careerqa.chunking import chunk_document, chunk_spans
-from careerqa.corpus import clean_text, load_corpus, load_document
 from careerqa.errors import CorpusEmpty
+from careerqa.ingest.chunking import chunk_document, chunk_spans
+from careerqa.ingest.corpus import clean_text, load_corpus, load_document
 from careerqa.types import Document
 
 # No example database: tests write nothing into the repository.

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.engine import Engine
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
-from careerqa.gaps import (
+from careerqa.evals.gaps import (
     OLD_LOG_NAME,
     gap_report,
     group_by_meaning,
@@ -28,7 +28,7 @@ from careerqa.gaps import (
     parse_since,
     read_log,
 )
-from careerqa.generation import FakeGenerator
+from careerqa.generate.generation import FakeGenerator
 from careerqa.types import Answer
 from careerqa.web.app import create_app
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from careerqa import generation
 from careerqa.config import Settings
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generation import (
+from careerqa.generate import generation
+from careerqa.generate.generation import (
     MODELS,
     FakeGenerator,
     LlamaGenerator,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from careerqa.headings import align, consistent, label_paragraphs, restore_headings
+from careerqa.ingest.headings import align, consistent, label_paragraphs, restore_headings
 from careerqa.types import Document
 
 FLAT = """Types of learning

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import IndexMissing, IndexStale
-from careerqa.index_store import IndexStore
-from careerqa.indexing import sync_index
+from careerqa.index.faiss_store import IndexStore
+from careerqa.index.sync import sync_index
 
 from .conftest import FakeEmbedder
 
@@ -126,7 +126,7 @@ def test_interrupted_save_keeps_old_manifest(settings, corpus_dir, fake_embedder
     _sync(settings, fake_embedder)
     old_manifest = (settings.index_dir / "manifest.json").read_text()
     (corpus_dir / "soft.txt").write_text("Soft Skills\n\nListening is a skill too.\n")
-    import careerqa.index_store as index_store
+    import careerqa.index.faiss_store as index_store
 
     real_replace = os.replace
 

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from careerqa.index_store import IndexStore
-from careerqa.manifest import EmbedderInfo, Manifest
+from careerqa.index.faiss_store import IndexStore
+from careerqa.index.manifest import EmbedderInfo, Manifest
+from careerqa.index.vector_index import build, contents, describe, index_spec, refit
 from careerqa.types import Chunk
-from careerqa.vector_index import build, contents, describe, index_spec, refit
 
 DIM = 32
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import careerqa.embedding
-from careerqa.embedding import QUERY_BATCH, load_embedder
+import careerqa.embed.embedding
+from careerqa.embed.embedding import QUERY_BATCH, load_embedder
 
 pytestmark = pytest.mark.real
 
@@ -33,7 +33,7 @@ def test_same_vectors_as_encode(embedder):
 
 
 def test_query_cache_returns_copies_and_stays_bounded(embedder, monkeypatch):
-    monkeypatch.setattr(careerqa.embedding, "QUERY_CACHE_SIZE", 20)
+    monkeypatch.setattr(careerqa.embed.embedding, "QUERY_CACHE_SIZE", 20)
     first = embedder.embed_batch(["a cached question", "a cached question"])
     first[:] = 0  # the caller's array is its own
     again = embedder.embed_batch(["a cached question"])

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from careerqa import qdrant_conn
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
-from careerqa.index_store import IndexStore
-from careerqa.qdrant_store import QdrantStore
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
+from careerqa.index import qdrant_conn
+from careerqa.index.faiss_store import IndexStore
+from careerqa.index.qdrant_store import QdrantStore
 
 from .conftest import FakeEmbedder
 from .test_backends import BACKENDS, NEW_DOC, with_backend

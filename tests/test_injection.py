@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 
-from careerqa.answering import SYSTEM_PROMPT, build_messages
+from careerqa.answer.answerer import SYSTEM_PROMPT, build_messages
 from careerqa.config import Settings
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 from careerqa.types import Chunk, Hit
 
 from .conftest import REPO

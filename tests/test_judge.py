@@ -13,7 +13,7 @@ from careerqa.evals.judge import (
     load_judge_pairs,
     parse_verdict,
 )
-from careerqa.generation import FakeGenerator
+from careerqa.generate.generation import FakeGenerator
 
 from .conftest import REPO
 

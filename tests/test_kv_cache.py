@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from careerqa import cli
-from careerqa.answering import SYSTEM_PROMPT, build_messages, can_show, passage_block
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
-from careerqa.index_store import IndexStore
-from careerqa.kv_cache import (
+from careerqa.cli import main as cli
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
+from careerqa.generate.kv_cache import (
     BlockComputer,
     KVStore,
     block_key,
@@ -24,7 +22,9 @@ from careerqa.kv_cache import (
     sync_for_index,
     wanted_blocks,
 )
-from careerqa.kv_stitch import split_prompt
+from careerqa.generate.kv_stitch import split_prompt
+from careerqa.generate.prompts import SYSTEM_PROMPT, build_messages, can_show, passage_block
+from careerqa.index.faiss_store import IndexStore
 from careerqa.types import Chunk, Hit
 
 from .conftest import FakeEmbedder, make_settings

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from careerqa.answering import SYSTEM_PROMPT, build_messages
-from careerqa.engine import Engine
-from careerqa.generation import load_generator
-from careerqa.index_store import IndexStore
-from careerqa.kv_cache import KVStore, cache_folder, sync_for_index
+from careerqa.answer.answerer import SYSTEM_PROMPT, build_messages
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import load_generator
+from careerqa.generate.kv_cache import KVStore, cache_folder, sync_for_index
+from careerqa.index.faiss_store import IndexStore
 
 from .conftest import FakeEmbedder, make_settings
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from careerqa.errors import IndexCorrupt, IndexStale
-from careerqa.index_store import FORMAT_VERSION, read_manifest
-from careerqa.indexing import chunking_params
-from careerqa.manifest import ChunkingParams, EmbedderInfo, FileEntry, Manifest, QdrantInfo
+from careerqa.index.faiss_store import FORMAT_VERSION, read_manifest
+from careerqa.index.manifest import ChunkingParams, EmbedderInfo, FileEntry, Manifest, QdrantInfo
+from careerqa.index.sync import chunking_params
 
 # manifest.json as careerqa has written it since format 3 (FAISS), key for key.
 FAISS_JSON = {
@@ -129,7 +129,7 @@ def test_sealed_sets_format_and_build_time_only_there():
 
 
 def test_read_manifest_reads_what_the_store_wrote(settings, fake_embedder):
-    from careerqa.engine import Engine
+    from careerqa.engine.core import Engine
 
     report = Engine(settings, embedder=fake_embedder).sync()
     on_disk = read_manifest(settings.index_dir)

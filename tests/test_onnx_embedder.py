@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import careerqa.embedding
-import careerqa.onnx_embedding as ox
+import careerqa.embed.embedding
+import careerqa.embed.onnx as ox
 from careerqa.config import Settings
-from careerqa.embedding import load_embedder
+from careerqa.embed.embedding import load_embedder
 from careerqa.errors import BadInput, ModelUnavailable
 from careerqa.evals.scoring import load_eval_set, retrieval_query
-from careerqa.index_store import IndexStore
-from careerqa.indexing import sync_index
-from careerqa.retrieval import Retriever
-from careerqa.sentences import passage_sentences
+from careerqa.index.faiss_store import IndexStore
+from careerqa.index.sync import sync_index
+from careerqa.retrieve.hybrid import Retriever
+from careerqa.text.sentences import passage_sentences
 
 from .conftest import REPO
 
@@ -77,7 +77,7 @@ class _Reference:
 
 def test_a_failed_export_check_leaves_nothing_behind(fake_model, tmp_path, monkeypatch):
     events = []
-    monkeypatch.setattr(careerqa.embedding, "SentenceTransformerEmbedder", _Reference)
+    monkeypatch.setattr(careerqa.embed.embedding, "SentenceTransformerEmbedder", _Reference)
     monkeypatch.setattr(ox, "_export", lambda reference, out: out.write_bytes(b"a bad export"))
 
     def check(path, model, reference, variant, bar):

@@ -119,9 +119,9 @@ def test_the_torch_backend_is_still_there_when_asked_for(indexed):
 
 def test_the_language_model_loads_only_when_an_answer_is_generated(tmp_path, monkeypatch):
     """In-process, with fakes: the engine's generator is made on the first generation, not before."""
-    import careerqa.lazy_models
-    from careerqa.engine import Engine
-    from careerqa.generation import FakeGenerator
+    import careerqa.engine.models
+    from careerqa.engine.core import Engine
+    from careerqa.generate.generation import FakeGenerator
 
     from .conftest import FakeEmbedder, make_settings
     from .test_shortcuts import FAQ_DOC
@@ -132,7 +132,7 @@ def test_the_language_model_loads_only_when_an_answer_is_generated(tmp_path, mon
         loads.append(settings.generator)
         return FakeGenerator(lambda messages: "Linear algebra is the foundation of machine learning [1].")
 
-    monkeypatch.setattr(careerqa.lazy_models, "load_generator", load_generator)
+    monkeypatch.setattr(careerqa.engine.models, "load_generator", load_generator)
     settings = make_settings(tmp_path, {"faq.md": FAQ_DOC}).replace(faq_min_score=0.9)
     engine = Engine(settings, embedder=FakeEmbedder())
     assert engine.ask("Do I need a PhD for an AI engineering job?").route == "faq"

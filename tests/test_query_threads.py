@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import faiss
 
-from careerqa.engine import Engine
-from careerqa.index_store import FEW_QUERIES
+from careerqa.engine.core import Engine
+from careerqa.index.faiss_store import FEW_QUERIES
 
 from .conftest import FakeEmbedder
 

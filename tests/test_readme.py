@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 import careerqa
-import careerqa.cli as cli
-from careerqa.cli import app
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+import careerqa.cli.main as cli
+from careerqa.cli.main import app
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 
 from .conftest import REPO, FakeEmbedder
 

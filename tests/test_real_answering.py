@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from careerqa.answering import ABSTAIN_TEXT
-from careerqa.citations import cited_numbers
+from careerqa.answer.answerer import ABSTAIN_TEXT
 from careerqa.config import Settings
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
+from careerqa.text.citations import cited_numbers
 
 from .conftest import REPO
 

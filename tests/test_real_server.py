@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from careerqa.citations import cited_numbers
+from careerqa.text.citations import cited_numbers
 
 from .conftest import REPO
 from .helpers import sse_events

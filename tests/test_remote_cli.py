@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+import careerqa.cli.main as cli
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generation import load_generator
-from careerqa.remote_generator import RemoteGenerator, chat_completions_url
+from careerqa.generate.generation import load_generator
+from careerqa.generate.remote import RemoteGenerator, chat_completions_url
 
 from .fake_openai import FakeOpenAI
 
@@ -167,7 +167,7 @@ def test_the_engine_answers_through_a_remote_server(settings, fake_embedder, mon
 def test_doctor_reports_the_remote_generator_and_hides_the_key(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from careerqa import cli
+    from careerqa.cli import main as cli
 
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.md").write_text("# A\n\nSome text about careers in AI.\n")

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from careerqa.config import Settings
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import ModelUnavailable
-from careerqa.generation import LlamaGenerator, ensure_model
-from careerqa.remote_generator import RemoteGenerator
+from careerqa.generate.generation import LlamaGenerator, ensure_model
+from careerqa.generate.remote import RemoteGenerator
 
 from .conftest import REPO
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import DOCS, FakeEmbedder, make_settings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
-from careerqa.retrieval import BM25, tokenize
+from careerqa.retrieve.hybrid import BM25, tokenize
 
 
 def test_tokenize_stems_and_drops_stopwords():
@@ -54,7 +54,7 @@ def test_bm25_built_once_not_per_query(settings, fake_embedder, monkeypatch):
 
 
 def test_best_sentence_ranking_finds_a_needle_in_a_long_passage(tmp_path, fake_embedder):
-    from careerqa.index_store import IndexStore
+    from careerqa.index.faiss_store import IndexStore
 
     from .conftest import make_settings
 
@@ -83,7 +83,7 @@ def test_bm25_top_matches_a_full_sort_of_the_scores():
 def test_best_run_cosines_scores_the_sum_of_consecutive_sentences():
     import numpy as np
 
-    from careerqa.retrieval import best_run_cosines
+    from careerqa.retrieve.hybrid import best_run_cosines
 
     # three unit sentences: the query lies between the first two, orthogonal to the third
     sentences = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
@@ -100,7 +100,7 @@ def test_dense_relevance_prefers_a_passage_whose_run_of_sentences_answers():
     chunk B is a little closer as a whole and has no such run: A ranks first."""
     import numpy as np
 
-    from careerqa.retrieval import dense_relevance
+    from careerqa.retrieve.hybrid import dense_relevance
 
     query = np.array([1.0, 1.0, 0.0, 0.0], dtype=np.float32) / np.sqrt(2)
     a = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
@@ -115,7 +115,7 @@ def _chunk(cid: str, start: int, section: str = "Cloud", source: str = "a.md"):
 
 
 def _retriever(chunks):
-    from careerqa.retrieval import Retriever, next_in_section
+    from careerqa.retrieve.hybrid import Retriever, next_in_section
 
     retriever = Retriever.__new__(Retriever)  # only the section links: no index needed
     retriever._next = next_in_section(chunks)
@@ -130,7 +130,7 @@ def _between(retriever, a, c, mid):
 
 
 def test_the_passage_between_two_of_one_section_is_found_by_their_ids():
-    from careerqa.retrieval import next_in_section
+    from careerqa.retrieve.hybrid import next_in_section
 
     chunks = [_chunk("c", 20), _chunk("a", 0), _chunk("b", 10), _chunk("d", 30, section="Ethics")]
     chunks += [_chunk("x", 0, source="b.md"), _chunk("y", 10, source="b.md"), _chunk("z", 20, source="b.md")]

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-import careerqa.sentences
+import careerqa.text.sentences
 import careerqa.types
+from careerqa.answer.shortcuts import select_sentences
 from careerqa.errors import IndexCorrupt, IndexStale
-from careerqa.index_store import FORMAT_VERSION, IndexStore, sentence_ids
-from careerqa.indexing import sync_index
-from careerqa.shortcuts import select_sentences
+from careerqa.index.faiss_store import FORMAT_VERSION, IndexStore, sentence_ids
+from careerqa.index.sync import sync_index
 from careerqa.types import Hit
 
 
@@ -43,7 +43,7 @@ def test_the_chunk_table_stores_each_chunks_sentence_spans(settings, fake_embedd
     assert rows and all(r["sentence_spans"] for r in rows)
     for row in rows:
         texts = [row["text"][a:b] for a, b in row["sentence_spans"]]
-        assert texts == careerqa.sentences.passage_sentences(row["text"])  # written by today's splitter
+        assert texts == careerqa.text.sentences.passage_sentences(row["text"])  # written by today's splitter
 
 
 def test_a_loaded_index_reads_its_sentences_from_the_stored_spans(settings, fake_embedder, monkeypatch):
@@ -57,7 +57,7 @@ def test_a_loaded_index_reads_its_sentences_from_the_stored_spans(settings, fake
 
     # A careerqa with another splitter (here: none at all) reads the same sentences and ids.
     monkeypatch.setattr(careerqa.types, "passage_spans", no_splitting)
-    monkeypatch.setattr(careerqa.sentences, "sentence_spans", no_splitting)
+    monkeypatch.setattr(careerqa.text.sentences, "sentence_spans", no_splitting)
     loaded = IndexStore.load(settings.index_dir, fake_embedder.name, fake_embedder.dim)
     assert loaded.chunks.keys() == before.keys()
     for cid, chunk in loaded.chunks.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from careerqa.sentences import (
+from careerqa.text.sentences import (
     passage_sentences,
     passage_spans,
     sentence_spans,

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import re
 
-from careerqa.engine import Engine
-from careerqa.generation import FakeGenerator
-from careerqa.shortcuts import AnswerCache, FaqMatcher, faq_answer, normalise_question, select_sentences
+from careerqa.answer.shortcuts import (
+    AnswerCache,
+    FaqMatcher,
+    faq_answer,
+    normalise_question,
+    select_sentences,
+)
+from careerqa.engine.core import Engine
+from careerqa.generate.generation import FakeGenerator
 from careerqa.types import Chunk
 
 from .conftest import FakeEmbedder, make_settings

@@ -1,4 +1,4 @@
-from careerqa.tables import linearize_tables
+from careerqa.text.tables import linearize_tables
 
 SEED_TABLE = """These two frameworks are the dominant tools:
 Feature | TensorFlow | PyTorch |

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from careerqa.boilerplate import html_chrome_spans, is_chrome_text
 from careerqa.config import Settings
-from careerqa.corpus import clean_text, load_corpus
-from careerqa.engine import Engine
-from careerqa.indexing import index_chunks
-from careerqa.spelling import SpellingCorrector
-from careerqa.tokens import fold, tokenize
+from careerqa.engine.core import Engine
+from careerqa.index.sync import index_chunks
+from careerqa.ingest.boilerplate import html_chrome_spans, is_chrome_text
+from careerqa.ingest.corpus import clean_text, load_corpus
+from careerqa.text.spelling import SpellingCorrector
+from careerqa.text.tokens import fold, tokenize
 
 from .conftest import REPO, make_settings
 

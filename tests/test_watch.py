@@ -16,14 +16,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli as cli
-import careerqa.watch as watch_module
+import careerqa.cli.main as cli
+import careerqa.index.watch as watch_module
 from careerqa.config import Settings
-from careerqa.engine import Engine
+from careerqa.engine.core import Engine
 from careerqa.errors import CareerQAError
-from careerqa.generation import FakeGenerator
-from careerqa.indexing import SyncReport
-from careerqa.watch import is_document_change, sync_line, watch_corpus
+from careerqa.generate.generation import FakeGenerator
+from careerqa.index.sync import SyncReport
+from careerqa.index.watch import is_document_change, sync_line, watch_corpus
 from careerqa.web.app import create_app
 
 from . import docfixtures as fx

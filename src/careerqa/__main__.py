@@ -1,3 +1,3 @@
-from .cli import main
+from careerqa.cli.main import main
 
 main()

@@ -1,7 +1,7 @@
 """Settings: one object, built when needed and passed in (never a module-level singleton).
 
 Every field can be set from the environment as ``CAREERQA_<FIELD>`` (for example
-``CAREERQA_INDEX_DIR=/tmp/idx``); command-line options override the environment.
+``CAREERQA_INDEX_DIR=~/careerqa-index``); command-line options override the environment.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput
+from careerqa.errors import BadInput
 
 ENV_PREFIX = "CAREERQA_"
 
@@ -26,7 +26,7 @@ def _default_cache_dir() -> Path:
 # fallback once made CAREERQA_CONTEXT_MODE=sentence mean "passages").
 CHOICES: dict[str, tuple[str, ...]] = {
     "context_mode": ("passages", "sentences"),
-    "kv_cache": ("stitch-last-live", "stitch", "off"),  # passage KV caches (kv_stitch.py)
+    "kv_cache": ("stitch-last-live", "stitch", "off"),  # passage KV caches (generate/kv_stitch.py)
 }
 
 
@@ -96,7 +96,7 @@ class Settings:
     # "Answer focus and form"). An answer keeps at most this many sentences (the prompt asks for 1-3).
     max_answer_sentences: int = 4
     # Refuse when the passages hold less than this IDF-weighted share of the question's terms and the
-    # answer names none of the missing ones (focus.py).
+    # answer names none of the missing ones (answer/focus.py).
     focus_min_coverage: float = 0.09
     # An answer whose best sentence is less similar to the question than this is off target: tried
     # once more with the closest passage, else refused; sentences under the second are dropped.
@@ -107,7 +107,8 @@ class Settings:
     # IDF-weighted share of its terms (dev: answerable 0.6 and up, unanswerable 0.45 at most).
     focus_rescue_coverage: float = 0.5
 
-    # Passage KV caches (kv_cache.py, kv_stitch.py; README "Passage KV caches"). "stitch": retrieved
+    # Passage KV caches (generate/kv_cache.py, generate/kv_stitch.py; README "Passage KV caches").
+    # "stitch": retrieved
     # passages are read from the caches `careerqa index` computed; only the excerpt (excerpt_tokens)
     # and the question are read live; "stitch-last-live": the last passage is read live too (it sees
     # the others; ~230 more tokens, ~2 s on 2 cores); "off": every prompt is read whole.

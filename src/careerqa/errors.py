@@ -1,6 +1,7 @@
 """Errors that are shown to the user.
 
-The library raises these; only ``cli.py`` and ``api.py`` turn them into messages, exit codes
+The library raises these; only the CLI (``cli/``) and the web service (``web/``) turn them into messages,
+exit codes
 and HTTP statuses. Anything that is not a ``CareerQAError`` is a bug and keeps its traceback.
 """
 

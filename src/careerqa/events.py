@@ -3,7 +3,7 @@ checked answer differs from what was shown, and ``Done`` with the final ``Answer
 
 A consumer (the CLI, the ``/chat`` event stream, the OpenAI-style stream) iterates these and stops
 early by closing the iterator; ``final_answer`` derives the plain answer from them. Not handled
-here: producing them (``answering.py``), printing or HTTP.
+here: producing them (``answer/answerer.py``), printing or HTTP.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 
-from .types import Answer, Hit
+from careerqa.types import Answer, Hit
 
 TextCallback = Callable[[str], None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from .sentences import passage_spans
+from careerqa.text.sentences import passage_spans
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import re
 
-from ..chunking import LIST_MARK, is_title_like
-from ..citations import MARKER
-from ..grounding import split_sentences
-from ..tokens import STOPWORDS, stem, tokenize
+from careerqa.answer.grounding import split_sentences
+from careerqa.ingest.chunking import LIST_MARK, is_title_like
+from careerqa.text.citations import MARKER
+from careerqa.text.tokens import STOPWORDS, stem, tokenize
 
 MIN_LOCAL_COVERAGE = 0.63  # between the highest hard negative (0.60) and the lowest supported claim (0.67)
 # Of the labelled pairs, the one that hangs a bracket on the wrong item takes 4 of the bracket's words;

@@ -1,6 +1,6 @@
 """Failure kinds of eval records: each way an answer can go wrong gets its own row in the report.
 
-A record (``evaluation.run_eval``) is tagged with every kind it shows, so a regression in one kind
+A record (``scoring.run_eval``) is tagged with every kind it shows, so a regression in one kind
 shows even when the averages hold:
 - ``retrieval-miss``: an answerable question whose gold evidence is not in the top 5;
 - ``refused-answerable`` (and ``refused-answerable:<stage>``: retrieval, model, verification, focus,
@@ -11,7 +11,7 @@ shows even when the averages hold:
   copied verbatim from the cited passages (not counted for the FAQ fast path, which quotes an entry);
 - ``markup``: prompt markup (tags, "Passage:", role labels) in the answer;
 - ``marker-in-bracket``: a citation marker inside an open parenthesis or quotation.
-Not handled here: scoring (``evaluation.py``) and formatting (``eval_report.py``).
+Not handled here: scoring (``evals/scoring.py``) and formatting (``evals/report.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..form import MAX_COPIED, has_markup, is_copy, marker_in_open_bracket
-from ..grounding import split_sentences
-from ..types import Answer
+from careerqa.answer.form import MAX_COPIED, has_markup, is_copy, marker_in_open_bracket
+from careerqa.answer.grounding import split_sentences
+from careerqa.types import Answer
 
 FAILURE_KINDS = (
     "retrieval-miss",

@@ -2,7 +2,7 @@
 
 A gate file is ``{"set": "eval/questions.jsonl", "split": "all", "min": {metric: value, ...},
 "max": {metric: value, ...}}``; ``make test`` runs ``careerqa eval retrieval`` and fails when it fails.
-Not handled here: running the eval (``evaluation.py``) or printing the verdict (``cli_eval.py``).
+Not handled here: running the eval (``evals/scoring.py``) or printing the verdict (``cli/eval_cmds.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
-from .scoring import Selection
+from careerqa.errors import BadInput
+from careerqa.evals.scoring import Selection
 
 DEFAULT_GATE = Path("eval/gate.json")
 

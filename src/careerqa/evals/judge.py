@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..citations import MARKER
-from ..errors import BadInput
-from ..generation import Generator
-from .claimcheck import copied, copied_list, lexical_verdict
+from careerqa.errors import BadInput
+from careerqa.evals.claimcheck import copied, copied_list, lexical_verdict
+from careerqa.generate.generation import Generator
+from careerqa.text.citations import MARKER
 
 JUDGE_PROMPT = """You check facts. You are given a passage and a claim. Decide whether the passage \
 supports the claim.

@@ -1,9 +1,9 @@
 """Write an eval report: the JSON, a markdown summary and a chart of the scores per question category.
 
-``evaluation.run_eval`` scores the questions and ``build_report`` puts a header on the result; the rest
+``scoring.run_eval`` scores the questions and ``build_report`` puts a header on the result; the rest
 of this module only formats it. matplotlib (the ``chart`` extra) is imported when the chart is drawn
 (Agg backend, no display needed); without it the report is written without the chart.
-Not handled here: running anything, or printing (``cli_eval.py`` prints what ``format_table`` returns).
+Not handled here: running anything, or printing (``cli/eval_cmds.py`` prints what ``format_table`` returns).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .failures import failure_kinds
-from .scoring import ANSWER_METRICS, RETRIEVAL_METRICS, EvalItem, Selection, retrieval_query
+from careerqa.evals.failures import failure_kinds
+from careerqa.evals.scoring import ANSWER_METRICS, RETRIEVAL_METRICS, EvalItem, Selection, retrieval_query
 
 LATENCY_METRICS = ("latency_ms_p50", "latency_ms_p95")
 # Per-category chart: the metrics that mean something for answerable and unanswerable categories.
@@ -157,7 +157,7 @@ def _markdown(report: dict[str, Any], chart: str | None) -> str:
     out += _md_misses(report)
     out += [
         "",
-        "Metric definitions: `src/careerqa/evaluation.py`; "
+        "Metric definitions: `src/careerqa/evals/scoring.py`; "
         "per-question records in the JSON beside this file.",
     ]
     return "\n".join(out) + "\n"

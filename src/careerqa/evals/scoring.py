@@ -39,11 +39,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..citations import MARKER
-from ..errors import BadInput
-from ..grounding import split_sentences
-from ..types import Answer, Hit
-from .failures import failure_counts, form_checks
+from careerqa.answer.grounding import split_sentences
+from careerqa.errors import BadInput
+from careerqa.evals.failures import failure_counts, form_checks
+from careerqa.text.citations import MARKER
+from careerqa.types import Answer, Hit
 
 RETRIEVAL_DEPTH = 10
 HIT_AT = (1, 3, 5)

@@ -1,7 +1,7 @@
 """The web service: the chat page, a JSON API and an OpenAI-compatible endpoint over one ``Engine``.
 
-Routes are thin: pydantic validates the request (``api_schemas.py``), the engine runs in worker
-threads, an answer's events (``service.served_events``) become JSON or a stream (``api_streams.py``),
+Routes are thin: pydantic validates the request (``web/schemas.py``), the engine runs in worker
+threads, an answer's events (``service.served_events``) become JSON or a stream (``web/streams.py``),
 and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
 ``/v1/`` routes, OpenAI's ``{"error": {"message", "type", "code"}}``). The engine (index, embedder,
 generator) is built and warmed up in the lifespan, never at import; tests pass their own engine to
@@ -35,17 +35,23 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..config import Settings
-from ..engine import Engine
-from ..errors import CareerQAError
-from ..gaps import log_feedback
-from ..indexing import SyncReport
-from ..types import hit_to_dict
-from . import openai_compat
-from .docs import docs_page
-from .schemas import MAX_BODY_BYTES, ChatRequest, FeedbackRequest, OpenAIChatRequest, SearchRequest
-from .service import Busy, GenerationQueue, check_admin, served_events
-from .streams import chat_events, event_stream, first_shown, openai_events, whole_reply
+from careerqa.config import Settings
+from careerqa.engine.core import Engine
+from careerqa.errors import CareerQAError
+from careerqa.evals.gaps import log_feedback
+from careerqa.index.sync import SyncReport
+from careerqa.types import hit_to_dict
+from careerqa.web import openai_compat
+from careerqa.web.docs import docs_page
+from careerqa.web.schemas import (
+    MAX_BODY_BYTES,
+    ChatRequest,
+    FeedbackRequest,
+    OpenAIChatRequest,
+    SearchRequest,
+)
+from careerqa.web.service import Busy, GenerationQueue, check_admin, served_events
+from careerqa.web.streams import chat_events, event_stream, first_shown, openai_events, whole_reply
 
 logger = logging.getLogger("careerqa.web.app")
 
@@ -61,7 +67,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 def create_app(settings: Settings, engine: Engine | None = None, watch: bool = False) -> FastAPI:
     """The web app. Without ``engine``, one is built from ``settings`` (models loaded) at startup.
-    With ``watch``, a thread syncs the index after every change to the corpus (``watch.py``)."""
+    With ``watch``, a thread syncs the index after every change to the corpus (``index/watch.py``)."""
     reindex_lock = threading.Lock()
     app = FastAPI(
         title="careerqa",
@@ -235,7 +241,7 @@ class FeedbackOff(CareerQAError):
 
 def _start_watcher(engine: Engine, lock: threading.Lock, stop: threading.Event) -> threading.Thread:
     """``serve --watch``: sync in a thread after every change; requests swap to each new version."""
-    from ..watch import sync_line, watch_corpus
+    from careerqa.index.watch import sync_line, watch_corpus
 
     def sync() -> SyncReport:
         with lock:  # never at the same time as POST /reindex
@@ -310,7 +316,7 @@ def _error(
 def _generator_name(engine: Engine) -> str:
     """The configured model, or the remote server's model and URL when generation is remote."""
     if engine.settings.generator_url:
-        from ..remote_generator import chat_completions_url
+        from careerqa.generate.remote import chat_completions_url
 
         return f"{engine.settings.generator_model or engine.settings.generator} @ " + chat_completions_url(
             engine.settings.generator_url

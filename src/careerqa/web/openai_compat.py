@@ -5,7 +5,7 @@ structured citations ride along in an extra ``citations`` field (and the whole c
 ``careerqa``), which OpenAI clients ignore. Token counts in ``usage`` are the model's own counts of
 the question and the answer text.
 
-Not handled here: routing and streaming transport (``api.py``).
+Not handled here: routing and streaming transport (``web/app.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The web API's request bodies, validated by pydantic; limits that the README documents live here.
 
-Not handled here: routes and responses (``api.py``), OpenAI response shapes (``openai_compat.py``).
+Not handled here: routes and responses (``web/app.py``), OpenAI response shapes (``openai_compat.py``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..answering import MAX_QUESTION_CHARS, Turn
+from careerqa.answer.answerer import MAX_QUESTION_CHARS, Turn
 
 MAX_BODY_BYTES = 64 * 1024  # a larger request body is refused with 413 before it is parsed
 MAX_HISTORY_MESSAGES = 20  # ten question/answer turns

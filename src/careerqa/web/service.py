@@ -7,7 +7,7 @@ llama.cpp runs one context on all cores, so two answers at once would each run a
 ``max_waiting`` wait; one more is refused with ``Busy`` (HTTP 503 with ``Retry-After``) rather than
 left to time out. Searches do not pass through it: they only read the index and embed a query.
 
-Not handled here: routing, HTTP shapes (``api.py``).
+Not handled here: routing, HTTP shapes (``web/app.py``).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CareerQAError
-from ..events import Done, Event, replayed
-from ..gaps import log_answer
-from ..types import Answer, answer_to_dict
+from careerqa.errors import CareerQAError
+from careerqa.evals.gaps import log_answer
+from careerqa.events import Done, Event, replayed
+from careerqa.types import Answer, answer_to_dict
 
 if TYPE_CHECKING:
-    from ..answering import Turn
-    from ..engine import Engine
+    from careerqa.answer.answerer import Turn
+    from careerqa.engine.core import Engine
 
 logger = logging.getLogger("careerqa.web.app")
 

@@ -5,7 +5,7 @@ The events come from a blocking iterator (the model generates in it), so each it
 worker thread; when the client goes, the iterator is closed, also in a worker thread, which closes
 the model's stream and gives back the generation slot. The ``/chat`` wire format: ``delta`` events
 with text, then ``citations`` and ``end`` (the whole answer, which the page shows in place of the
-deltas), or ``error``. Not handled here: routing and status codes (``api.py``).
+deltas), or ``error``. Not handled here: routing and status codes (``web/app.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import anyio
 from fastapi.responses import StreamingResponse
 
-from ..errors import CareerQAError
-from ..events import Event, Retrieved, Revised, Text
-from . import openai_compat
-from .service import Reply
+from careerqa.errors import CareerQAError
+from careerqa.events import Event, Retrieved, Revised, Text
+from careerqa.web import openai_compat
+from careerqa.web.service import Reply
 
 logger = logging.getLogger("careerqa.web.app")
 Served = Event | Reply  # what ``served_events`` yields
