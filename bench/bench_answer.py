@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from careerqa.config import Settings
-from careerqa.embed.embedding import load_embedder
+from careerqa.embed.loader import load_embedder
 from careerqa.engine.core import Engine
 from careerqa.evals.scoring import load_eval_set
-from careerqa.generate.generation import load_generator
+from careerqa.generate.llama import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]

@@ -3,7 +3,7 @@
 Every question after the first in ``careerqa chat`` and the web chat comes with the conversation. The
 model used to rewrite each one into a standalone question before retrieval (``Answerer.rewrite``),
 about a second on 2 cores; now only a question that may lean on the conversation is rewritten
-(``answering.follows_up``). This benchmark asks each answerable, standalone test question (those
+(``turns.follows_up``). This benchmark asks each answerable, standalone test question (those
 without a ``history``) after one earlier turn (the previous question of the list and its answer), in
 one process, alternating the two variants question by question so they share the machine's load:
 - ``always``: every question with a history is rewritten (the behaviour before);
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from careerqa.answer import answerer as answering  # noqa: E402
+from careerqa.answer import turns  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import load_eval_set  # noqa: E402
@@ -81,7 +81,7 @@ def main() -> None:
     items = load_eval_set(REPO / "eval" / "questions.jsonl", "test")
     standalone = [i for i in items if i.answerable and not i.history][: args.questions]
     follow_ups = [i for i in items if i.history]
-    gate = answering.follows_up
+    gate = turns.follows_up
     load_before = os.getloadavg()
     engine.view().answerer.warm_up()
     rows: dict[str, list[dict[str, Any]]] = {"always": [], "gated": []}
@@ -89,15 +89,15 @@ def main() -> None:
     for n, item in enumerate(standalone):
         order = ("always", "gated") if n % 2 == 0 else ("gated", "always")
         for variant in order:
-            answering.follows_up = (lambda q: True) if variant == "always" else gate  # type: ignore[assignment]
+            turns.follows_up = (lambda q: True) if variant == "always" else gate  # type: ignore[assignment]
             row = _turn(engine, item.question, [previous])
             rows[variant].append({"id": item.id, **row})
-        answering.follows_up = gate
+        turns.follows_up = gate
         previous = (item.question, rows["gated"][-1]["answer"])
         print(
             item.id, rows["always"][-1]["total_s"], rows["gated"][-1]["total_s"], file=sys.stderr, flush=True
         )
-    answering.follows_up = gate
+    turns.follows_up = gate
     follow_rows = [
         {"id": i.id, "question": i.question, **_turn(engine, i.question, list(i.history))} for i in follow_ups
     ]

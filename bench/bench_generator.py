@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from careerqa.config import Settings
-from careerqa.generate.generation import MODELS, LlamaGenerator, ensure_model
+from careerqa.generate.llama import LlamaGenerator
+from careerqa.generate.model_files import MODELS, ensure_model
 
 RESULTS = Path(__file__).parent / "results" / "generator.json"
 

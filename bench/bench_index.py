@@ -31,7 +31,7 @@ import numpy as np
 
 from careerqa.config import Settings
 from careerqa.embed import embedding
-from careerqa.embed.embedding import load_embedder
+from careerqa.embed.loader import load_embedder
 from careerqa.engine.core import Engine
 from careerqa.index.faiss_store import IndexStore
 

@@ -39,11 +39,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from careerqa.answer.answerer import SYSTEM_PROMPT, build_messages, is_abstention  # noqa: E402
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.judge import Judge  # noqa: E402
 from careerqa.evals.scoring import EvalItem, citation_checks, facts_found, load_eval_set  # noqa: E402
+from careerqa.generate.prompts import SYSTEM_PROMPT, build_messages, is_abstention  # noqa: E402
 from careerqa.ingest.corpus import load_corpus  # noqa: E402
 from careerqa.text.citations import MARKER  # noqa: E402
 from careerqa.types import Answer, Chunk, Citation, Hit  # noqa: E402

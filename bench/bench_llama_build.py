@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.generate.generation import ensure_model  # noqa: E402
 from careerqa.generate.llama_check import cpu_info  # noqa: E402
+from careerqa.generate.model_files import ensure_model  # noqa: E402
 
 CHILD = r"""
 import json, sys, time

@@ -38,7 +38,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from careerqa.config import Settings  # noqa: E402
-from careerqa.embed.embedding import Embedder, SentenceTransformerEmbedder, load_embedder  # noqa: E402
+from careerqa.embed.embedding import Embedder, SentenceTransformerEmbedder  # noqa: E402
+from careerqa.embed.loader import load_embedder  # noqa: E402
 from careerqa.embed.onnx import OnnxEmbedder, ensure_onnx, model_dir, tokenize_ids  # noqa: E402
 from careerqa.evals.scoring import load_eval_set, retrieval_query, run_eval  # noqa: E402
 from careerqa.index.faiss_store import IndexStore  # noqa: E402

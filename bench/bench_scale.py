@@ -41,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from careerqa.index.bm25 import BM25
 from careerqa.index.vector_index import build, index_spec
 from careerqa.ingest.chunking import chunk_document
 from careerqa.ingest.corpus import load_corpus
-from careerqa.retrieve.hybrid import BM25, tokenize
 from careerqa.text.sentences import passage_sentences
+from careerqa.text.tokens import tokenize
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -143,7 +144,7 @@ def sentence_vectors(sentences: list[str]) -> np.ndarray:
     path = CACHE / f"sentences-{len(sentences)}.npy"
     if path.exists():
         return np.load(path)
-    from careerqa.embed.embedding import load_embedder
+    from careerqa.embed.loader import load_embedder
 
     vectors = load_embedder("all-MiniLM-L6-v2").embed(sentences, batch_size=64)
     CACHE.mkdir(parents=True, exist_ok=True)

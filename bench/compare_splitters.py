@@ -1,6 +1,6 @@
 """How many of the hard cases in ``tests/test_sentences.py`` each sentence splitter gets exactly right.
 
-The splitters careerqa had before ``sentences.py`` are copied here as they were (commit 9d4b251), each
+The splitters careerqa had before ``text/sentences.py`` are copied here as they were (commit 9d4b251), each
 used as a splitter of whole texts; pysbd is measured when it can be imported (it is no dependency:
 ``pip download pysbd`` and put the unpacked wheel on ``PYTHONPATH``). Sentences are compared with
 their white space collapsed, so only where the cuts fall counts.
@@ -21,10 +21,10 @@ from careerqa.text.citations import MARKER  # noqa: E402
 from careerqa.text.sentences import split_sentences  # noqa: E402
 from tests.test_sentences import CASES, normalise  # noqa: E402
 
-# chunking.py: where a long paragraph was cut
+# ingest/chunking.py: where a long paragraph was cut
 _CHUNK_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _CHUNK_ABBREVIATION = re.compile(r"(?:\b(?:vs|e\.g|i\.e|etc|Dr|Mr|Mrs|Ms|St|Fig|No|approx)|\b[A-Z])\.$")
-# grounding.py: an answer's sentences
+# answer/grounding.py: an answer's sentences
 _ANSWER_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+\])*\s+(?=[A-Z0-9\"'“‘(*-])")
 
 

@@ -48,6 +48,7 @@ import numpy as np
 from careerqa.embed.embedding import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the scripted generator is the tests' own (tests/fakes.py)
 FAKE_NAME, FAKE_DIM = "fake-bow", 256
 WORDS = (
     "python statistics portfolio kubernetes gradient interview mentor research pipeline dataset "
@@ -77,14 +78,14 @@ class HashEmbedder(Embedder):
 
 def run_child(argv: list[str]) -> None:
     """`careerqa index` with the fake embedder (the child process of ``--embedder fake``)."""
-    from careerqa.cli import main as cli
-    from careerqa.embed import embedding
+    from careerqa import cli
+    from careerqa.embed import loader
     from careerqa.engine import models as lazy_models
 
     def load(name: str, *args: Any, **kwargs: Any) -> Embedder:
         return HashEmbedder()
 
-    embedding.load_embedder = load  # type: ignore[assignment]
+    loader.load_embedder = load  # type: ignore[assignment]
     lazy_models.load_embedder = load  # type: ignore[attr-defined]
     os.environ["CAREERQA_EMBEDDER"] = FAKE_NAME
     cli.app(["index", *argv], prog_name="careerqa")
@@ -167,10 +168,10 @@ def check_index(
     Raises AssertionError (or any error of careerqa) when something is wrong.
     """
     from careerqa.engine.core import Engine
-    from careerqa.generate.generation import FakeGenerator
     from careerqa.index.faiss_store import IndexStore
     from careerqa.ingest.corpus import load_document
     from careerqa.ingest.headings import by_embedder, restore_headings
+    from tests.fakes import FakeGenerator
 
     store = IndexStore.load(settings.index_dir, embedder.name, embedder.dim)
     manifest = store.manifest
@@ -181,7 +182,7 @@ def check_index(
     listed = {cid for entry in manifest.files.values() for cid in entry.chunk_ids}
     assert listed == set(store.chunks), "the files' chunks are not the index's chunks"
     for rel, entry in manifest.files.items():
-        # the document as the index chunked it: with the flattened list titles put back (headings.py)
+        # the document as the index chunked it: with the flattened list titles put back (ingest/headings.py)
         doc = restore_headings(load_document(rel, corpus.versions[entry.sha256]), by_embedder(embedder))
         for cid in entry.chunk_ids:
             chunk = store.chunks[cid]
@@ -281,7 +282,7 @@ def main() -> int:
         return 0
 
     from careerqa.config import Settings
-    from careerqa.embed.embedding import load_embedder
+    from careerqa.embed.loader import load_embedder
 
     rng = random.Random(args.seed)
     started = time.perf_counter()

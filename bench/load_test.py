@@ -86,8 +86,8 @@ def _serve(spec: dict[str, Any]) -> None:
     from careerqa.config import Settings
     from careerqa.embed.embedding import Embedder
     from careerqa.engine.core import Engine, IndexView
-    from careerqa.generate.generation import Generator
-    from careerqa.retrieve.hybrid import tokenize
+    from careerqa.generate.base import Generator
+    from careerqa.text.tokens import tokenize
     from careerqa.web.app import create_app
 
     class HashEmbedder(Embedder):

@@ -35,7 +35,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import by_category, load_eval_set, run_eval, summarize  # noqa: E402
-from careerqa.generate.generation import Generator, load_generator  # noqa: E402
+from careerqa.generate.base import Generator  # noqa: E402
+from careerqa.generate.llama import load_generator  # noqa: E402
 
 
 class ReplayMiss(RuntimeError):

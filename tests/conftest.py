@@ -14,8 +14,8 @@ import pytest
 
 from careerqa.config import Settings
 from careerqa.embed.embedding import Embedder
-from careerqa.generate.generation import MODELS, ModelProfile
-from careerqa.retrieve.hybrid import tokenize
+from careerqa.generate.model_files import MODELS, ModelProfile
+from careerqa.text.tokens import tokenize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Passage KV caches (kv_cache.py) make `careerqa index` load the language model; tests that want

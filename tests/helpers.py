@@ -1,5 +1,5 @@
-"""Helpers shared by the HTTP tests: a live uvicorn server, the SSE parser, scripted and slow fake
-generators, and the constants the tests ask and expect."""
+"""Helpers shared by the HTTP tests: a live uvicorn server, the SSE parser, scripted replies for
+``FakeGenerator``, and the constants the tests ask and expect. The fake generators are in ``fakes.py``."""
 
 from __future__ import annotations
 
@@ -17,17 +17,17 @@ from fastapi import FastAPI
 
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator, Generator
+from careerqa.generate.base import Generator
 from careerqa.web.app import get_engine
 
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 
 __all__ = [
     "ANSWER",
     "LONG_ANSWER",
     "QUESTION",
     "TOKEN",
-    "Pieces",
     "Scripted",
     "broken_engine",
     "live_server",
@@ -90,22 +90,6 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
         fields = dict(line.split(": ", 1) for line in block.splitlines())
         events.append((fields["event"], json.loads(fields["data"])))
     return events
-
-
-class Pieces(Generator):
-    """Streams ``text`` a word at a time with a pause between words, then raises ``error`` if given."""
-
-    def __init__(self, text: str, error: Exception | None = None, pause: float = 0.02) -> None:
-        self.text, self.error, self.pause = text, error, pause
-
-    def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str] | None = None
-    ) -> Iterator[str]:
-        for word in self.text.split():
-            time.sleep(self.pause)
-            yield word + " "
-        if self.error is not None:
-            raise self.error
 
 
 def use_generator(stack: dict, generator: Generator) -> None:

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from careerqa.answer.answerer import ABSTAIN_TEXT
 from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
 from careerqa.events import Done, Retrieved, Revised, Text, final_answer
-from careerqa.generate.generation import FakeGenerator, Generator
+from careerqa.generate.base import Generator
+from careerqa.generate.prompts import ABSTAIN_TEXT
+
+from .fakes import FakeGenerator
 
 ANSWER = "Khan Academy and MIT OpenCourseWare have free courses on all three topics [1]."
 

@@ -6,12 +6,13 @@ import re
 
 import pytest
 
-from careerqa.answer.answerer import ABSTAIN_TEXT, SYSTEM_PROMPT, build_messages, is_abstention
 from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
-from careerqa.generate.generation import FakeGenerator
+from careerqa.generate.prompts import ABSTAIN_TEXT, SYSTEM_PROMPT, build_messages, is_abstention
 from careerqa.text.citations import CitationStream, cited_numbers, renumber
 from careerqa.types import answer_to_dict
+
+from .fakes import FakeGenerator
 
 
 def _passage_numbers(messages) -> dict[str, int]:
@@ -307,7 +308,7 @@ def test_a_sentence_copied_word_for_word_is_cited_to_the_passage_it_copies(fake_
 
 
 def test_a_question_that_stands_on_its_own_is_not_rewritten(settings, fake_embedder):
-    from careerqa.answer.answerer import follows_up
+    from careerqa.answer.turns import follows_up
 
     generator = FakeGenerator(lambda messages: "Khan Academy has free maths courses [1].")
     engine = Engine(settings, embedder=fake_embedder, generator=generator)

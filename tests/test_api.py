@@ -12,20 +12,20 @@ import httpx
 import pytest
 
 import careerqa.web.app as api
-from careerqa.answer.answerer import ABSTAIN_TEXT, REWRITE_PROMPT
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
 from careerqa.errors import ModelUnavailable
-from careerqa.generate.generation import FakeGenerator, Generator
+from careerqa.generate.base import Generator
+from careerqa.generate.prompts import ABSTAIN_TEXT, REWRITE_PROMPT
 from careerqa.web.app import create_app, get_engine
 
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator, Pieces
 from .helpers import (
     ANSWER,
     LONG_ANSWER,
     QUESTION,
     TOKEN,
-    Pieces,
     Scripted,
     broken_engine,
     live_server,

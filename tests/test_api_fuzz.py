@@ -23,10 +23,10 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, response_
 
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 from .helpers import ANSWER, TOKEN, live_server
 
 # Examples per operation and mode; CAREERQA_FUZZ_EXAMPLES=500 for a longer run by hand.

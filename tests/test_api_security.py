@@ -20,14 +20,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 from careerqa.web.schemas import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, MAX_QUESTION_CHARS
 from careerqa.web.service import Forbidden, Unauthorized, check_admin
 
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 from .helpers import ANSWER, QUESTION, TOKEN, live_server
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -140,10 +140,10 @@ def test_serve_listens_on_localhost_unless_told(monkeypatch):
     calls: list[dict[str, Any]] = []
     import uvicorn
 
-    from careerqa.generate import generation
+    from careerqa.generate import llama
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(generation, "check_generator", lambda settings: None)  # no model needed here
+    monkeypatch.setattr(llama, "check_generator", lambda settings: None)  # no model needed here
     runner = CliRunner()
     help_text = runner.invoke(cli.app, ["serve", "--help"]).output
     assert "127.0.0.1" in help_text

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder, make_settings
-from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server, sse_events, use_generator
+from .fakes import FakeGenerator, Pieces
+from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, live_server, sse_events, use_generator
 
 NEW_DOC = """# Quantum careers
 

@@ -20,12 +20,12 @@ import pytest
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
 from careerqa.errors import IndexStale, ModelUnavailable
-from careerqa.generate.generation import FakeGenerator
 from careerqa.index.sync import sync_index
 from careerqa.types import hit_to_dict
 from careerqa.web.app import create_app
 
 from .conftest import REPO, FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 from .helpers import live_server
 
 pytest.importorskip("qdrant_client")
@@ -202,7 +202,7 @@ def test_a_sync_killed_before_its_commit_leaves_the_old_version(bsettings, backe
         raise Killed
 
     target = (
-        "careerqa.index.faiss_store._write_atomic"
+        "careerqa.index.faiss_store.write_atomic"
         if backend == "faiss"
         else "careerqa.index.qdrant_store.QdrantStore._bm25_state"
     )
@@ -276,7 +276,7 @@ def test_a_local_qdrant_folder_held_by_another_process_is_a_clear_error(tmp_path
 def test_an_unreachable_qdrant_server_is_one_line_and_exit_1(tmp_path):
     from typer.testing import CliRunner
 
-    from careerqa.cli.main import app
+    from careerqa.cli import app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -329,7 +329,7 @@ def test_a_qdrant_sync_killed_after_its_commit_hides_the_stale_points_until_the_
 def test_doctor_checks_the_qdrant_index(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from careerqa.cli import main as cli
+    from careerqa import cli
 
     qsettings = with_backend(make_settings(tmp_path), "qdrant")
     monkeypatch.setattr("careerqa.engine.models.EMBEDDER_DIMS", {FakeEmbedder.name: FakeEmbedder.dim})

@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
+from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
 from careerqa.errors import CorpusEmpty
-from careerqa.generate.generation import FakeGenerator
 from careerqa.index.faiss_store import IndexStore
 from careerqa.ingest.corpus import MAX_DEPTH, MAX_FILE_BYTES, file_hashes, load_corpus
 
 from .conftest import DOCS, FakeEmbedder
+from .fakes import FakeGenerator
 
 runner = CliRunner()
 GOOD = sorted(DOCS)
@@ -137,13 +138,15 @@ def test_a_corpus_of_only_bad_files_is_a_clear_error(tmp_path):
 
 
 @pytest.fixture
-def fake_cli(settings, monkeypatch):
+def fake_cli(settings) -> CliContext:
+    """Run the commands with ``obj=fake_cli``: the fake embedder and a scripted generator."""
+
     def make(corpus, index_dir, quiet=False, **overrides):
         changes = {"corpus_dir": corpus, "index_dir": index_dir, **overrides}
         s = settings.replace(**{k: v for k, v in changes.items() if v})
         return Engine(s, embedder=FakeEmbedder(), generator=FakeGenerator(["Khan Academy [1]."] * 3))
 
-    monkeypatch.setattr(cli, "_engine", make)
+    return CliContext(engine_factory=make)
 
 
 def _add_every_bad_file(corpus: Path) -> None:
@@ -157,12 +160,12 @@ def _add_every_bad_file(corpus: Path) -> None:
 
 
 def test_index_with_bad_files_warns_and_keeps_everything_else(fake_cli, settings, corpus_dir):
-    first = runner.invoke(cli.app, ["index", "--json"])
+    first = runner.invoke(cli.app, ["index", "--json"], obj=fake_cli)
     assert first.exit_code == 0, first.output
     before = IndexStore.load(settings.index_dir, "fake-bow", 256)
 
     _add_every_bad_file(corpus_dir)
-    result = runner.invoke(cli.app, ["index", "--json"])
+    result = runner.invoke(cli.app, ["index", "--json"], obj=fake_cli)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["files_added"] == [] and report["files_removed"] == [] and not report["written"]
@@ -179,7 +182,7 @@ def test_index_with_bad_files_warns_and_keeps_everything_else(fake_cli, settings
 
 def test_first_build_with_bad_files(fake_cli, settings, corpus_dir):
     _add_every_bad_file(corpus_dir)
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?", "--json"])
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?", "--json"], obj=fake_cli)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["citations"][0]["source"] == "maths.md"
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
@@ -190,7 +193,7 @@ def test_only_bad_files_through_the_cli(fake_cli, tmp_path):
     corpus = tmp_path / "bad"
     corpus.mkdir()
     (corpus / "latin1.txt").write_bytes(b"caf\xe9")
-    result = runner.invoke(cli.app, ["index", "--corpus", str(corpus)])
+    result = runner.invoke(cli.app, ["index", "--corpus", str(corpus)], obj=fake_cli)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "no readable" in result.stderr and "latin1.txt: not valid UTF-8" in result.stderr
 
@@ -217,7 +220,9 @@ def test_index_reads_the_corpus_and_writes_only_its_own_files_in_the_index_folde
     for change in ("first", "second", "third"):
         (corpus / "cloud.md").write_text(f"# Cloud\n\nThe {change} version of the cloud notes.\n")
         corpus_before = _tree(corpus)
-        result = runner.invoke(cli.app, ["index", "--corpus", str(corpus), "--index-dir", str(shared)])
+        result = runner.invoke(
+            cli.app, ["index", "--corpus", str(corpus), "--index-dir", str(shared)], obj=fake_cli
+        )
         assert result.exit_code == 0, result.output
         assert _tree(corpus) == corpus_before  # read, never written
     after = _tree(shared)

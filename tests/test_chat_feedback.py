@@ -12,10 +12,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from careerqa.engine.core import Engine
 from careerqa.evals.gaps import read_log
-from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import FakeEmbedder
+from .fakes import FakeGenerator
 from .helpers import ANSWER, QUESTION, Scripted, live_server, make_settings
 from .test_chat_page import WAIT_S, ask, browser  # noqa: F401 - browser is a fixture
 

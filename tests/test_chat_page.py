@@ -18,18 +18,17 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from careerqa.answer.answerer import ABSTAIN_TEXT, REWRITE_PROMPT
 from careerqa.engine.core import Engine
 from careerqa.errors import ModelUnavailable
-from careerqa.generate.generation import FakeGenerator
+from careerqa.generate.prompts import ABSTAIN_TEXT, REWRITE_PROMPT
 from careerqa.web.app import create_app, get_engine
 
 from .conftest import FakeEmbedder
+from .fakes import FakeGenerator, Pieces
 from .helpers import (
     ANSWER,
     LONG_ANSWER,
     QUESTION,
-    Pieces,
     Scripted,
     broken_engine,
     live_server,
@@ -252,3 +251,4 @@ def test_page_needs_nothing_from_outside(stack, browser):
     browser.get(stack["url"] + "/")
     urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(u.startswith(stack["url"]) or u.startswith("data:") for u in urls), urls
+

@@ -8,9 +8,10 @@ from careerqa.ingest.chunking import (
     chunk_document,
     chunk_id,
     chunk_spans,
-    is_title_like,
 )
-from careerqa.ingest.corpus import clean_text, load_corpus
+from careerqa.ingest.clean import clean_text
+from careerqa.ingest.corpus import load_corpus
+from careerqa.text.lines import is_title_like
 from careerqa.types import Document
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "corpus"

@@ -10,18 +10,20 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
+from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 
 from .conftest import FakeEmbedder
+from .fakes import FakeGenerator
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def fake_cli(settings, monkeypatch):
-    """Every command gets an engine with the fake embedder and a scripted generator."""
+def fake_cli(settings):
+    """Every command run with ``obj=fake_cli["obj"]`` gets an engine with the fake embedder and a
+    scripted generator."""
     state: dict = {"replies": ["Khan Academy has free maths courses [1]."] * 10}
 
     def make(corpus, index_dir, quiet=False, **overrides):
@@ -31,7 +33,7 @@ def fake_cli(settings, monkeypatch):
         state["engine"] = Engine(s, embedder=FakeEmbedder(), generator=FakeGenerator(state["replies"]))
         return state["engine"]
 
-    monkeypatch.setattr(cli, "_engine", make)
+    state["obj"] = CliContext(engine_factory=make)
     return state
 
 
@@ -49,7 +51,7 @@ def test_help_is_instant_and_lists_commands():
         [
             sys.executable,
             "-c",
-            "import sys, careerqa.cli.main; print(sorted(m for m in sys.modules if m in "
+            "import sys, careerqa.cli; print(sorted(m for m in sys.modules if m in "
             "{'torch','faiss','sentence_transformers','llama_cpp','transformers'}))",
         ],
         capture_output=True,
@@ -66,16 +68,18 @@ def test_every_command_has_help(command):
 
 
 def test_index_json_then_up_to_date(fake_cli):
-    result = runner.invoke(cli.app, ["index", "--json"])
+    result = runner.invoke(cli.app, ["index", "--json"], obj=fake_cli["obj"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["chunks_embedded"] == report["chunk_count"] > 0
-    again = runner.invoke(cli.app, ["index"])
+    again = runner.invoke(cli.app, ["index"], obj=fake_cli["obj"])
     assert "index is up to date" in again.stdout and "0 embedded" in again.stdout
 
 
 def test_search_json_shape(fake_cli):
-    result = runner.invoke(cli.app, ["search", "Khan Academy maths", "--json", "--top-k", "2"])
+    result = runner.invoke(
+        cli.app, ["search", "Khan Academy maths", "--json", "--top-k", "2"], obj=fake_cli["obj"]
+    )
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)["results"]
     assert len(results) == 2
@@ -84,14 +88,16 @@ def test_search_json_shape(fake_cli):
 
 
 def test_ask_streams_then_lists_sources(fake_cli):
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"])
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"], obj=fake_cli["obj"])
     assert result.exit_code == 0, result.output
     assert "Khan Academy has free maths courses [1]." in result.stdout
     assert "Sources (1/1 sentences supported)" in result.stdout and "[1] maths.md" in result.stdout
 
 
 def test_ask_json_shape(fake_cli):
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?", "--json"])
+    result = runner.invoke(
+        cli.app, ["ask", "free maths courses Khan Academy?", "--json"], obj=fake_cli["obj"]
+    )
     payload = json.loads(result.stdout)
     assert set(payload) >= {"answer", "abstained", "citations", "retrieved", "timings_ms"}
     assert payload["citations"][0]["n"] == 1 and payload["citations"][0]["source"] == "maths.md"
@@ -100,20 +106,20 @@ def test_ask_json_shape(fake_cli):
 
 
 def test_ask_off_topic_abstains(fake_cli):
-    result = runner.invoke(cli.app, ["ask", "zebra quasar marmalade", "--no-stream"])
+    result = runner.invoke(cli.app, ["ask", "zebra quasar marmalade", "--no-stream"], obj=fake_cli["obj"])
     assert result.exit_code == 0
     assert "does not contain the answer" in result.stdout and "Sources" not in result.stdout
 
 
 @pytest.mark.parametrize("args", [["ask", "   "], ["search", ""], ["search", "x", "--top-k", "0"]])
 def test_bad_input_exits_non_zero_with_message(fake_cli, args):
-    result = runner.invoke(cli.app, args)
+    result = runner.invoke(cli.app, args, obj=fake_cli["obj"])
     assert result.exit_code == 2
     assert "error" in result.output.lower() or "invalid" in result.output.lower()
 
 
 def test_missing_corpus_is_a_clear_error(fake_cli, tmp_path):
-    result = runner.invoke(cli.app, ["index", "--corpus", str(tmp_path / "nope")])
+    result = runner.invoke(cli.app, ["index", "--corpus", str(tmp_path / "nope")], obj=fake_cli["obj"])
     assert result.exit_code == 1
     assert "error:" in result.stderr and "nope" in result.stderr
 
@@ -125,7 +131,10 @@ def test_chat_rewrites_follow_up(fake_cli):
         "Khan Academy has free maths courses [1].",
     ]
     result = runner.invoke(
-        cli.app, ["chat"], input="what does kubernetes schedule?\nand what about the maths?\n\n"
+        cli.app,
+        ["chat"],
+        input="what does kubernetes schedule?\nand what about the maths?\n\n",
+        obj=fake_cli["obj"],
     )
     assert result.exit_code == 0, result.output
     assert "Kubernetes schedules containers" in result.stdout
@@ -135,7 +144,7 @@ def test_chat_rewrites_follow_up(fake_cli):
 
 def test_ask_shows_verified_answer_when_citations_were_fixed(fake_cli):
     fake_cli["replies"] = ["Khan Academy and MIT OpenCourseWare have free maths courses."] * 2
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"])
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"], obj=fake_cli["obj"])
     assert result.exit_code == 0, result.output
     assert "Verified answer (citations checked):" in result.stdout
     assert "have free maths courses [1]." in result.stdout
@@ -143,7 +152,7 @@ def test_ask_shows_verified_answer_when_citations_were_fixed(fake_cli):
 
 def test_ask_says_when_verification_rejects_a_streamed_answer(fake_cli):
     fake_cli["replies"] = ["Bananas are yellow and grow on tall plants in warm tropical countries [1]."] * 2
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"])
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"], obj=fake_cli["obj"])
     assert result.exit_code == 0, result.output
     assert "Verified answer (no sentence is supported by the passages):" in result.stdout
     assert result.stdout.rstrip().endswith("does not contain the answer to this question.")

@@ -6,13 +6,10 @@ from pathlib import Path
 import pytest
 
 from careerqa.errors import CorpusEmpty
-from careerqa.ingest.corpus import (
-    _tsub,
-    clean_text,
-    file_hashes,
-    load_corpus,
-    looks_like_code,
-)
+from careerqa.ingest.clean import clean_text
+from careerqa.ingest.corpus import file_hashes, load_corpus
+from careerqa.ingest.tracked import tsub
+from careerqa.text.lines import looks_like_code
 
 SEED_DIR = Path(__file__).resolve().parents[1] / "corpus"
 SEED = SEED_DIR / "skills-required-for-ai-jobs.txt"
@@ -175,8 +172,8 @@ def test_random_spans_map_back(seed):
 
 def test_tsub_tracks_offsets():
     text, offsets = "a  bXXc", list(range(8))
-    text, offsets = _tsub(r" +", " ", text, offsets)
-    text, offsets = _tsub("XX", "Y", text, offsets)
+    text, offsets = tsub(r" +", " ", text, offsets)
+    text, offsets = tsub("XX", "Y", text, offsets)
     assert text == "a bYc"
     assert offsets == [0, 1, 3, 4, 6, 7]
 

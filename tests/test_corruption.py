@@ -13,22 +13,25 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
+from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
 from careerqa.errors import IndexCorrupt, IndexMissing, ModelUnavailable
-from careerqa.generate import generation
-from careerqa.generate.generation import FakeGenerator, ModelProfile, ensure_model
+from careerqa.generate import model_files
+from careerqa.generate.model_files import ModelProfile, ensure_model
 from careerqa.index.faiss_store import IndexStore
 from careerqa.index.sync import sync_index
 
 from .conftest import FakeEmbedder, fake_model_profile
+from .fakes import FakeGenerator
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def fake_cli(settings, monkeypatch):
-    """Every command gets an engine with the fake embedder and a scripted generator."""
+def fake_cli(settings):
+    """Every command run with ``obj=fake_cli["obj"]`` gets an engine with the fake embedder and a
+    scripted generator."""
     state: dict = {"generator": lambda: FakeGenerator(["Khan Academy has free maths courses [1]."] * 5)}
 
     def make(corpus, index_dir, quiet=False, **overrides):
@@ -36,7 +39,7 @@ def fake_cli(settings, monkeypatch):
         s = settings.replace(**{k: v for k, v in changes.items() if v})
         return Engine(s, embedder=FakeEmbedder(), generator=state["generator"]())
 
-    monkeypatch.setattr(cli, "_engine", make)
+    state["obj"] = CliContext(engine_factory=make)
     return state
 
 
@@ -109,7 +112,7 @@ def test_damaged_index_is_a_clear_error_then_index_full_fixes_it(fake_cli, setti
     do(settings.index_dir, manifest)
 
     for args in (["search", "Khan Academy maths"], ["ask", "free maths courses?"], ["index"]):
-        result = runner.invoke(cli.app, args)
+        result = runner.invoke(cli.app, args, obj=fake_cli["obj"])
         assert result.exit_code == 1, (args, result.output)
         assert isinstance(result.exception, SystemExit)  # a message, not a traceback
         assert "Traceback" not in result.output
@@ -119,9 +122,9 @@ def test_damaged_index_is_a_clear_error_then_index_full_fixes_it(fake_cli, setti
         assert "careerqa index --full" in message
         assert "Evil Academy" not in result.stdout  # never an answer from a damaged index
 
-    fixed = runner.invoke(cli.app, ["index", "--full"])
+    fixed = runner.invoke(cli.app, ["index", "--full"], obj=fake_cli["obj"])
     assert fixed.exit_code == 0, fixed.output
-    result = runner.invoke(cli.app, ["search", "Khan Academy maths", "--json"])
+    result = runner.invoke(cli.app, ["search", "Khan Academy maths", "--json"], obj=fake_cli["obj"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["results"][0]["source"] == "maths.md"
 
@@ -216,7 +219,7 @@ def test_model_file_with_wrong_hash_and_no_parts_names_the_file_and_the_fix(
     path = ensure_model("tiny", cache, progress=False)
     _swap_keeping_size_and_mtime(path)
     monkeypatch.delitem(sys.modules, tiny_model.parts[1])
-    monkeypatch.setattr(generation.importlib, "import_module", _no_module)
+    monkeypatch.setattr(model_files.importlib, "import_module", _no_module)
     with pytest.raises(ModelUnavailable) as info:
         ensure_model("tiny", cache, progress=False)
     message = str(info.value)
@@ -231,16 +234,14 @@ def _no_module(name: str) -> types.ModuleType:
     raise ImportError(name)
 
 
-def test_cli_reports_a_bad_model_file_without_a_traceback(
-    fake_cli, settings, tmp_path, tiny_model, monkeypatch
-):
+def test_cli_reports_a_bad_model_file_without_a_traceback(settings, tmp_path, tiny_model, monkeypatch):
     cache = settings.cache_dir
     path = ensure_model("tiny", cache, progress=False)
     _swap_keeping_size_and_mtime(path)
     monkeypatch.delitem(sys.modules, tiny_model.parts[1])
-    monkeypatch.setattr(generation.importlib, "import_module", _no_module)
-    monkeypatch.setattr(cli, "_engine", _engine_with_model(settings.replace(generator="tiny")))
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"])
+    monkeypatch.setattr(model_files.importlib, "import_module", _no_module)
+    obj = CliContext(engine_factory=_engine_with_model(settings.replace(generator="tiny")))
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"], obj=obj)
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
     assert str(path) in result.stderr and "pip install corrupt-model-part2" in result.stderr

@@ -1,6 +1,7 @@
 """Crash safety, quick version: `bench/crash_index.py` with the fake embedder and three SIGKILLs.
 
-The long run (24 kills, the real embedder) is `python bench/crash_index.py`; see the README.
+The long run (24 kills, the real embedder) is `python bench/crash_index.py`; see docs/manual.md,
+"Bad input and recovery".
 """
 
 from __future__ import annotations

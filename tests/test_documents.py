@@ -10,17 +10,18 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
 from careerqa.engine.core import Engine
 from careerqa.errors import IndexStale
-from careerqa.generate.generation import FakeGenerator
-from careerqa.index.faiss_store import FORMAT_VERSION, IndexStore
+from careerqa.index.faiss_store import IndexStore
+from careerqa.index.manifest import FORMAT_VERSION
 from careerqa.ingest.chunking import chunk_document
 from careerqa.ingest.corpus import load_corpus, load_document
 from careerqa.web.app import create_app
 
 from . import docfixtures as fx
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 from .helpers import TOKEN, live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
@@ -197,45 +198,53 @@ def doc_corpus(fake_cli, settings):  # noqa: F811 - the fixture imported above
 
 
 def test_cli_index_search_and_ask_show_pages_and_metadata(doc_corpus):
-    result = runner.invoke(cli.app, ["index", "--json"])
+    result = runner.invoke(cli.app, ["index", "--json"], obj=doc_corpus["obj"])
     assert result.exit_code == 0, result.output
     assert "warning: skipped locked.pdf: the PDF is encrypted" in result.stderr
     report = json.loads(result.stdout)
     assert {"guide.pdf", "handbook.docx", "switch.md"} <= set(report["files_added"])
 
-    out = runner.invoke(cli.app, ["search", "--json", "counter the first offer negotiation salary"])
+    out = runner.invoke(
+        cli.app, ["search", "--json", "counter the first offer negotiation salary"], obj=doc_corpus["obj"]
+    )
     top = json.loads(out.stdout)["results"][0]
     assert (top["source"], top["page"], top["section"]) == ("guide.pdf", 4, "Salary Negotiation")
     assert top["label"] == "guide.pdf › p. 4 › Salary Negotiation"
 
-    out = runner.invoke(cli.app, ["search", "--json", "quantitative analysts spreadsheet finance"])
+    out = runner.invoke(
+        cli.app, ["search", "--json", "quantitative analysts spreadsheet finance"], obj=doc_corpus["obj"]
+    )
     hit = next(r for r in json.loads(out.stdout)["results"] if r["source"] == "switch.md")
     assert hit["tags"] == ["career-change", "finance"] and hit["date"] == "2025-03-14"
     assert hit["title"] == "Switching into AI from Finance"
 
     doc_corpus["replies"][:] = ["Counter with a figure about fifteen percent higher [1]."]
     question = "how much higher should I counter the first salary offer?"
-    out = runner.invoke(cli.app, ["ask", "--json", question])
+    out = runner.invoke(cli.app, ["ask", "--json", question], obj=doc_corpus["obj"])
     answer = json.loads(out.stdout)
     assert not answer["abstained"], answer
     assert answer["citations"][0]["page"] == 4
     assert answer["citations"][0]["label"] == "guide.pdf › p. 4 › Salary Negotiation"
 
     doc_corpus["replies"][:] = ["Counter with a figure about fifteen percent higher [1]."]
-    out = runner.invoke(cli.app, ["ask", "--no-stream", "how much higher should I counter the first offer?"])
+    out = runner.invoke(
+        cli.app,
+        ["ask", "--no-stream", "how much higher should I counter the first offer?"],
+        obj=doc_corpus["obj"],
+    )
     assert "[1] guide.pdf › p. 4 › Salary Negotiation" in out.stdout
 
 
 def test_a_skipped_pdf_does_not_count_as_a_change_at_every_start(doc_corpus, settings):
-    assert runner.invoke(cli.app, ["index"]).exit_code == 0
+    assert runner.invoke(cli.app, ["index"], obj=doc_corpus["obj"]).exit_code == 0
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
     assert list(manifest["skipped_files"]) == ["locked.pdf"]
-    assert runner.invoke(cli.app, ["search", "salary negotiation"]).exit_code == 0
+    assert runner.invoke(cli.app, ["search", "salary negotiation"], obj=doc_corpus["obj"]).exit_code == 0
     assert doc_corpus["engine"].last_sync is None  # each command's engine: no sync was needed
     fx.image_only_pdf(settings.corpus_dir / "scan.pdf")  # a new skipped file is a change, once
-    assert runner.invoke(cli.app, ["search", "salary negotiation"]).exit_code == 0
+    assert runner.invoke(cli.app, ["search", "salary negotiation"], obj=doc_corpus["obj"]).exit_code == 0
     assert doc_corpus["engine"].last_sync is not None
-    assert runner.invoke(cli.app, ["search", "salary negotiation"]).exit_code == 0
+    assert runner.invoke(cli.app, ["search", "salary negotiation"], obj=doc_corpus["obj"]).exit_code == 0
     assert doc_corpus["engine"].last_sync is None
 
 

@@ -10,12 +10,13 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
+from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
 from careerqa.evals.judge import JUDGE_PROMPT
-from careerqa.generate.generation import FakeGenerator
 
 from .conftest import FakeEmbedder
+from .fakes import FakeGenerator
 
 runner = CliRunner()
 QUESTIONS = [
@@ -49,7 +50,9 @@ QUESTIONS = [
 
 
 @pytest.fixture
-def eval_cli(settings, monkeypatch, tmp_path):
+def eval_obj(settings) -> CliContext:
+    """Run the commands with ``obj=eval_obj``: the fake embedder, and a generator that judges "yes"."""
+
     def reply(messages):
         if messages[0]["content"] == JUDGE_PROMPT:
             return "yes"
@@ -60,7 +63,12 @@ def eval_cli(settings, monkeypatch, tmp_path):
     def make(corpus, index_dir, quiet=False, **overrides):
         return Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(reply))
 
-    monkeypatch.setattr(cli, "_engine", make)
+    return CliContext(engine_factory=make)
+
+
+@pytest.fixture
+def eval_cli(tmp_path):
+    """A folder with the eval set (qs.jsonl) and the judge pairs (pairs.jsonl)."""
     qs = tmp_path / "qs.jsonl"
     qs.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     pairs = tmp_path / "pairs.jsonl"
@@ -76,10 +84,10 @@ def _gate(root, **thresholds):
     return str(path)
 
 
-def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli):
+def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli, eval_obj):
     out = eval_cli / "results"
     args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--json", "--out", str(out)]
-    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})])
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})], obj=eval_obj)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["gate"] == {"result": "passed", "failures": []}
@@ -94,23 +102,23 @@ def test_retrieval_only_json_passes_its_gate_and_writes_the_report(eval_cli):
     ]
 
 
-def test_gate_failure_exits_non_zero_with_the_missed_threshold(eval_cli):
+def test_gate_failure_exits_non_zero_with_the_missed_threshold(eval_cli, eval_obj):
     args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--out", str(eval_cli / "r")]
-    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)])
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)], obj=eval_obj)
     assert result.exit_code == 1
     assert "eval gate failed" in result.stderr and "mrr 1.0 < 1.01" in result.stderr
 
 
-def test_gate_is_skipped_for_a_subset(eval_cli):
+def test_gate_is_skipped_for_a_subset(eval_cli, eval_obj):
     args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--split", "test", "--json"]
     result = runner.invoke(
-        cli.app, [*args, "--out", str(eval_cli / "r"), "--gate", _gate(eval_cli, mrr=1.01)]
+        cli.app, [*args, "--out", str(eval_cli / "r"), "--gate", _gate(eval_cli, mrr=1.01)], obj=eval_obj
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["gate"]["result"].startswith("skipped")
 
 
-def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
+def test_full_eval_judges_answers_and_reports_agreement(eval_cli, eval_obj):
     out = eval_cli / "full"
     args = [
         "eval",
@@ -120,7 +128,7 @@ def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
         "--judge-pairs",
         str(eval_cli / "pairs.jsonl"),
     ]
-    result = runner.invoke(cli.app, [*args, "--out", str(out), "--name", "run", "--no-gate"])
+    result = runner.invoke(cli.app, [*args, "--out", str(out), "--name", "run", "--no-gate"], obj=eval_obj)
     assert result.exit_code == 0, result.output
     assert "citation_recall" in result.stdout and "judge agreement" in result.stdout
     report = json.loads((out / "run.json").read_text())
@@ -129,11 +137,11 @@ def test_full_eval_judges_answers_and_reports_agreement(eval_cli):
     assert "## Support judge" in (out / "run.md").read_text()
 
 
-def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
+def test_per_category_sample_without_agreement_skips_the_gate(eval_cli, eval_obj):
     args = ["eval", "run", "--set", str(eval_cli / "qs.jsonl"), "--per-category", "1", "--skip-agreement"]
     args.append("--json")
     result = runner.invoke(
-        cli.app, [*args, "--out", str(eval_cli / "s"), "--gate", _gate(eval_cli, mrr=1.01)]
+        cli.app, [*args, "--out", str(eval_cli / "s"), "--gate", _gate(eval_cli, mrr=1.01)], obj=eval_obj
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -142,16 +150,18 @@ def test_per_category_sample_without_agreement_skips_the_gate(eval_cli):
 
 
 @pytest.mark.parametrize("command", ["retrieval", "run", "calibrate"])
-def test_bad_split_is_a_usage_error(eval_cli, command):
+def test_bad_split_is_a_usage_error(eval_cli, eval_obj, command):
     result = runner.invoke(
-        cli.app, ["eval", command, "--set", str(eval_cli / "qs.jsonl"), "--split", "train"]
+        cli.app, ["eval", command, "--set", str(eval_cli / "qs.jsonl"), "--split", "train"], obj=eval_obj
     )
     assert result.exit_code == 2 and "--split" in result.stderr
 
 
-def test_gate_failure_names_every_missed_metric(eval_cli):
+def test_gate_failure_names_every_missed_metric(eval_cli, eval_obj):
     args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--json", "--out", str(eval_cli / "r")]
-    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01, **{"hit@1": 1.5})])
+    result = runner.invoke(
+        cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01, **{"hit@1": 1.5})], obj=eval_obj
+    )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["gate"] == {
         "result": "failed",
@@ -160,7 +170,7 @@ def test_gate_failure_names_every_missed_metric(eval_cli):
     assert "mrr 1.0 < 1.01; hit@1 1.0 < 1.5" in result.stderr
 
 
-def test_no_gate_does_not_check_the_thresholds(eval_cli):
+def test_no_gate_does_not_check_the_thresholds(eval_cli, eval_obj):
     args = [
         "eval",
         "retrieval",
@@ -170,25 +180,27 @@ def test_no_gate_does_not_check_the_thresholds(eval_cli):
         str(eval_cli / "r"),
         "--no-gate",
     ]
-    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)])
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, mrr=1.01)], obj=eval_obj)
     assert result.exit_code == 0, result.output
     assert "): not checked" in result.stdout
 
 
-def test_calibrate_suggests_a_threshold(eval_cli):
+def test_calibrate_suggests_a_threshold(eval_cli, eval_obj):
     args = ["eval", "calibrate", "--set", str(eval_cli / "qs.jsonl")]
-    data = json.loads(runner.invoke(cli.app, [*args, "--json"]).stdout)
+    data = json.loads(runner.invoke(cli.app, [*args, "--json"], obj=eval_obj).stdout)
     assert data["off_topic"] == 1 and set(data["scores"]["answerable"]) == {"a1", "a2"}
     assert data["suggested_min_dense_score"] == round(data["answerable_min"] - 0.05, 2)
-    text = runner.invoke(cli.app, args)
+    text = runner.invoke(cli.app, args, obj=eval_obj)
     assert text.exit_code == 0 and "suggested_min_dense_score" in text.stdout and "a1" not in text.stdout
 
 
-def test_judge_agreement_alone(eval_cli):
+def test_judge_agreement_alone(eval_cli, eval_obj):
     args = ["eval", "judge-agreement", "--judge-pairs", str(eval_cli / "pairs.jsonl")]
-    data = json.loads(runner.invoke(cli.app, [*args, "--json"]).stdout)
+    data = json.loads(runner.invoke(cli.app, [*args, "--json"], obj=eval_obj).stdout)
     assert data["pairs"] == 1 and data["accuracy"] == 1.0
-    missing = runner.invoke(cli.app, ["eval", "judge-agreement", "--judge-pairs", str(eval_cli / "none")])
+    missing = runner.invoke(
+        cli.app, ["eval", "judge-agreement", "--judge-pairs", str(eval_cli / "none")], obj=eval_obj
+    )
     assert missing.exit_code == 2 and "do not exist" in missing.stderr
 
 
@@ -221,17 +233,17 @@ def test_each_subcommand_has_help_json_and_only_its_options(command):
         (["--split", "test", "--skip-agreement"], "careerqa eval run"),
     ],
 )
-def test_the_old_single_command_names_its_subcommand(eval_cli, old, new):
-    result = runner.invoke(cli.app, ["eval", *old])
+def test_the_old_single_command_names_its_subcommand(eval_cli, eval_obj, old, new):
+    result = runner.invoke(cli.app, ["eval", *old], obj=eval_obj)
     assert result.exit_code == 2
     assert f"is now `{new}`" in result.stderr
 
 
-def test_without_matplotlib_the_report_has_no_chart_and_says_so(eval_cli, monkeypatch):
+def test_without_matplotlib_the_report_has_no_chart_and_says_so(eval_cli, eval_obj, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     out = eval_cli / "nochart"
     args = ["eval", "retrieval", "--set", str(eval_cli / "qs.jsonl"), "--out", str(out), "--json"]
-    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})])
+    result = runner.invoke(cli.app, [*args, "--gate", _gate(eval_cli, **{"hit@5": 0.5})], obj=eval_obj)
     assert result.exit_code == 0, result.output
     assert [f.rsplit("/", 1)[1] for f in json.loads(result.stdout)["files"]] == [
         "qs-retrieval.json",

@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from careerqa.errors import ModelUnavailable
-from careerqa.generate.generation import MODELS, ensure_model
+from careerqa.generate.model_files import MODELS, ensure_model
 
 from .conftest import REPO
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from careerqa.answer.answerer import ABSTAIN_TEXT
 from careerqa.answer.focus import FocusIndex
 from careerqa.answer.form import MarkupFilter, is_copy, place_markers, select, strip_markup
 from careerqa.answer.grounding import split_sentences
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
+from careerqa.generate.prompts import ABSTAIN_TEXT
 
 from .conftest import make_settings
+from .fakes import FakeGenerator
 
 
 def _filtered(pieces: list[str]) -> str:
@@ -293,7 +293,7 @@ def test_a_bare_list_copied_from_a_list_item_is_shown_as_that_item(tmp_path, fak
     )
     assert answer.text == "Classification: Accuracy, Precision, Recall [1]."
     # a clause is not a bare list: it stays as the model wrote it
-    from careerqa.answer.answerer import _whole
+    from careerqa.answer.checking import _whole
 
     line = "Kubernetes schedules containers across a cluster, and Docker packages a model."
     assert _whole("Kubernetes schedules containers across a cluster [1].", line) == (

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from careerqa.errors import CorpusEmpty
 from careerqa.ingest.chunking import chunk_document, chunk_spans
-from careerqa.ingest.corpus import clean_text, load_corpus, load_document
+from careerqa.ingest.clean import clean_text
+from careerqa.ingest.corpus import load_corpus, load_document
 from careerqa.types import Document
 
 # No example database: tests write nothing into the repository.

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
+from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
 from careerqa.evals.gaps import (
@@ -28,11 +29,11 @@ from careerqa.evals.gaps import (
     parse_since,
     read_log,
 )
-from careerqa.generate.generation import FakeGenerator
 from careerqa.types import Answer
 from careerqa.web.app import create_app
 
 from .conftest import REPO, FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 from .helpers import QUESTION, live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
@@ -140,37 +141,40 @@ def test_report_counts_refused_weak_and_thumbs_down_not_good_answers(tmp_path):
 # --------------------------------------------------------------------------- CLI and API
 
 
-def test_cli_logs_when_asked_to_and_gaps_reports(fake_cli, settings, monkeypatch):  # noqa: F811
-    result = runner.invoke(cli.app, ["ask", "--json", "what is the capital of Mongolia?"])
+def test_cli_logs_when_asked_to_and_gaps_reports(fake_cli, settings):  # noqa: F811
+    result = runner.invoke(
+        cli.app, ["ask", "--json", "what is the capital of Mongolia?"], obj=fake_cli["obj"]
+    )
     assert result.exit_code == 0
     assert not log_path(settings.index_dir).exists()  # off by default
 
-    real_make = cli._engine  # the fake engine, with the log turned on (CAREERQA_LOG_QUESTIONS=1)
+    real_make = fake_cli["obj"].engine_factory  # the fake engine, with the log on (CAREERQA_LOG_QUESTIONS=1)
 
     def make(corpus, index_dir, quiet=False, **overrides):
         engine = real_make(corpus, index_dir, quiet, **overrides)
         engine.settings = engine.settings.replace(log_questions=1)
         return engine
 
-    monkeypatch.setattr(cli, "_engine", make)
+    logged = CliContext(engine_factory=make)
     asked = ["what is the capital of Mongolia?", "what is the capital city of Mongolia?", "how tall is K2?"]
     for q in asked:
-        assert runner.invoke(cli.app, ["ask", "--json", q]).exit_code == 0
+        assert runner.invoke(cli.app, ["ask", "--json", q], obj=logged).exit_code == 0
     fake_cli["replies"][:] = ["Khan Academy has free maths courses [1]."]
-    assert runner.invoke(cli.app, ["ask", "--no-stream", "where are free maths courses?"]).exit_code == 0
+    answered = runner.invoke(cli.app, ["ask", "--no-stream", "where are free maths courses?"], obj=logged)
+    assert answered.exit_code == 0
     records = list(read_log(settings.index_dir))
     assert [r["outcome"] for r in records] == ["refused", "refused", "refused", "answered"]
 
-    out = runner.invoke(cli.app, ["gaps", "--json"])
+    out = runner.invoke(cli.app, ["gaps", "--json"], obj=logged)
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout)
     assert report["questions"] == 3
     assert sum(g["count"] for g in report["groups"]) == 3
     mongolia = next(g for g in report["groups"] if "Mongolia" in g["example"])
     assert mongolia["count"] == 2 and mongolia["outcomes"]["refused"] == 2
-    text = runner.invoke(cli.app, ["gaps"])
+    text = runner.invoke(cli.app, ["gaps"], obj=logged)
     assert text.exit_code == 0 and "3 unanswered or weakly answered questions" in text.stdout
-    assert runner.invoke(cli.app, ["gaps", "--since", "yesterday-ish"]).exit_code == 2
+    assert runner.invoke(cli.app, ["gaps", "--since", "yesterday-ish"], obj=logged).exit_code == 2
 
 
 def test_api_returns_a_log_id_and_takes_feedback(tmp_path):

@@ -11,17 +11,12 @@ import pytest
 
 from careerqa.config import Settings
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generate import generation
-from careerqa.generate.generation import (
-    MODELS,
-    FakeGenerator,
-    LlamaGenerator,
-    ModelProfile,
-    ensure_model,
-    load_generator,
-)
+from careerqa.generate import model_files
+from careerqa.generate.llama import LlamaGenerator, load_generator
+from careerqa.generate.model_files import MODELS, ModelProfile, ensure_model
 
 from .conftest import fake_model_profile
+from .fakes import FakeGenerator
 
 # --------------------------------------------------------------------------- FakeGenerator
 
@@ -87,8 +82,8 @@ def test_ensure_model_second_call_skips_hashing(
     def no_hash(*args: object) -> str:
         raise AssertionError("a stamped file must not be hashed again")
 
-    monkeypatch.setattr(generation, "_sha256", no_hash)
-    monkeypatch.setattr(generation, "_assemble", no_hash)
+    monkeypatch.setattr(model_files, "_sha256", no_hash)
+    monkeypatch.setattr(model_files, "_assemble", no_hash)
     assert ensure_model("tiny", cache, progress=False).read_bytes() == _expected(tiny_model)
 
 
@@ -99,9 +94,9 @@ def test_ensure_model_hashes_an_unstamped_good_file_once(
     cache.mkdir()
     (cache / "tiny.gguf").write_bytes(_expected(tiny_model))
     hashed: list[Path] = []
-    real_sha = generation._sha256
-    monkeypatch.setattr(generation, "_sha256", lambda p, *a: hashed.append(p) or real_sha(p, *a))
-    monkeypatch.setattr(generation, "_assemble", lambda *a: pytest.fail("a good file must not be rebuilt"))
+    real_sha = model_files._sha256
+    monkeypatch.setattr(model_files, "_sha256", lambda p, *a: hashed.append(p) or real_sha(p, *a))
+    monkeypatch.setattr(model_files, "_assemble", lambda *a: pytest.fail("a good file must not be rebuilt"))
     ensure_model("tiny", cache, progress=False)
     ensure_model("tiny", cache, progress=False)
     assert hashed == [cache / "tiny.gguf"]
@@ -183,9 +178,9 @@ def test_ensure_model_waits_for_the_lock_and_assembles_once(
     cache = tmp_path / "cache"
     cache.mkdir()
     assembled: list[Path] = []
-    real_assemble = generation._assemble
+    real_assemble = model_files._assemble
     monkeypatch.setattr(
-        generation, "_assemble", lambda p, t, g: assembled.append(t) or real_assemble(p, t, g)
+        model_files, "_assemble", lambda p, t, g: assembled.append(t) or real_assemble(p, t, g)
     )
     results: list[Path] = []
     with (cache / "tiny.gguf.lock").open("a") as held:

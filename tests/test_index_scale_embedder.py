@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import careerqa.embed.embedding
-from careerqa.embed.embedding import QUERY_BATCH, load_embedder
+from careerqa.embed.embedding import QUERY_BATCH
+from careerqa.embed.loader import load_embedder
 
 pytestmark = pytest.mark.real
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.index import qdrant_conn
 from careerqa.index.faiss_store import IndexStore
 from careerqa.index.qdrant_store import QdrantStore
 
 from .conftest import FakeEmbedder
+from .fakes import FakeGenerator
 from .test_backends import BACKENDS, NEW_DOC, with_backend
 
 

@@ -13,9 +13,9 @@ from careerqa.evals.judge import (
     load_judge_pairs,
     parse_verdict,
 )
-from careerqa.generate.generation import FakeGenerator
 
 from .conftest import REPO
+from .fakes import FakeGenerator
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from careerqa.cli import main as cli
+import careerqa.cli as cli
+from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.generate.kv_cache import (
     BlockComputer,
     KVStore,
@@ -28,6 +28,7 @@ from careerqa.index.faiss_store import IndexStore
 from careerqa.types import Chunk, Hit
 
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 
 runner = CliRunner()
 
@@ -221,21 +222,19 @@ def test_cache_folder_is_outside_the_index_and_one_per_index(settings):
     assert cache_folder(settings.replace(kv_cache_dir="/tmp/x")) == Path("/tmp/x")
 
 
-def test_index_json_reports_the_passage_caches(monkeypatch, settings):
-    monkeypatch.setattr(
-        cli,
-        "_engine",
-        lambda corpus, index_dir, quiet=False, **kw: Engine(
+def test_index_json_reports_the_passage_caches(settings):
+    obj = CliContext(
+        engine_factory=lambda corpus, index_dir, quiet=False, **kw: Engine(
             settings.replace(kv_cache="stitch"), embedder=FakeEmbedder(), generator=FakeGenerator(["x"])
         ),
     )
-    result = runner.invoke(cli.app, ["index", "--json"])
+    result = runner.invoke(cli.app, ["index", "--json"], obj=obj)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["chunks_embedded"] > 0 and "has no KV cache" in report["passage_kv"]["skipped"]
-    plain = runner.invoke(cli.app, ["index", "--no-passage-kv", "--json"])
+    plain = runner.invoke(cli.app, ["index", "--no-passage-kv", "--json"], obj=obj)
     assert "passage_kv" not in json.loads(plain.stdout)
-    human = runner.invoke(cli.app, ["index"])
+    human = runner.invoke(cli.app, ["index"], obj=obj)
     assert "passage KV caches: skipped" in human.stdout
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from careerqa.answer.answerer import SYSTEM_PROMPT, build_messages
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import load_generator
 from careerqa.generate.kv_cache import KVStore, cache_folder, sync_for_index
+from careerqa.generate.llama import load_generator
+from careerqa.generate.prompts import SYSTEM_PROMPT, build_messages
 from careerqa.index.faiss_store import IndexStore
 
 from .conftest import FakeEmbedder, make_settings

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from careerqa.cli import main as cli
+import careerqa.cli as cli
 from careerqa.config import Settings
 from careerqa.errors import ModelUnavailable
 from careerqa.generate import llama_check
@@ -182,7 +182,7 @@ def sigill_llama(tmp_path):
 
 def _link_model(cache: Path) -> None:
     """Point the test's cache at the real, verified model (a symlink and its stamp, not a 1.1 GB copy)."""
-    from careerqa.generate.generation import MODELS, ensure_model
+    from careerqa.generate.model_files import MODELS, ensure_model
 
     profile = MODELS["qwen2.5-coder-1.5b"]
     real = ensure_model(profile.name, Settings.from_env().cache_dir, progress=False)
@@ -247,7 +247,7 @@ def test_doctor_rejects_a_bad_setting_with_one_line(tmp_path, monkeypatch):
 
 @pytest.mark.real
 def test_the_installed_llama_cpp_passes_its_check_on_this_cpu(tmp_path):
-    from careerqa.generate.generation import ensure_model
+    from careerqa.generate.model_files import ensure_model
 
     settings = Settings.from_env()
     model = ensure_model(settings.generator, settings.cache_dir, progress=False)

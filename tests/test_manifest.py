@@ -8,8 +8,15 @@ import json
 import pytest
 
 from careerqa.errors import IndexCorrupt, IndexStale
-from careerqa.index.faiss_store import FORMAT_VERSION, read_manifest
-from careerqa.index.manifest import ChunkingParams, EmbedderInfo, FileEntry, Manifest, QdrantInfo
+from careerqa.index.faiss_files import read_manifest
+from careerqa.index.manifest import (
+    FORMAT_VERSION,
+    ChunkingParams,
+    EmbedderInfo,
+    FileEntry,
+    Manifest,
+    QdrantInfo,
+)
 from careerqa.index.sync import chunking_params
 
 # manifest.json as careerqa has written it since format 3 (FAISS), key for key.

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import careerqa.embed.embedding
 import careerqa.embed.onnx as ox
 from careerqa.config import Settings
-from careerqa.embed.embedding import load_embedder
+from careerqa.embed.loader import load_embedder
 from careerqa.errors import BadInput, ModelUnavailable
 from careerqa.evals.scoring import load_eval_set, retrieval_query
 from careerqa.index.faiss_store import IndexStore
@@ -77,7 +76,7 @@ class _Reference:
 
 def test_a_failed_export_check_leaves_nothing_behind(fake_model, tmp_path, monkeypatch):
     events = []
-    monkeypatch.setattr(careerqa.embed.embedding, "SentenceTransformerEmbedder", _Reference)
+    monkeypatch.setattr(ox, "SentenceTransformerEmbedder", _Reference)
     monkeypatch.setattr(ox, "_export", lambda reference, out: out.write_bytes(b"a bad export"))
 
     def check(path, model, reference, variant, bar):

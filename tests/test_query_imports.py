@@ -121,9 +121,9 @@ def test_the_language_model_loads_only_when_an_answer_is_generated(tmp_path, mon
     """In-process, with fakes: the engine's generator is made on the first generation, not before."""
     import careerqa.engine.models
     from careerqa.engine.core import Engine
-    from careerqa.generate.generation import FakeGenerator
 
     from .conftest import FakeEmbedder, make_settings
+    from .fakes import FakeGenerator
     from .test_shortcuts import FAQ_DOC
 
     loads: list[str] = []

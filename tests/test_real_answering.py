@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from careerqa.answer.answerer import ABSTAIN_TEXT
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
+from careerqa.generate.prompts import ABSTAIN_TEXT
 from careerqa.text.citations import cited_numbers
 
 from .conftest import REPO

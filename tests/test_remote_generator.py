@@ -11,7 +11,7 @@ import pytest
 
 from careerqa.engine.core import Engine
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generate.generation import load_generator
+from careerqa.generate.llama import load_generator
 from careerqa.generate.remote import RemoteGenerator, chat_completions_url
 
 from .fake_openai import FakeOpenAI
@@ -167,7 +167,7 @@ def test_the_engine_answers_through_a_remote_server(settings, fake_embedder, mon
 def test_doctor_reports_the_remote_generator_and_hides_the_key(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from careerqa.cli import main as cli
+    from careerqa import cli
 
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "a.md").write_text("# A\n\nSome text about careers in AI.\n")

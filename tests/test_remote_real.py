@@ -16,7 +16,8 @@ import pytest
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
 from careerqa.errors import ModelUnavailable
-from careerqa.generate.generation import LlamaGenerator, ensure_model
+from careerqa.generate.llama import LlamaGenerator
+from careerqa.generate.model_files import ensure_model
 from careerqa.generate.remote import RemoteGenerator
 
 from .conftest import REPO

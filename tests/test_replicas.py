@@ -19,12 +19,12 @@ import httpx
 import pytest
 
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.web.app import create_app
 
 from .conftest import DOCS, FakeEmbedder, make_settings
 from .fake_openai import FakeOpenAI
-from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, Pieces, live_server
+from .fakes import FakeGenerator, Pieces
+from .helpers import ANSWER, LONG_ANSWER, QUESTION, TOKEN, live_server
 
 NEW_DOC = """# Agritech careers
 

@@ -6,7 +6,8 @@ import pytest
 
 from careerqa.engine.core import Engine
 from careerqa.errors import BadInput
-from careerqa.retrieve.hybrid import BM25, tokenize
+from careerqa.index.bm25 import BM25
+from careerqa.text.tokens import tokenize
 
 
 def test_tokenize_stems_and_drops_stopwords():

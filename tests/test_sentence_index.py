@@ -12,7 +12,8 @@ import careerqa.text.sentences
 import careerqa.types
 from careerqa.answer.shortcuts import select_sentences
 from careerqa.errors import IndexCorrupt, IndexStale
-from careerqa.index.faiss_store import FORMAT_VERSION, IndexStore, sentence_ids
+from careerqa.index.faiss_store import IndexStore, sentence_ids
+from careerqa.index.manifest import FORMAT_VERSION
 from careerqa.index.sync import sync_index
 from careerqa.types import Hit
 

@@ -13,10 +13,10 @@ from careerqa.answer.shortcuts import (
     select_sentences,
 )
 from careerqa.engine.core import Engine
-from careerqa.generate.generation import FakeGenerator
 from careerqa.types import Chunk
 
 from .conftest import FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 
 FAQ_DOC = """# Careers FAQ
 

@@ -8,7 +8,8 @@ from careerqa.config import Settings
 from careerqa.engine.core import Engine
 from careerqa.index.sync import index_chunks
 from careerqa.ingest.boilerplate import html_chrome_spans, is_chrome_text
-from careerqa.ingest.corpus import clean_text, load_corpus
+from careerqa.ingest.clean import clean_text
+from careerqa.ingest.corpus import load_corpus
 from careerqa.text.spelling import SpellingCorrector
 from careerqa.text.tokens import fold, tokenize
 

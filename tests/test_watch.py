@@ -16,18 +16,18 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-import careerqa.cli.main as cli
+import careerqa.cli as cli
 import careerqa.index.watch as watch_module
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
 from careerqa.errors import CareerQAError
-from careerqa.generate.generation import FakeGenerator
 from careerqa.index.sync import SyncReport
 from careerqa.index.watch import is_document_change, sync_line, watch_corpus
 from careerqa.web.app import create_app
 
 from . import docfixtures as fx
 from .conftest import REPO, FakeEmbedder, make_settings
+from .fakes import FakeGenerator
 from .helpers import live_server
 from .test_cli import fake_cli  # noqa: F401 - a fixture
 
@@ -171,7 +171,10 @@ def test_cli_index_watch_prints_one_line_per_sync(fake_cli, settings, monkeypatc
     monkeypatch.setattr(watch_module, "watch_corpus", stoppable)
     result: dict = {}
     thread = threading.Thread(
-        target=lambda: result.update(out=CliRunner().invoke(cli.app, ["index", "--watch"])), daemon=True
+        target=lambda: result.update(
+            out=CliRunner().invoke(cli.app, ["index", "--watch"], obj=fake_cli["obj"])
+        ),
+        daemon=True,
     )
     thread.start()
     wait_for(lambda: (settings.index_dir / "manifest.json").exists(), "the first sync")
@@ -262,6 +265,8 @@ def test_real_index_watch_then_search_finds_pages(tmp_path):
 
 
 def test_watching_a_missing_folder_is_a_clear_error(fake_cli, tmp_path):  # noqa: F811
-    out = CliRunner().invoke(cli.app, ["index", "--watch", "--corpus", str(tmp_path / "nope")])
+    out = CliRunner().invoke(
+        cli.app, ["index", "--watch", "--corpus", str(tmp_path / "nope")], obj=fake_cli["obj"]
+    )
     assert out.exit_code == 1
     assert "error: corpus folder" in out.stderr and "does not exist" in out.stderr

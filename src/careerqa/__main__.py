@@ -1,3 +1,3 @@
-from careerqa.cli.main import main
+from careerqa.cli import main
 
 main()

@@ -92,8 +92,9 @@ class Settings:
     # they come from (eval/results/issue14/README.md, fourth round).
     recite_margin: float = 0.1
 
-    # Focus, relevance and form of answers (issue 14; calibrated on the dev split, see README
-    # "Answer focus and form"). An answer keeps at most this many sentences (the prompt asks for 1-3).
+    # Focus, relevance and form of answers (issue 14; calibrated on the dev split, see docs/design.md,
+    # "Answer focus, form and typo-tolerant retrieval"). An answer keeps at most this many sentences
+    # (the prompt asks for 1-3).
     max_answer_sentences: int = 4
     # Refuse when the passages hold less than this IDF-weighted share of the question's terms and the
     # answer names none of the missing ones (answer/focus.py).
@@ -107,7 +108,7 @@ class Settings:
     # IDF-weighted share of its terms (dev: answerable 0.6 and up, unanswerable 0.45 at most).
     focus_rescue_coverage: float = 0.5
 
-    # Passage KV caches (generate/kv_cache.py, generate/kv_stitch.py; README "Passage KV caches").
+    # Passage KV caches (generate/kv_cache.py, generate/kv_stitch.py; docs/design.md, "Passage KV caches").
     # "stitch": retrieved
     # passages are read from the caches `careerqa index` computed; only the excerpt (excerpt_tokens)
     # and the question are read live; "stitch-last-live": the last passage is read live too (it sees
@@ -134,8 +135,8 @@ class Settings:
     log_questions: int = 0
     question_log_max_bytes: int = 5 * 2**20  # then the log is rotated to questions.1.jsonl (one kept)
 
-    # Past one machine (README "Scaling out"). A remote OpenAI-compatible generator replaces the local
-    # llama.cpp model when generator_url is set; generator_model defaults to the generator's name.
+    # Past one machine (docs/manual.md, "Scaling out"). A remote OpenAI-compatible generator replaces the
+    # local llama.cpp model when generator_url is set; generator_model defaults to the generator's name.
     generator_url: str = ""
     generator_model: str = ""
     generator_api_key: str = field(default="", repr=False)

@@ -1,1 +1,12 @@
-"""careerqa.answer."""
+"""The answer stage: a question (and the chat turns before it) → an answer whose every sentence is
+verified against the passage it cites, or an abstention.
+
+``answerer.Answerer`` drives one question through it as a stream of events; ``turns`` rewrites a
+follow-up into a standalone question; ``shortcuts`` answers from the corpus's FAQ and picks prompt
+sentences; ``checking`` verifies and shapes the model's draft with ``grounding`` (support),
+``relevance`` and ``focus`` (on target) and ``form`` (markup, copies, markers); ``retry`` answers
+once more from the closest passage; ``run`` holds what these steps share.
+
+Not handled here: retrieval (``retrieve/``), the prompts' text and recognising a refusal
+(``generate/prompts.py``), the model (``generate/``).
+"""

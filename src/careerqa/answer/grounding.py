@@ -21,9 +21,9 @@ import numpy as np
 
 from careerqa.answer.form import is_copy
 from careerqa.embed.embedding import Embedder
-from careerqa.retrieve.hybrid import tokenize
 from careerqa.text import sentences
 from careerqa.text.citations import MARKER
+from careerqa.text.tokens import tokenize
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,24 @@ class Verifier:
         if not answer_sentences:
             return []
         numbers = sorted(passages)
-        known = passage_vectors or {}
+        sent_vecs, piece_vecs, owner = self._vectors(answer_sentences, passages, passage_vectors or {})
+        results = []
+        for sentence, vec in zip(answer_sentences, sent_vecs, strict=True):
+            sims = piece_vecs @ vec
+            scored: dict[int, tuple[float, float, float]] = {}
+            for n in numbers:
+                semantic = float(sims[owner == n].max()) if (owner == n).any() else 0.0
+                lexical = lexical_coverage(sentence, passages[n])
+                scored[n] = ((lexical + max(semantic, 0.0)) / 2, lexical, semantic)
+            results.append(self._support(sentence, passages, scored))
+        return results
+
+    def _vectors(
+        self, answer_sentences: list[str], passages: dict[int, str], known: dict[int, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The answer sentences' vectors, the passage sentences' vectors (``known`` ones as given, the
+        rest embedded here in one batch with the answer's), and the passage number of each."""
+        numbers = sorted(passages)
         to_embed = {n: sentences.passage_sentences(passages[n]) for n in numbers if n not in known}
         vectors = self.embedder.embed_batch(
             [MARKER.sub("", s).strip() for s in answer_sentences] + [s for n in to_embed for s in to_embed[n]]
@@ -93,37 +110,33 @@ class Verifier:
         )
         counts = {n: len(known[n]) if n in known else len(to_embed[n]) for n in numbers}
         owner = np.array([n for n in numbers for _ in range(counts[n])])
+        return sent_vecs, piece_vecs, owner
 
-        results = []
-        for sentence, vec in zip(answer_sentences, sent_vecs, strict=True):
-            cited = tuple(int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))
-            sims = piece_vecs @ vec
-            scored: dict[int, tuple[float, float, float]] = {}
-            for n in numbers:
-                semantic = float(sims[owner == n].max()) if (owner == n).any() else 0.0
-                lexical = lexical_coverage(sentence, passages[n])
-                scored[n] = ((lexical + max(semantic, 0.0)) / 2, lexical, semantic)
-            in_cited = [n for n in cited if n in scored]
-            best = max(in_cited, key=lambda n: scored[n][0]) if in_cited else None
-            strongest = max(numbers, key=lambda n: scored[n][0]) if numbers else None
-            if best is None or scored[best][0] < self.threshold:
-                best = strongest
-            elif strongest is not None and scored[strongest][0] >= scored[best][0] + self.recite_margin:
-                best = strongest
-            copied_from = [n for n in numbers if is_copy(sentence, passages[n])]
-            if copied_from and best not in copied_from:  # words copied from a passage come from there
-                source = max(copied_from, key=lambda n: scored[n][0])
-                best = source if scored[source][0] >= self.threshold else best
-            total, lexical, semantic = scored[best] if best is not None else (0.0, 0.0, 0.0)
-            results.append(
-                SentenceSupport(
-                    text=sentence,
-                    cited=cited,
-                    best=best,
-                    lexical=round(lexical, 4),
-                    semantic=round(semantic, 4),
-                    score=round(total, 4),
-                    supported=best is not None and total >= self.threshold,
-                )
-            )
-        return results
+    def _support(
+        self, sentence: str, passages: dict[int, str], scored: dict[int, tuple[float, float, float]]
+    ) -> SentenceSupport:
+        """``sentence``'s support, given its (score, lexical, semantic) against each passage: the cited
+        passage that supports it best, else the strongest one, else the one it copies (``check``)."""
+        numbers = sorted(passages)
+        cited = tuple(int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1)))
+        in_cited = [n for n in cited if n in scored]
+        best = max(in_cited, key=lambda n: scored[n][0]) if in_cited else None
+        strongest = max(numbers, key=lambda n: scored[n][0]) if numbers else None
+        if best is None or scored[best][0] < self.threshold:
+            best = strongest
+        elif strongest is not None and scored[strongest][0] >= scored[best][0] + self.recite_margin:
+            best = strongest
+        copied_from = [n for n in numbers if is_copy(sentence, passages[n])]
+        if copied_from and best not in copied_from:  # words copied from a passage come from there
+            source = max(copied_from, key=lambda n: scored[n][0])
+            best = source if scored[source][0] >= self.threshold else best
+        total, lexical, semantic = scored[best] if best is not None else (0.0, 0.0, 0.0)
+        return SentenceSupport(
+            text=sentence,
+            cited=cited,
+            best=best,
+            lexical=round(lexical, 4),
+            semantic=round(semantic, 4),
+            score=round(total, 4),
+            supported=best is not None and total >= self.threshold,
+        )

@@ -8,7 +8,7 @@ for word from a line of its passage is judged as that line too (``in_context``):
 means what "PyTorch — Production tools: TorchScript, ONNX" says. The answer is on target
 when its best sentence reaches ``Settings.min_answer_relevance``; a sentence is kept when it reaches
 ``Settings.min_sentence_relevance``. Both are calibrated on the dev split (``bench/replay_answers.py``
-records; README, "Answer form and focus").
+records; docs/design.md, "Answer focus, form and typo-tolerant retrieval").
 
 ``echoes`` finds a sentence that only repeats the question (a bare yes or no): an answer made of
 nothing else names no evidence and is re-tried like an unsupported one (kept if the retry does no

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from careerqa.embed.embedding import Embedder
-from careerqa.index.faiss_store import IndexStore
+from careerqa.index.store import Store
 from careerqa.text.citations import cite
 from careerqa.text.sentences import split_sentences
 from careerqa.types import Answer, Chunk, Hit
@@ -33,7 +33,7 @@ FAQ_ANSWER_WORDS = 90  # an FAQ answer is cut at the sentence boundary before th
 class FaqMatcher:
     """The FAQ entries of one index, matched by the cosine between the question and their questions."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder) -> None:
+    def __init__(self, store: Store, embedder: Embedder) -> None:
         self.store = store
         self.embedder = embedder
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ def faq_answer(chunk: Chunk, words: int = FAQ_ANSWER_WORDS, sentences: int | Non
 def select_sentences(
     question_vector: np.ndarray,
     hits: Sequence[Hit],
-    store: IndexStore,
+    store: Store,
     count_tokens: Callable[[str], int],
     budget: int,
     per_passage: int = 3,

@@ -118,7 +118,7 @@ def _remote_generator(settings: Settings, report: Report) -> dict[str, Any]:
 
 
 def _model(settings: Settings, report: Report, *, assemble: bool, progress: bool) -> Path | None:
-    from careerqa.generate.generation import MODELS, ensure_model, model_state
+    from careerqa.generate.model_files import MODELS, ensure_model, model_state
 
     states = {name: model_state(name, settings.cache_dir) for name in MODELS}
     path = None
@@ -180,7 +180,7 @@ def _llama(settings: Settings, report: Report, model: Path | None, recheck: bool
     if model is None:
         section["check"] = None
         return section
-    from careerqa.generate.generation import model_threads
+    from careerqa.generate.llama import model_threads
 
     threads = model_threads(settings)
     result = llama_check.check_llama(model, settings.cache_dir, threads=threads, recheck=recheck)
@@ -213,6 +213,7 @@ def _index(settings: Settings, report: Report) -> dict[str, Any]:
         dim = EMBEDDER_DIMS.get(settings.embedder, 0)
         store = backend.load(settings.embedder, dim)  # every file checked
         manifest = store.manifest
+        assert manifest is not None  # a loaded version is a committed one
     except IndexMissing as exc:
         section.update(state="missing", error=str(exc))
         report.notes.append("no index yet: the first question or `careerqa index` builds it")

@@ -1,7 +1,8 @@
 """``careerqa doctor``: the report of ``diagnose.diagnose`` for people (or ``--json`` for scripts).
 
-Kept beside ``cli/main.py`` rather than in it so that the command module stays readable; ``cli/main.py``
-registers ``doctor`` on its app.
+``cli/app.py`` registers ``doctor`` on its app.
+
+Not handled here: gathering the facts and the problems (``cli/diagnose.py``).
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@
 - ``eval calibrate``: suggests the retrieval abstention threshold;
 - ``eval judge-agreement``: the support judge against hand-labelled pairs.
 
-The commands parse options, call ``evaluation`` / ``eval_report`` / ``eval_gate`` / ``judge``, print
-and set the exit code; ``cli/main.py`` registers ``eval_app``. The single command of before (``careerqa eval
+The commands parse options, call ``evals/scoring.py`` / ``evals/report.py`` / ``evals/gate.py`` /
+``evals/judge.py``, print and set the exit code; ``cli/app.py`` registers ``eval_app``. The engine comes
+from the ``CliContext`` (``cli/context.py``). The single command of before (``careerqa eval
 --retrieval-only`` and its other modes) ends with a usage error naming the subcommand to use.
+
+Not handled here: scoring, judging and writing the reports (``evals/``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
+
+from careerqa.cli.context import CliContext, user_errors
+from careerqa.cli.options import CorpusOpt, IndexOpt, JsonOpt
 
 if TYPE_CHECKING:
     from careerqa.evals.gate import GateCheck
@@ -59,7 +65,7 @@ class _EvalGroup(TyperGroup):
 
 eval_app = typer.Typer(
     cls=_EvalGroup,
-    help="Score retrieval and grounded answers on an eval set (see README, Evaluation).",
+    help="Score retrieval and grounded answers on an eval set (see docs/evaluation.md).",
     no_args_is_help=True,
 )
 
@@ -78,9 +84,6 @@ NoGateOpt = Annotated[bool, typer.Option("--no-gate", help="Do not check the thr
 PairsOpt = Annotated[
     Path, typer.Option("--judge-pairs", help="Hand-labelled (passage, claim, supported) pairs.")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Corpus folder [default: ./corpus].")]
-IndexOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index folder [default: ./index].")]
 DEFAULT_SET = Path("eval/questions.jsonl")
 DEFAULT_OUT = Path("eval/results")
 DEFAULT_PAIRS = Path("eval/judge_pairs.jsonl")
@@ -98,6 +101,7 @@ def _dump(data: Any) -> None:
 
 @eval_app.command("retrieval")
 def retrieval(
+    ctx: typer.Context,
     eval_set: SetOpt = DEFAULT_SET,
     split: SplitOpt = Split.all,
     limit: LimitOpt = None,
@@ -112,11 +116,12 @@ def retrieval(
 ) -> None:
     """Score retrieval only (no language model is loaded); write a report and check the gate."""
     selection = _selection(eval_set, split, limit, sample)
-    _scored_run(selection, out, name, gate, no_gate, as_json, corpus, index_dir)
+    _scored_run(CliContext.of(ctx), selection, out, name, gate, no_gate, as_json, corpus, index_dir)
 
 
 @eval_app.command("run")
 def run(
+    ctx: typer.Context,
     eval_set: SetOpt = DEFAULT_SET,
     split: SplitOpt = Split.all,
     limit: LimitOpt = None,
@@ -137,10 +142,14 @@ def run(
     sentence judged against the passages it cites; write a report and check the gate (long)."""
     selection = _selection(eval_set, split, limit, sample)
     pairs = None if skip_agreement else judge_pairs
-    _scored_run(selection, out, name, gate, no_gate, as_json, corpus, index_dir, full=True, pairs=pairs)
+    context = CliContext.of(ctx)
+    _scored_run(
+        context, selection, out, name, gate, no_gate, as_json, corpus, index_dir, full=True, pairs=pairs
+    )
 
 
 def _scored_run(
+    context: CliContext,
     selection: Selection,
     out: Path,
     name: str | None,
@@ -155,17 +164,14 @@ def _scored_run(
     """``eval retrieval`` and ``eval run``: score, write the report, check the gate, print."""
     import shlex
 
-    from careerqa.cli import (
-        main as cli,  # at call time: cli/main.py imports this module, and tests replace cli._engine
-    )
     from careerqa.evals.gate import DEFAULT_GATE, GateCheck, check_gate
     from careerqa.evals.judge import Judge, judge_agreement, load_judge_pairs
     from careerqa.evals.report import build_report, write_report
     from careerqa.evals.scoring import run_eval
 
-    with cli._user_errors():
+    with user_errors():
         items = selection.items()
-        engine = cli._engine(corpus, index_dir, quiet=as_json)
+        engine = context.engine(corpus, index_dir, quiet=as_json)
         judge = Judge(engine.generator) if full else None
         agreement = judge_agreement(judge, load_judge_pairs(pairs)) if judge and pairs else None
         results = run_eval(
@@ -222,6 +228,7 @@ def _print_run(report: dict[str, Any], files: list[Path], verdict: GateCheck, as
 
 @eval_app.command("calibrate")
 def calibrate(
+    ctx: typer.Context,
     eval_set: SetOpt = DEFAULT_SET,
     split: SplitOpt = Split.all,
     limit: LimitOpt = None,
@@ -232,14 +239,11 @@ def calibrate(
 ) -> None:
     """Suggest the retrieval abstention threshold (min_dense_score) from the best passage cosines of
     the answerable and off-topic questions. No language model is loaded."""
-    from careerqa.cli import (
-        main as cli,  # at call time: cli/main.py imports this module, and tests replace cli._engine
-    )
     from careerqa.evals.scoring import calibrate as suggest_threshold
 
-    with cli._user_errors():
+    with user_errors():
         items = _selection(eval_set, split, limit, sample).items()
-        engine = cli._engine(corpus, index_dir, quiet=as_json)
+        engine = CliContext.of(ctx).engine(corpus, index_dir, quiet=as_json)
         scores = suggest_threshold(lambda q: max(h.dense_score or 0.0 for h in engine.search(q)), items)
     if as_json:
         _dump(scores)
@@ -250,17 +254,16 @@ def calibrate(
 
 
 @eval_app.command("judge-agreement")
-def judge_agreement(judge_pairs: PairsOpt = DEFAULT_PAIRS, as_json: JsonOpt = False) -> None:
+def judge_agreement(
+    ctx: typer.Context, judge_pairs: PairsOpt = DEFAULT_PAIRS, as_json: JsonOpt = False
+) -> None:
     """Measure the support judge (the language model asked yes/no) against hand-labelled pairs."""
-    from careerqa.cli import (
-        main as cli,  # at call time: cli/main.py imports this module, and tests replace cli._engine
-    )
     from careerqa.evals.judge import Judge, load_judge_pairs
     from careerqa.evals.judge import judge_agreement as measure
 
-    with cli._user_errors():
+    with user_errors():
         pairs = load_judge_pairs(judge_pairs)
-        engine = cli._engine(None, None, quiet=as_json)
+        engine = CliContext.of(ctx).engine(None, None, quiet=as_json)
         measured = measure(Judge(engine.generator), pairs)
     if as_json:
         _dump(measured)

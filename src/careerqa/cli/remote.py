@@ -5,7 +5,7 @@
 or ``/search``, and the reply comes back as the same ``Answer`` and ``Hit`` objects a local run makes,
 so the output is the same. The standard library's HTTP client only: nothing heavy is imported.
 
-Not handled here: printing (``cli/main.py``); authentication (the server's question routes have none);
+Not handled here: printing (``cli/ask_cmd.py``); authentication (the server's question routes have none);
 ``chat`` (its follow-ups would need the history sent along: it stays local).
 """
 

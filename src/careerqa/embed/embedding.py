@@ -7,6 +7,8 @@ weights, so nothing is fetched from a hub. It runs on one of two backends that g
 query path) or sentence-transformers on torch (here). The index stores the vectors of passages; both
 backends only keep the vectors of the last few hundred queries (small batches), so a question asked
 again, or embedded again by answering after retrieval, is not run through the model twice.
+
+Not handled here: choosing the backend (``embed/loader.py``) and the ONNX export (``embed/onnx.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from careerqa.errors import BadInput, ModelUnavailable
+from careerqa.errors import ModelUnavailable
 
 
 class Embedder(ABC):
@@ -149,29 +150,3 @@ class SentenceTransformerEmbedder(CachedQueryEmbedder):
             vectors = self._model.forward(features)["sentence_embedding"]
             vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
         return vectors.float().numpy().copy()
-
-
-BACKENDS = ("onnx", "torch")
-
-
-def load_embedder(
-    name: str,
-    backend: str = "torch",
-    cache_dir: Path | None = None,
-    on_event: Callable[[str, int], None] | None = None,
-) -> Embedder:
-    """The embedder ``name`` on ``backend``: "torch" (sentence-transformers) or "onnx" (ONNX Runtime,
-    the model exported once into ``cache_dir``; ``on_event("embedder_export", 0)`` announces that)."""
-    if name != SentenceTransformerEmbedder.name:
-        raise ModelUnavailable(
-            f"unknown embedder {name!r}; the only one shipped is {SentenceTransformerEmbedder.name!r}"
-        )
-    if backend == "torch":
-        return SentenceTransformerEmbedder()
-    if backend == "onnx":
-        from careerqa.embed.onnx import OnnxEmbedder
-
-        if cache_dir is None:
-            raise BadInput("the onnx embedder backend needs a cache folder for its model file")
-        return OnnxEmbedder.load(cache_dir, on_event=on_event)
-    raise BadInput(f"unknown embedder backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

@@ -32,9 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from careerqa.embed.embedding import QUERY_THREADS, CachedQueryEmbedder, whole_words
+from careerqa.embed.embedding import (
+    QUERY_THREADS,
+    CachedQueryEmbedder,
+    SentenceTransformerEmbedder,
+    whole_words,
+)
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generate.generation import _locked
+from careerqa.locks import file_lock
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
@@ -118,7 +123,7 @@ def ensure_onnx(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelUnavailable(f"cannot create the model cache folder {target.parent}: {exc}") from exc
-    with _locked(target.parent / ".export.lock"):
+    with file_lock(target.parent / ".export.lock"):
         if target.exists():  # another process exported it while this one waited
             return target
         for stale in target.parent.glob(f"{target.name}.*.tmp"):  # left by a killed export
@@ -127,8 +132,6 @@ def ensure_onnx(
             on_event("embedder_export", 0)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         try:
-            from careerqa.embed.embedding import SentenceTransformerEmbedder
-
             reference = SentenceTransformerEmbedder()
             if source is None:
                 _export(reference, tmp)

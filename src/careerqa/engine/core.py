@@ -12,20 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
-from careerqa.answer.answerer import Answerer, Turn
+from careerqa.answer.answerer import Answerer
 from careerqa.answer.grounding import Verifier
 from careerqa.answer.shortcuts import AnswerCache, FaqMatcher, normalise_question
+from careerqa.answer.turns import Turn
 from careerqa.config import Settings
 from careerqa.embed.embedding import Embedder
 from careerqa.engine.models import LazyModels
 from careerqa.engine.view import IndexHolder, IndexView, Stamp
 from careerqa.errors import CareerQAError, IndexMissing
 from careerqa.events import Done, Events, TextCallback, final_answer, replayed
-from careerqa.generate.generation import Generator
+from careerqa.generate.base import Generator
 from careerqa.index.backends import backend_for
 from careerqa.index.manifest import Manifest
+from careerqa.index.store import Store
 from careerqa.index.sync import ProgressFn, SyncReport, chunking_params, sync_index
 from careerqa.ingest.corpus import file_hashes
 from careerqa.retrieve.hybrid import Retriever
@@ -97,7 +98,7 @@ class Engine:
         one when another process has committed since. Cheap when nothing changed (one stat)."""
         return self.index.current()
 
-    def _first_load(self) -> tuple[Any, Stamp | None]:
+    def _first_load(self) -> tuple[Store, Stamp | None]:
         """The first version this engine serves: built first (no index yet) or updated first (the corpus
         changed, with ``auto_sync``). Only the manifest is read to decide; the store is loaded once."""
         stamp = self.backend.stamp()  # before loading: a later commit reloads again
@@ -117,7 +118,7 @@ class Engine:
             return self._load(), self.backend.stamp()
         return report.store, report.stamp
 
-    def _load(self) -> Any:
+    def _load(self) -> Store:
         return self.backend.load(self.embedder_name, self.dim)
 
     def _corpus_changed(self, manifest: Manifest) -> bool:
@@ -129,8 +130,9 @@ class Engine:
         # re-chunk the index, and only new text is embedded.
         return current != manifest.file_hashes or manifest.chunking != chunking_params(self.settings)
 
-    def _make_view(self, store: Any, stamp: Stamp | None) -> IndexView:
-        retriever = self.backend.retriever(store, self.embedder)
+    def _make_view(self, store: Store, stamp: Stamp | None) -> IndexView:
+        assert store.manifest is not None  # a loaded or committed version
+        retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
         return IndexView(
             store.manifest.version,
             stamp,

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Callable, Iterator
 
 from careerqa.config import Settings
-from careerqa.embed.embedding import Embedder, load_embedder
-from careerqa.generate.generation import Generator, load_generator
+from careerqa.embed.embedding import Embedder
+from careerqa.embed.loader import load_embedder
+from careerqa.generate.base import Generator
+from careerqa.generate.llama import load_generator
 from careerqa.index.sync import ProgressFn
 
 # Dimensions of the packaged embedders, so an index can be checked without loading the model.

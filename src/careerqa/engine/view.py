@@ -15,12 +15,12 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from careerqa.answer.answerer import Answerer
 from careerqa.answer.shortcuts import AnswerCache
 from careerqa.errors import CareerQAError
 from careerqa.index.backends import Backend
+from careerqa.index.store import Store
 from careerqa.retrieve.hybrid import Retriever
 
 # The manifest file's inode, mtime and size (FAISS), or Qdrant's committed generation: a new commit
@@ -39,7 +39,7 @@ class IndexView:
 
     version: str
     stamp: Stamp | None  # of the manifest this view was loaded from
-    store: Any  # an ``IndexStore`` or a ``QdrantStore``
+    store: Store
     retriever: Retriever
     _make_answerer: Callable[[Retriever], Answerer]
     cache: AnswerCache = field(default_factory=AnswerCache)  # answers of this version only
@@ -56,9 +56,9 @@ class IndexHolder:
     def __init__(
         self,
         backend: Backend,
-        first_load: Callable[[], tuple[Any, Stamp | None]],
-        load: Callable[[], Any],
-        make_view: Callable[[Any, Stamp | None], IndexView],
+        first_load: Callable[[], tuple[Store, Stamp | None]],
+        load: Callable[[], Store],
+        make_view: Callable[[Store, Stamp | None], IndexView],
     ) -> None:
         self.backend = backend
         self._first_load = first_load  # the first version and its stamp (may build the index)
@@ -79,34 +79,25 @@ class IndexHolder:
                     self._view = self._make_view(*self._first_load())
                 else:
                     stamp = self.backend.stamp()  # before loading: a later commit reloads again
-                    if self._same_version(view):
+                    if view.store.manifest is not None and self.backend.is_committed(view.store.manifest):
                         view.stamp = stamp
                         return view
                     self._view = self._make_view(self._reload(), stamp)
             assert self._view is not None
             return self._view
 
-    def install(self, store: Any, stamp: Stamp | None) -> IndexView:
+    def install(self, store: Store, stamp: Stamp | None) -> IndexView:
         """Serve ``store``, the version this process has just committed (or found current), from now on.
         The view of the same version is kept, with its answer cache."""
         with self._lock:
             view = self._view
-            if view is not None and view.version == store.manifest.version:
+            if view is not None and store.manifest is not None and view.version == store.manifest.version:
                 view.stamp = stamp
                 return view
             self._view = self._make_view(store, stamp)
             return self._view
 
-    def _same_version(self, view: IndexView) -> bool:
-        if self.backend.name == "qdrant":  # its stamp is (data collection, generation): the version itself
-            info = view.store.manifest.qdrant
-            return info is not None and self.backend.stamp() == (info.collection, info.generation)
-        try:
-            return bool(self.backend.read_manifest().version == view.version)
-        except CareerQAError:
-            return False
-
-    def _reload(self) -> Any:
+    def _reload(self) -> Store:
         """Load the version another process committed, trying again when a second commit raced it."""
         for attempt in range(RELOAD_TRIES):
             stamp = self.backend.stamp()

@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 
 from careerqa.answer.grounding import split_sentences
-from careerqa.ingest.chunking import LIST_MARK, is_title_like
 from careerqa.text.citations import MARKER
+from careerqa.text.lines import LIST_MARK, is_title_like
 from careerqa.text.tokens import STOPWORDS, stem, tokenize
 
 MIN_LOCAL_COVERAGE = 0.63  # between the highest hard negative (0.60) and the lowest supported claim (0.67)

@@ -12,14 +12,13 @@ thumbs-down questions, embeds them with the index's embedder and groups them by 
 (``GROUP_MIN_COSINE``), largest group first, each with its count, the question nearest its centre and
 the closest passage any of its questions found.
 
-Not handled here: printing (``cli/main.py``), HTTP (``web/app.py``), who may read the log (it is a local
+Not handled here: printing (``cli/gaps_cmd.py``), HTTP (``web/app.py``), who may read the log (it is a local
 file).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from careerqa.errors import BadInput
+from careerqa.locks import file_lock
 from careerqa.types import Answer
 
 LOG_NAME = "questions.jsonl"
@@ -57,8 +57,7 @@ def log_path(index_dir: Path) -> Path:
 def _append(path: Path, record: dict[str, Any], max_bytes: int) -> None:
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _write_lock, open(path.parent / ".questions.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the CLI and a server may share the log
+    with _write_lock, file_lock(path.parent / ".questions.lock"):  # the CLI and a server may share the log
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_size + len(line) > max_bytes:
                 os.replace(path, path.with_name(OLD_LOG_NAME))

@@ -20,7 +20,7 @@ from typing import Any
 
 from careerqa.errors import BadInput
 from careerqa.evals.claimcheck import copied, copied_list, lexical_verdict
-from careerqa.generate.generation import Generator
+from careerqa.generate.base import Generator
 from careerqa.text.citations import MARKER
 
 JUDGE_PROMPT = """You check facts. You are given a passage and a claim. Decide whether the passage \

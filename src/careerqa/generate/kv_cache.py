@@ -25,7 +25,6 @@ as missing. Not handled here: llama.cpp itself (``generate/kv_stitch.py``) and c
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from careerqa.config import Settings
+from careerqa.generate.model_files import MODELS
+from careerqa.locks import file_lock
 from careerqa.types import Chunk
 
 CACHE_FORMAT = 1  # bump when the blob layout or the block text changes meaning
@@ -49,8 +50,6 @@ _HEADER = struct.Struct("<4sIIQ")  # magic, header JSON length, CRC32 of the blo
 
 def model_id(generator_name: str, model_path: Path | None = None) -> str:
     """The identity of a model file for cache keys: the packaged model's sha256, else name and size."""
-    from careerqa.generate.generation import MODELS
-
     profile = MODELS.get(generator_name)
     if profile is not None:
         return profile.sha256
@@ -158,12 +157,8 @@ class KVStore:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(self.folder / ".lock"):
+            yield
 
 
 def _parse(data: bytes, key: str, tokens: int) -> CachedBlock | None:

@@ -18,7 +18,7 @@ Fallbacks: a prompt that is not a passages prompt (the rewrite prompt, the judge
 not fit ``kv_n_ctx``, or a model without a ChatML-style template is not planned here (``plan`` returns
 None) and the caller uses the normal path; a block whose cache is missing, stale or unreadable is
 read live. Not handled here: the files (``generate/kv_cache.py``) and loading the model
-(``generate/generation.py``).
+(``generate/llama.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 
 from careerqa.generate.kv_cache import BlockComputer, CachedBlock, KVStore, block_key, prefix_key
 
-PASSAGES_HEAD = "Passages:\n\n"  # how ``answerer.build_messages`` starts the user message
+PASSAGES_HEAD = "Passages:\n\n"  # how ``prompts.build_messages`` starts the user message
 _BLOCK = re.compile(r'<passage n="\d+" source=[^\n>]*>\n.*?\n</passage>\n\n', re.DOTALL)
 # the first passage's key sentences repeated before the question (``prompts.excerpt_block``): read live
 _EXCERPT = re.compile(r'<passage n="\d+">\n.*?\n</passage>\n\n', re.DOTALL)

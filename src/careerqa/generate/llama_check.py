@@ -17,7 +17,6 @@ no llama.cpp in this process).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from careerqa.errors import ModelUnavailable
+from careerqa.locks import file_lock
 
 REBUILD_HINT = "make llama  (or: scripts/install_llama.sh .venv)"
 CHECK_FILE = "llama-check.json"
@@ -173,8 +173,7 @@ def check_llama(
         if isinstance(known, dict) and known.get("ok"):
             return CheckResult(True, True, key, str(known.get("system_info", "")))
     # One check at a time: a server and a CLI starting together need not both pay for it.
-    with open(cache_dir / f"{CHECK_FILE}.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with file_lock(cache_dir / f"{CHECK_FILE}.lock"):
         if not recheck:
             known = _read_results(results_path).get(key)
             if isinstance(known, dict) and known.get("ok"):

@@ -32,7 +32,7 @@ from typing import Any
 
 from careerqa.config import Settings
 from careerqa.errors import BadInput, ModelUnavailable
-from careerqa.generate.generation import _SEED, Generator
+from careerqa.generate.base import SEED, Generator
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.5  # first wait; doubled on every retry, with +-50 % jitter
@@ -88,7 +88,7 @@ class RemoteGenerator(Generator):
         self.name = f"{model} @ {self.url}"
         self.retries = retries
         self._sleep = sleep
-        self._rng = random.Random(_SEED)
+        self._rng = random.Random(SEED)
         self._rng_lock = threading.Lock()
         headers = {"Accept": "text/event-stream"}
         if api_key:
@@ -122,7 +122,7 @@ class RemoteGenerator(Generator):
             "max_tokens": max_tokens,
             "temperature": 0.0,
             "top_p": 1.0,
-            "seed": _SEED,
+            "seed": SEED,
         }
         if stop:
             payload["stop"] = stop

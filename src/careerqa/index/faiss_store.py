@@ -12,19 +12,20 @@ A save writes new data files beside the old ones, then replaces ``manifest.json`
 A build that fails or is killed before that rename leaves the previous index untouched; the data
 files of older generations are deleted only after the new manifest is in place. JSON, never pickle.
 
-Not handled here: deciding what to embed (``index/sync.py``) and lexical search (``retrieve/hybrid.py``).
+``FaissSearch`` is the store's candidate search (``index/store.py``): chunk vectors and best sentences
+from FAISS, BM25 over the chunk table in memory (``index/bm25.py``).
+Not handled here: deciding what to embed (``index/sync.py``), ``manifest.json`` and the removal of old
+files (``index/faiss_files.py``), and fusing the candidates (``retrieve/hybrid.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,22 +33,25 @@ from typing import Any
 
 import numpy as np
 
-from careerqa.errors import IndexCorrupt, IndexMissing
-from careerqa.index.manifest import Manifest, VectorIndexInfo
+from careerqa.errors import IndexCorrupt
+from careerqa.index.bm25 import BM25
+from careerqa.index.faiss_files import (
+    DATA_PREFIXES,
+    MANIFEST,
+    fsync_path,
+    read_manifest,
+    remove_stale_files,
+    write_atomic,
+    write_manifest,
+)
+from careerqa.index.manifest import REBUILD_HINT, Manifest, VectorIndexInfo
+from careerqa.index.store import Candidates
 from careerqa.index.vector_index import EXACT_BELOW, describe, refit
+from careerqa.locks import file_lock
 from careerqa.types import Chunk
 
-# Still 2 with IVF indexes: the FAISS files describe their own type, every reader since version 2
-# searches, reconstructs and removes through them alike, and a manifest without "vector_index" is exact.
-# 2: sentence vectors beside the chunk vectors; 3: chunks carry page, title, tags, date; 4: chunks carry
-# the spans of their sentences (before, each reader split the text again, so a new splitter broke ids).
-FORMAT_VERSION = 4
-MANIFEST = "manifest.json"
-REBUILD_HINT = "run `careerqa index --full` to rebuild it"
-
-
 # Query vectors searched on one OpenMP thread: for a question or a few, a second thread costs more than
-# it saves, 16.7 ms instead of 0.07 ms p50 on a busy 2-core machine (README, "Start-up time").
+# it saves, 16.7 ms instead of 0.07 ms p50 on a busy 2-core machine (docs/design.md, "Start-up time").
 FEW_QUERIES = 8
 
 
@@ -176,6 +180,9 @@ class IndexStore:
             out.append(list(best.items())[:k])
         return out
 
+    def candidate_search(self) -> FaissSearch:
+        return FaissSearch(self)
+
     # --- changing ----------------------------------------------------------------------------
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray, sentence_vectors: np.ndarray) -> None:
@@ -233,13 +240,13 @@ class IndexStore:
 
         # The FAISS file's row order follows insertion; the chunk table is sorted. Loading maps
         # rows through FAISS ids, so the two orders need not agree.
-        _write_atomic(index_dir / chunks_file, table.encode("utf-8"))
+        write_atomic(index_dir / chunks_file, table.encode("utf-8"))
         self._faiss = refit(self._faiss, self.dim, self.exact_below)
         self._sentences = refit(self._sentences, self.dim, self.exact_below)
         for index, name in ((self._faiss, vectors_file), (self._sentences, sentences_file)):
             tmp = index_dir / f".{name}.tmp"
             faiss.write_index(index, str(tmp))
-            _fsync_path(tmp)
+            fsync_path(tmp)
             os.replace(tmp, index_dir / name)
 
         manifest = manifest.sealed(
@@ -257,35 +264,32 @@ class IndexStore:
         write_manifest(index_dir, manifest)
         self.manifest = manifest
         self.chunks = {c.chunk_id: c for c in ordered}  # the order ``load`` gives (ties rank alike)
-        _remove_stale_files(index_dir, keep=set(manifest.data_files))
+        remove_stale_files(index_dir, keep=set(manifest.data_files))
         return manifest
 
 
-def write_manifest(index_dir: Path, manifest: Manifest) -> None:
-    """Commit ``manifest``: the one place ``manifest.json`` is written (atomically, by rename)."""
-    _write_atomic(index_dir / MANIFEST, manifest.to_json())
+class FaissSearch:
+    """The candidates of one FAISS version: by chunk vector and by best sentence from FAISS, by BM25 from
+    postings of its chunk table built here, once (never per query)."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
+        self._chunks: list[Chunk] = list(store.chunks.values())
+        self._bm25 = BM25(c.embedding_text() for c in self._chunks)
+
+    def candidates(self, queries: Sequence[str], vectors: np.ndarray, k: int) -> list[Candidates]:
+        dense_all = self.store.search(vectors, k)
+        sentence_all = self.store.search_sentences(vectors, k)
+        return [
+            Candidates(dense, by_sentence, self.lexical(query, k))
+            for query, dense, by_sentence in zip(queries, dense_all, sentence_all, strict=True)
+        ]
+
+    def lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Up to ``k`` (chunk id, BM25 score) pairs, best first."""
+        return [(self._chunks[i].chunk_id, s) for i, s in self._bm25.top(query, k)]
 
 
-def read_manifest(index_dir: Path) -> Manifest:
-    """The committed manifest: ``IndexMissing`` when there is none, ``IndexStale`` for another format,
-    ``IndexCorrupt`` when it cannot be read or a field is damaged."""
-    path = index_dir / MANIFEST
-    if not path.exists():
-        leftovers = [p.name for p in index_dir.glob("*-*.*") if p.name.startswith(_DATA_PREFIXES)]
-        if leftovers:
-            raise IndexMissing(
-                f"no index in {index_dir}: {path} is missing (its data files are still there); "
-                "run `careerqa index` to rebuild it"
-            )
-        raise IndexMissing(f"no index in {index_dir}: run `careerqa index` to build it")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"the index manifest {path} is unreadable ({exc}); {REBUILD_HINT}") from exc
-    return Manifest.from_dict(data, str(path))
-
-
-_DATA_PREFIXES = ("vectors-", "sentences-", "chunks-")
 _TABLE_NAME = re.compile(r"chunks-.*-([0-9a-f]{16})\.jsonl")
 
 
@@ -297,7 +301,7 @@ def _check_data_files(manifest: Manifest, path: Path) -> None:
     """The data file names are plain names inside the index folder (``Manifest.from_dict`` checked the
     other fields): a manifest cannot point the loader outside it."""
     for key, name in zip(("vectors_file", "sentences_file", "chunks_file"), manifest.data_files, strict=True):
-        if not name.startswith(_DATA_PREFIXES) or Path(name).name != name:
+        if not name.startswith(DATA_PREFIXES) or Path(name).name != name:
             raise _corrupt(path, f"has no valid {key!r}")
 
 
@@ -354,49 +358,5 @@ def _check_vectors(index: Any, path: Path, dim: int, ids: set[int], what: str) -
 def write_lock(index_dir: Path) -> Iterator[None]:
     """Serialise writers: two `careerqa index` runs never interleave their saves."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_path(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def remove_orphans(index_dir: Path, manifest: Manifest) -> None:
-    """Delete data and temporary files the committed ``manifest`` does not name (left by a build killed
-    after its commit or during its save). Call it holding ``write_lock``."""
-    _remove_stale_files(index_dir, keep=set(manifest.data_files))
-
-
-# The names ``save`` gives its data files and its temporary files, and no others.
-_GENERATED = re.compile(r"(?:vectors|sentences|chunks)-\d{8}T\d{12}-[0-9a-f]{16}\.(?:faiss|jsonl)")
-_TEMPORARY = re.compile(r"\.(?:(?:vectors|sentences|chunks)-\S+|manifest\.json\.\S+)\.tmp")
-
-
-def _remove_stale_files(index_dir: Path, keep: set[str]) -> None:
-    """Delete older data files and the temporary files of killed saves: only names ``save`` makes, so
-    other files in the folder are never touched."""
-    for path in index_dir.iterdir():
-        name = path.name
-        if (_GENERATED.fullmatch(name) and name not in keep) or _TEMPORARY.fullmatch(name):
-            with contextlib.suppress(OSError):
-                path.unlink()
+    with file_lock(index_dir / ".lock"):
+        yield

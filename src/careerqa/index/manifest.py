@@ -3,13 +3,14 @@
 ``Manifest`` is read from JSON by ``Manifest.from_dict`` (the one reader: it checks the format version
 first, so an index of another format is ``IndexStale`` whatever its shape, then every field, so a damaged
 manifest is ``IndexCorrupt`` naming where it came from) and written by ``Manifest.to_dict`` (the one
-serialiser; ``faiss_store.write_manifest`` writes it atomically to ``manifest.json``, the Qdrant backend
+serialiser; ``faiss_files.write_manifest`` writes it atomically to ``manifest.json``, the Qdrant backend
 into its meta point). The JSON keeps the shape it has always had, so an index built before this module
 stays readable.
 
 A sync builds a draft (embedder, chunking, files, chunk ids, skipped files); the store that saves it
 seals it (``sealed``: format version, data file names, counts, vector index, build time).
-Not handled here: reading the file and the data files (``index/faiss_store.py``, ``index/qdrant_conn.py``).
+Not handled here: reading the file and the data files (``index/faiss_files.py``, ``index/faiss_store.py``,
+``index/qdrant_conn.py``).
 """
 
 from __future__ import annotations
@@ -23,19 +24,13 @@ from typing import Any
 
 from careerqa.errors import IndexCorrupt, IndexStale
 
-
-def _format_version() -> int:
-    # The format is the whole index folder's (data files and manifest); it is declared beside the
-    # data files, which import this module.
-    from careerqa.index.faiss_store import FORMAT_VERSION
-
-    return FORMAT_VERSION
-
-
-def _rebuild_hint() -> str:
-    from careerqa.index.faiss_store import REBUILD_HINT
-
-    return REBUILD_HINT
+# The format of the whole index (data files and manifest), for both stores. Still 2 with IVF indexes:
+# the FAISS files describe their own type, every reader since version 2 searches, reconstructs and
+# removes through them alike, and a manifest without "vector_index" is exact. 2: sentence vectors beside
+# the chunk vectors; 3: chunks carry page, title, tags, date; 4: chunks carry the spans of their
+# sentences (before, each reader split the text again, so a new splitter broke ids).
+FORMAT_VERSION = 4
+REBUILD_HINT = "run `careerqa index --full` to rebuild it"
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,7 @@ class Manifest:
         if self.embedder.name != name or self.embedder.dim != dim:
             raise IndexStale(
                 f"the index was built with embedder {self.embedder.name!r} ({self.embedder.dim} dims), "
-                f"but {name!r} ({dim} dims) is configured; {_rebuild_hint()}"
+                f"but {name!r} ({dim} dims) is configured; {REBUILD_HINT}"
             )
 
     def sealed(self, **committed: Any) -> Manifest:
@@ -135,7 +130,7 @@ class Manifest:
         ``committed`` (``chunk_count``, the data file names, ``vector_index``, ``bm25``, ``qdrant``)."""
         return dataclasses.replace(
             self,
-            format_version=_format_version(),
+            format_version=FORMAT_VERSION,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             **committed,
         )
@@ -173,13 +168,13 @@ class Manifest:
     def from_dict(cls, data: object, where: str) -> Manifest:
         """Read a manifest; ``where`` names it in errors. Another format version raises ``IndexStale``
         (before anything else is read: older formats had other fields); a damaged one ``IndexCorrupt``."""
-        hint = _rebuild_hint()
+        hint = REBUILD_HINT
         if not isinstance(data, dict):
             raise IndexCorrupt(f"{where} is not an index manifest; {hint}")
         version = data.get("format_version")
-        if version != _format_version():
+        if version != FORMAT_VERSION:
             raise IndexStale(
-                f"the index has format version {version}, this careerqa reads {_format_version()}; {hint}"
+                f"the index has format version {version}, this careerqa reads {FORMAT_VERSION}; {hint}"
             )
         return _Reader(data, where, hint).manifest()
 

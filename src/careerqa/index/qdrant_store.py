@@ -1,4 +1,4 @@
-"""The index in Qdrant: chunk vectors, sentence vectors and BM25, searched and fused by Qdrant itself.
+"""The index in Qdrant: chunk vectors, sentence vectors and BM25 in one collection, versioned by generation.
 
 One point per chunk, its id the chunk's FAISS id (``faiss_store.faiss_id``), in a data collection with
 three named vectors:
@@ -7,13 +7,11 @@ three named vectors:
 - ``sentences``: the vectors of its sentences as a multivector compared by ``MAX_SIM``, so a query
   scores a chunk by its best-matching sentence (the FAISS backend's third ranking, without the
   "fetch 4k sentences, keep k chunks" approximation);
-- ``bm25``: a sparse vector of the chunk's terms (``hybrid.tokenize``, hashed to 32 bits) weighted
-  ``tf (k1 + 1) / (tf + k1 (1 - b + b len / avg_len))``, with Qdrant's ``IDF`` modifier: the dot
-  product with a query of its distinct terms (weight 1) is Okapi BM25 as ``hybrid.BM25`` computes
-  it (Qdrant's IDF is the same ``ln(1 + (N - n + 0.5) / (n + 0.5))``).
+- ``bm25``: a sparse vector of the chunk's terms with Qdrant's ``IDF`` modifier, so that its dot
+  product with a query is Okapi BM25 as ``index/bm25.py`` computes it (``index/qdrant_search.py``).
 
-A search is one ``query_points`` call: three prefetches fused by reciprocal rank with ``k = rrf_k + 1``
-(Qdrant counts ranks from 0, careerqa from 1), so hybrid search runs entirely in Qdrant.
+A search (``candidate_search``, ``index/qdrant_search.py``) is one batch of three queries per question,
+the FAISS store's three candidate lists; the retriever fuses them as on FAISS.
 
 The manifest (the same JSON as ``manifest.json``) is the payload of one point of a meta collection,
 ``<collection>-meta``; writing it is the commit. Index versions: every point carries ``added_in`` (the
@@ -34,8 +32,6 @@ the chunks' text and metadata, as the FAISS backend does; the vectors and postin
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -46,44 +42,18 @@ import numpy as np
 
 from careerqa.config import Settings
 from careerqa.errors import IndexCorrupt
+from careerqa.index.bm25 import K1, B
 from careerqa.index.faiss_store import faiss_id
 from careerqa.index.manifest import Bm25Info, Manifest, QdrantInfo, VectorIndexInfo
 from careerqa.index.qdrant_conn import META_POINT, client_for, read_manifest
-from careerqa.retrieve.hybrid import BM25, tokenize
+from careerqa.index.qdrant_search import QdrantSearch, bm25_document
+from careerqa.text.tokens import tokenize
 from careerqa.types import Chunk
 
 BATCH = 256  # points per upsert / retrieve call
 # Rewrite every sparse vector when the mean chunk length moved this much since the weights were set:
 # each term's weight moves by under 2 % below it (the length enters as b * len / avg).
 BM25_REWEIGHT_DRIFT = 0.02
-_DEFAULTS = BM25([])  # k1 and b of the FAISS backend's BM25: one definition of the weights
-
-
-def term_id(term: str) -> int:
-    """A stable 32-bit sparse index for a term (collisions: about one per 90,000 distinct terms)."""
-    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "big")
-
-
-def bm25_document(
-    tokens: list[str], avg_length: float, k1: float = _DEFAULTS.k1, b: float = _DEFAULTS.b
-) -> Any:
-    """The sparse vector of one chunk's terms (see the module docstring)."""
-    from qdrant_client import models
-
-    norm = k1 * (1 - b + b * len(tokens) / (avg_length or 1.0))
-    weights: dict[int, float] = {}
-    for term, tf in Counter(tokens).items():
-        index = term_id(term)
-        weights[index] = weights.get(index, 0.0) + tf * (k1 + 1) / (tf + norm)
-    return models.SparseVector(indices=list(weights), values=list(weights.values()))
-
-
-def bm25_query(text: str) -> Any:
-    """Each distinct query term once, weight 1: Qdrant multiplies by its IDF."""
-    from qdrant_client import models
-
-    indices = list(dict.fromkeys(term_id(t) for t in tokenize(text)))
-    return models.SparseVector(indices=indices, values=[1.0] * len(indices))
 
 
 # --------------------------------------------------------------------------- the store
@@ -125,7 +95,7 @@ class QdrantStore:
         while True:
             points, offset = store.client.scroll(
                 store.collection,
-                scroll_filter=store._visible(),
+                scroll_filter=store.visible(),
                 limit=1024,
                 offset=offset,
                 with_payload=True,
@@ -147,7 +117,8 @@ class QdrantStore:
             )
         return store
 
-    def _visible(self, generation: int | None = None) -> Any:
+    def visible(self, generation: int | None = None) -> Any:
+        """The filter that lets through the points of generation ``generation`` (this version's) only."""
         from qdrant_client import models
 
         g = self.generation if generation is None else generation
@@ -191,6 +162,9 @@ class QdrantStore:
         if chunk.chunk_id not in found:  # deleted by a later version
             return np.zeros((count, self.dim), dtype=np.float32)
         return np.asarray(found[chunk.chunk_id], dtype=np.float32)[:count]
+
+    def candidate_search(self) -> QdrantSearch:
+        return QdrantSearch(self)
 
     # --- changing ----------------------------------------------------------------------------
 
@@ -359,7 +333,7 @@ class QdrantStore:
         if used is None or abs(exact - used) > BM25_REWEIGHT_DRIFT * used:
             self._reweight(exact)
             used = exact
-        return Bm25Info(k1=_DEFAULTS.k1, b=_DEFAULTS.b, avg_length=used, corpus_avg_length=exact)
+        return Bm25Info(k1=K1, b=B, avg_length=used, corpus_avg_length=exact)
 
     def _reweight(self, avg: float) -> None:
         from qdrant_client import models

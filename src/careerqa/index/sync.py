@@ -20,10 +20,11 @@ import numpy as np
 
 from careerqa.config import Settings
 from careerqa.embed.embedding import Embedder
-from careerqa.errors import CareerQAError, IndexMissing
+from careerqa.errors import CareerQAError
 from careerqa.index.backends import backend_for
-from careerqa.index.faiss_store import IndexStore, write_lock
+from careerqa.index.faiss_store import write_lock
 from careerqa.index.manifest import ChunkingParams, EmbedderInfo, FileEntry, Manifest
+from careerqa.index.store import Store
 from careerqa.ingest.boilerplate import CHROME_VERSION, is_chrome_text
 from careerqa.ingest.chunking import CHUNKER_VERSION, chunk_document
 from careerqa.ingest.corpus import BINARY_SUFFIXES, CorpusScan, load_or_warn, scan_corpus
@@ -52,7 +53,7 @@ class SyncReport:
     seconds: dict[str, float] = field(default_factory=dict)
     # The committed version in memory (an ``IndexStore`` or ``QdrantStore``; None: no index) and the
     # backend's stamp of it, so the engine serves it without reading it back. Not in ``to_dict``.
-    store: Any = field(default=None, repr=False, compare=False)
+    store: Store | None = field(default=None, repr=False, compare=False)
     stamp: Hashable | None = field(default=None, repr=False, compare=False)
 
     def count_chunks(self, *, removed: int, added: int, total: int) -> None:
@@ -107,7 +108,7 @@ def sync_index(
 
     with write_lock(settings.index_dir):
         backend = backend_for(settings)
-        store, old_files = _load_previous(settings, embedder_name, dim, full)
+        store, old_files = backend.load_for_write(embedder_name, dim, full)
         params = chunking_params(settings)
         rechunk_all = store.manifest is None or store.manifest.chunking != params
 
@@ -165,7 +166,7 @@ def _read_corpus(settings: Settings, full: bool, report: SyncReport) -> tuple[Co
 def _plan(
     settings: Settings,
     scan: CorpusScan,
-    store: Any,
+    store: Store,
     old_files: dict[str, FileEntry],
     skipped: dict[str, str],
     rechunk_all: bool,
@@ -231,7 +232,7 @@ def _embed(
 
 
 def _apply(
-    store: Any, stale: list[str], new: list[Chunk], vectors: np.ndarray | None, wanted: dict[str, Chunk]
+    store: Store, stale: list[str], new: list[Chunk], vectors: np.ndarray | None, wanted: dict[str, Chunk]
 ) -> None:
     store.remove(stale)
     if new and vectors is not None:
@@ -244,21 +245,6 @@ def _apply(
         for c in wanted.values()
         if c.chunk_id in store
     )
-
-
-def _load_previous(
-    settings: Settings, embedder_name: str, dim: int, full: bool
-) -> tuple[IndexStore, dict[str, FileEntry]]:
-    if settings.qdrant_url:
-        return backend_for(settings).load_for_write(embedder_name, dim, full)
-    if full:
-        return IndexStore(dim), {}
-    try:
-        store = IndexStore.load(settings.index_dir, embedder_name, dim)  # an incompatible index needs --full
-    except IndexMissing:
-        return IndexStore(dim), {}
-    assert store.manifest is not None
-    return store, store.manifest.files
 
 
 def _indexed_binary_files(settings: Settings) -> dict[str, str]:

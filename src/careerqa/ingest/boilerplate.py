@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from careerqa.text.lines import LIST_MARK, is_title_like
+
 # Bump when the rules change: it is part of the index's chunking parameters, so an index built with
 # other rules is re-chunked (only text that becomes content again is embedded).
 CHROME_VERSION = "1"
@@ -34,7 +36,6 @@ _OPEN_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)\b([^>]*)>")
 _ATTR = re.compile(r"""\b(class|id|role)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
 _LINK_LINE = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])?\s*\[[^\]\n]+\]\([^)\n]*\)\s*$")
-_LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 
 
 def _is_chrome_element(name: str, attributes: str) -> bool:
@@ -85,8 +86,6 @@ def _element_end(text: str, name: str, pos: int) -> int:
 
 def is_chrome_text(text: str) -> bool:
     """A passage that is only a list of article titles or links (see the module docstring)."""
-    from careerqa.ingest.chunking import is_title_like  # chunking imports corpus, which imports this module
-
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and (lines[0].startswith("#") or is_title_like(lines[0])) and len(lines) > 3:
         body = lines[1:]
@@ -96,4 +95,4 @@ def is_chrome_text(text: str) -> bool:
         return False
     if all(_LINK_LINE.match(line) for line in body):
         return True
-    return all(is_title_like(line) and not _LIST_MARK.match(line) for line in body)
+    return all(is_title_like(line) and not LIST_MARK.match(line) for line in body)

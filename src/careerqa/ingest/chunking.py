@@ -3,6 +3,7 @@
 Pure functions: the same document always gives the same chunks. A chunk is a contiguous slice of
 ``Document.text``; together the chunks cover every non-blank character of it.
 
+What one line is (a title, a question, a list item, a table row, code) is decided by ``text/lines.py``.
 Not handled here: nested Markdown structure beyond "a ``#`` heading starts a section" (setext
 ``===`` headings, HTML inside Markdown and block quotes are treated as plain paragraphs), token
 counts (sizes are in whitespace-separated words), overlap between chunks, and merging across
@@ -19,24 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
-from careerqa.ingest.corpus import iter_lines, looks_like_code
+from careerqa.text.lines import (
+    FAQ_TITLES,
+    LIST_ITEM,
+    TABLE_ROW,
+    TERMINAL,
+    is_title_like,
+    iter_lines,
+    line_kind,
+    question_text,
+)
 from careerqa.text.sentences import sentence_spans
 from careerqa.types import Chunk, Document
 
 CHUNKER_VERSION = "1"
 
-_FAQ_TITLES = {"faq", "faqs", "frequently asked questions", "questions and answers", "q&a"}
-_SMALL_WORDS = {
-    "a", "an", "the", "and", "or", "nor", "but", "of", "to", "in", "on", "for", "with", "vs", "by", "at",
-    "from", "as", "into", "via", "per", "is", "are", "be", "its", "it", "your", "you", "that", "than",
-}  # fmt: skip
-LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")  # a list item's bullet or number
-_LIST_ITEM = re.compile(LIST_MARK.pattern + r"\S")
-_TABLE_ROW = re.compile(r"^\s*\|.*\||\s\|\s|^\s*:?-{3,}:?\s*\|")
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
-_TERMINAL = re.compile(r"[.!?:;][\"'”’)\]*_]*$")
-_QUESTION_MARKS = re.compile(r"^(?:[*_]+|Q\s*[:.]\s*|#+\s*)+|[*_]+$")
 
 
 class ChunkSpan(NamedTuple):
@@ -129,7 +129,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-# --------------------------------------------------------------------------- line classes
+# --------------------------------------------------------------------------- blocks
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -138,47 +138,6 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
-
-
-def is_title_like(line: str) -> bool:
-    """A short, Title Case line without sentence punctuation: a heading in plain text."""
-    line = line.strip()
-    words = line.split()
-    if not words or len(words) > 12 or _TERMINAL.search(line) or line.endswith(","):
-        return False
-    if _LIST_ITEM.match(line) or _TABLE_ROW.search(line) or looks_like_code(line):
-        return False
-    if not (line[0].isupper() or line[0].isdigit()):
-        return False
-    if line.lower() in _FAQ_TITLES:
-        return True
-    head = line.split(": ", 1)[0] if ": " in line else line
-    significant = [w for w in re.findall(r"[^\W_][\w'’&.-]*", head) if w.lower() not in _SMALL_WORDS]
-    if not significant:
-        return False
-    capitalised = sum(w[0].isupper() or w[0].isdigit() for w in significant)
-    return capitalised / len(significant) >= 0.7
-
-
-def _question_text(line: str) -> str | None:
-    """The question on a standalone question line (markup removed), else None."""
-    bare = _QUESTION_MARKS.sub("", line.strip()).strip()
-    if not bare.endswith("?") or _words(bare) > 30 or _LIST_ITEM.match(line) or _TABLE_ROW.search(line):
-        return None
-    return bare
-
-
-def _line_kind(line: str) -> str:
-    if _LIST_ITEM.match(line):
-        return "list"
-    if _TABLE_ROW.search(line):
-        return "table"
-    if looks_like_code(line):
-        return "code"
-    return "text"
-
-
-# --------------------------------------------------------------------------- blocks
 
 
 def _text_blocks(text: str) -> list[_Block]:
@@ -195,7 +154,7 @@ def _text_blocks(text: str) -> list[_Block]:
         start, end = _strip_span(text, start, end)
         line = text[start:end]
         boundary = prev_kind != "text" or prev_terminal
-        if line.strip().lower() in _FAQ_TITLES and boundary:
+        if line.strip().lower() in FAQ_TITLES and boundary:
             blocks.append(_Block("heading", start, end, line.strip()))
             kind, in_title_run = "heading", True
         elif boundary and is_title_like(line):
@@ -204,16 +163,16 @@ def _text_blocks(text: str) -> list[_Block]:
             else:
                 blocks.append(_Block("heading", start, end, line))
             kind, in_title_run = "heading", True
-        elif boundary and (question := _question_text(line)) is not None:
+        elif boundary and (question := question_text(line)) is not None:
             blocks.append(_Block("question", start, end, question))
             kind, in_title_run = "text", False
         else:
-            kind, in_title_run = _line_kind(line), False
+            kind, in_title_run = line_kind(line), False
             if kind == "text" and prev_kind == "text" and not prev_terminal:
                 blocks[-1].end = end  # a hard-wrapped paragraph continues
             else:
                 _extend(blocks, kind, start, end, same_kind_only=kind != "text")
-        prev_kind, prev_terminal = kind, bool(_TERMINAL.search(line))
+        prev_kind, prev_terminal = kind, bool(TERMINAL.search(line))
     return blocks
 
 
@@ -253,13 +212,13 @@ def _markdown_blocks(text: str) -> list[_Block]:
         if heading:
             blocks.append(_Block("heading", *span, heading.group(1)))
             kind = "heading"
-        elif _LIST_ITEM.match(line) or (prev_kind == "list" and line[:1].isspace()):
+        elif LIST_ITEM.match(line) or (prev_kind == "list" and line[:1].isspace()):
             kind = "list"
             _extend(blocks, kind, *span, same_kind_only=True)
-        elif _TABLE_ROW.search(line):
+        elif TABLE_ROW.search(line):
             kind = "table"
             _extend(blocks, kind, *span, same_kind_only=True)
-        elif prev_kind != "text" and (question := _question_text(line)) is not None:
+        elif prev_kind != "text" and (question := question_text(line)) is not None:
             blocks.append(_Block("question", *span, question))
             kind = "question"
         else:
@@ -287,7 +246,7 @@ def _groups(text: str, blocks: list[_Block], intro_title: str) -> list[_Group]:
     for index, block in enumerate(blocks):
         if block.kind == "heading":
             is_question = block.title.endswith("?")
-            faq_mode = block.title.lower().rstrip(":") in _FAQ_TITLES or (faq_mode and is_question)
+            faq_mode = block.title.lower().rstrip(":") in FAQ_TITLES or (faq_mode and is_question)
             section_title = block.title
             groups.append(_Group(block.title, faq=is_question, blocks=[block]))
             answer_left = None

@@ -1,38 +1,28 @@
 """Read the corpus folder into cleaned ``Document``s that remember where each character came from.
 
-Text, Markdown and HTML files are read (recursively); cleaning is a sequence of tracked regex
-substitutions, so every character of ``Document.text`` maps back to the raw file through
-``Document.offsets``. Cleaning repairs only unambiguous scraping artefacts and never drops words
-(of HTML, the markup, scripts and page chrome are dropped).
+Text, Markdown and HTML files are read (recursively) and cleaned by ``ingest/clean.py``, so every
+character of ``Document.text`` maps back to the raw file through ``Document.offsets``. Bad files never
+stop the others: see ``_walk`` for what is skipped with a warning. PDF and Word files are turned into
+text by ``ingest/readers.py`` first, and kept in memory by path and content hash.
 
-Bad files never stop the others: see ``_walk`` for what is skipped with a warning.
-
-PDF and Word files are turned into text by ``ingest/readers.py`` first. Not handled here: other binary
-formats (skipped), encodings other than
-UTF-8 (skipped, never guessed), Markdown rendering (Markdown stays Markdown), full HTML
-parsing (a regex pass that suits scraped articles, not arbitrary web pages; page chrome such as
-``<nav>`` and footers is cut by ``ingest/boilerplate.py``), and the "." the
-scraper put in place of ", and" (ambiguous, left as it is). Offsets count characters of the file
-decoded as ``utf-8-sig`` (a byte-order mark is not counted).
+Not handled here: the cleaning itself (``ingest/clean.py``), other binary formats (skipped), encodings
+other than UTF-8 (skipped, never guessed). Offsets count characters of the file decoded as
+``utf-8-sig`` (a byte-order mark is not counted).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import html
 import os
-import re
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from pathlib import Path
 
 from careerqa.errors import BadInput, CorpusEmpty
-from careerqa.ingest.boilerplate import html_chrome_spans
+from careerqa.ingest.clean import clean_text
 from careerqa.ingest.readers import Unreadable, extract, front_matter
 from careerqa.types import Document
 
@@ -52,8 +42,6 @@ _BINARY_SNIFF = 8192
 # would take gigabytes of memory, and a corpus document is rarely over a few hundred kilobytes.
 MAX_FILE_BYTES = 5 * 2**20
 MAX_DEPTH = 32  # folders below the corpus folder; deeper ones are skipped with a warning
-
-Repl = str | Callable[[re.Match[str]], str]
 
 
 # --------------------------------------------------------------------------- reading
@@ -312,257 +300,3 @@ def load_or_warn(rel: str, raw: bytes, warnings: list[str]) -> Document | None:
         warnings.append(f"skipped {rel}: no text left after cleaning")
         return None
     return doc
-
-
-# --------------------------------------------------------------------------- tracked substitution
-
-
-def _tsub(
-    pattern: str | re.Pattern[str], repl: Repl, text: str, offsets: list[int], flags: int = 0
-) -> tuple[str, list[int]]:
-    """``re.sub`` that also rewrites ``offsets`` (one raw index per char, plus one for the end).
-
-    Replacement characters are aligned with the matched text (case-insensitively), so kept
-    characters keep their exact raw position and inserted ones take their neighbour's.
-    """
-    rx = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
-    parts: list[str] = []
-    new_offsets: list[int] = []
-    pos = 0
-    for m in rx.finditer(text):
-        old = m.group(0)
-        new = repl(m) if callable(repl) else m.expand(repl)
-        if new == old:
-            continue
-        parts.append(text[pos : m.start()])
-        new_offsets.extend(offsets[pos : m.start()])
-        parts.append(new)
-        new_offsets.extend(_align(old, new, offsets, m.start()))
-        pos = m.end()
-    if pos == 0 and not parts:
-        return text, offsets
-    parts.append(text[pos:])
-    new_offsets.extend(offsets[pos:])
-    return "".join(parts), new_offsets
-
-
-def _align(old: str, new: str, offsets: list[int], base: int) -> list[int]:
-    if not new:
-        return []
-    if len(old) == len(new):
-        return offsets[base : base + len(new)]
-    if not old:
-        return [offsets[base]] * len(new)
-    last = len(old) - 1
-    result: list[int] = []
-    done_new = 0
-    done_old = 0
-    matcher = SequenceMatcher(None, old.lower(), new.lower(), autojunk=False)
-    for a, b, size in matcher.get_matching_blocks():
-        result.extend([offsets[base + min(done_old, last)]] * (b - done_new))
-        result.extend(offsets[base + a : base + a + size])
-        done_new, done_old = b + size, a + size
-    return result
-
-
-# --------------------------------------------------------------------------- cleaning
-
-_CODE_START = re.compile(r"^\s*(?:import \w|from [\w.]+ import |def \w+\s*\(|class \w+\s*[(:]|try:|except\b)")
-_CODE_SIGNS = ("print(", " = ", "()", "):", "return ", "self.", "==")
-
-
-def looks_like_code(line: str) -> bool:
-    """A line that is clearly source code (scraped code often arrives flattened into one line)."""
-    if _CODE_START.match(line):
-        return True
-    return sum(sign in line for sign in _CODE_SIGNS) >= 2
-
-
-def clean_text(raw: str, kind: str = "text") -> tuple[str, list[int]]:
-    """Cleaned text and its offsets into ``raw`` (``len(text) + 1`` entries)."""
-    text, offsets = raw, list(range(len(raw) + 1))
-    text, offsets = _tsub(r"\r\n?", "\n", text, offsets)
-    if kind == "html":
-        text, offsets = _strip_html(text, offsets)
-    text, offsets = _normalise_space(text, offsets)
-    text, offsets = _repair_abbreviations(text, offsets)
-    text, offsets = _repair_definition_list(text, offsets)
-    text, offsets = _repair_code_lines(text, offsets)
-    return text, offsets
-
-
-def _normalise_space(text: str, offsets: list[int]) -> tuple[str, list[int]]:
-    text, offsets = _tsub(r"[\u00a0\u202f\u2007]", " ", text, offsets)
-    text, offsets = _tsub(r"[\f\v\u2028\u2029]", "\n", text, offsets)
-    text, offsets = _tsub(r"[ \t]+(?=\n|\Z)", "", text, offsets)  # trailing spaces
-    text, offsets = _tsub(r"(?<=\S)(?: {2,}|[ \t]*\t[ \t]*)", " ", text, offsets)  # runs inside a line
-    text, offsets = _tsub(r"\n{3,}", "\n\n", text, offsets)
-    return _tsub(r"\A\s+|\s+\Z", "", text, offsets)
-
-
-def _repair_abbreviations(text: str, offsets: list[int]) -> tuple[str, list[int]]:
-    """``"e. G. , fill"`` -> ``"e.g., fill"``; ``"e. G. spam"`` -> ``"e.g. spam"`` (also i.e.)."""
-
-    def fix(m: re.Match[str]) -> str:
-        first, second = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        return f"{first}.{second.lower()}."
-
-    pattern = r"(?<![\w.])(?:([eE])\. ?([gG])|([iI])\. ?([eE]))\.(?: (?=,))?"
-    return _tsub(pattern, fix, text, offsets)
-
-
-# A term line of a scraped definition list: short, no sentence punctuation.
-_TERM = r"[A-Za-z0-9][^\n:.!?;]{0,40}"
-_TERMS = rf"{_TERM}(?:\n{_TERM}){{0,2}}"
-
-
-def _repair_definition_list(text: str, offsets: list[int]) -> tuple[str, list[int]]:
-    """``"...libraries. -\\nPandas\\n: For data"`` -> ``"...libraries.\\n- Pandas: For data"``."""
-    # The " -" dangling at the end of a description is the dash of the next item.
-    text, offsets = _tsub(rf"(?<=\S) -\n(?={_TERMS}\n: )", "\n-\n", text, offsets)
-
-    def join(m: re.Match[str]) -> str:
-        return "- " + m.group(1).replace("\n", " ") + ": "
-
-    text, offsets = _tsub(rf"(?m)^-\n({_TERMS})\n: ", join, text, offsets)
-
-    # "...networks. - Other Languages\n- Software..." : a plain item glued after a repaired one.
-    def split_item(m: re.Match[str]) -> str:
-        line_start = m.string.rfind("\n", 0, m.start()) + 1
-        if re.match(r"- [^\n:]{1,60}: ", m.string[line_start : m.start()]):
-            return "\n- "
-        return m.group(0)
-
-    text, offsets = _tsub(r"(?<=[.!?]) - (?=[A-Z][^\n.!?:]{0,60}\n- )", split_item, text, offsets)
-
-    # "TensorFlow andPyTorch" -> "TensorFlow and PyTorch" (not in code, where andThen is a name).
-    def unglue(m: re.Match[str]) -> str:
-        if looks_like_code(_line_at(m.string, m.start())):
-            return m.group(0)
-        return m.group(1) + " "
-
-    return _tsub(r"(?<!\S)(and|or)(?=[A-Z][a-z]\w*)", unglue, text, offsets)
-
-
-def _line_at(text: str, pos: int) -> str:
-    start = text.rfind("\n", 0, pos) + 1
-    end = text.find("\n", pos)
-    return text[start : end if end >= 0 else len(text)]
-
-
-_ATTRIBUTE = re.compile(r"(?<=[\w)\]])\. ([A-Z]\w*)")
-
-
-def _repair_code_lines(text: str, offsets: list[int]) -> tuple[str, list[int]]:
-    """Inside code lines, ``df. Head()`` -> ``df.head()`` (the scraper capitalised after ". ")."""
-    line_info: dict[int, tuple[bool, set[tuple[str, str]]]] = {}
-
-    def clear(m: re.Match[str]) -> bool:
-        word = m.group(1)
-        follower = m.string[m.end() : m.end() + 1]
-        return "_" in word or (follower != "" and follower in "([.'\":")
-
-    def ident_before(m: re.Match[str]) -> str:
-        found = re.search(r"\w+$", m.string[: m.start()])
-        return found.group(0) if found else ""
-
-    def info(line_start: int, line: str) -> tuple[bool, set[tuple[str, str]]]:
-        if line_start not in line_info:
-            is_code = looks_like_code(line)
-            pairs: set[tuple[str, str]] = set()
-            if is_code:
-                for m in _ATTRIBUTE.finditer(text, line_start, line_start + len(line)):
-                    if clear(m):
-                        pairs.add((ident_before(m), m.group(1)))
-            line_info[line_start] = (is_code, pairs)
-        return line_info[line_start]
-
-    def fix(m: re.Match[str]) -> str:
-        line_start = m.string.rfind("\n", 0, m.start()) + 1
-        is_code, pairs = info(line_start, _line_at(m.string, m.start()))
-        if is_code and (clear(m) or (ident_before(m), m.group(1)) in pairs):
-            word = m.group(1)
-            return "." + word[0].lower() + word[1:]
-        return m.group(0)
-
-    return _tsub(_ATTRIBUTE, fix, text, offsets)
-
-
-# --------------------------------------------------------------------------- HTML
-
-_BLOCK_TAGS = (
-    "p|div|br|hr|tr|section|article|header|footer|nav|main|aside|ul|ol|dl|dt|dd|table|thead|tbody|tfoot"
-    "|blockquote|figure|figcaption|form|fieldset|details|summary|caption"
-)
-
-
-def _strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
-    """Markup -> Markdown-like text: headings become ``#`` lines, list items ``- `` lines."""
-    dotall = re.IGNORECASE | re.DOTALL
-    text, offsets = _tsub(r"<!--.*?-->", "", text, offsets, re.DOTALL)
-    text, offsets = _tsub(r"<!DOCTYPE[^>]*>", "", text, offsets, re.IGNORECASE)
-    text, offsets = _tsub(
-        r"<(script|style|head|noscript|template|svg)\b[^>]*>.*?</\1\s*>", "", text, offsets, dotall
-    )
-    text, offsets = _cut(text, offsets, html_chrome_spans(text))  # nav, footer, cookie banners, ...
-
-    def heading(m: re.Match[str]) -> str:
-        inner = re.sub(r"<br\s*/?>", " ", m.group(2), flags=re.IGNORECASE)
-        inner = re.sub(r"\s+", " ", inner).strip()
-        return "\n\n" + "#" * int(m.group(1)) + " " + inner + "\n\n"
-
-    text, offsets = _tsub(r"<h([1-6])\b[^>]*>(.*?)</h\1\s*>", heading, text, offsets, dotall)
-    text, offsets = _tsub(r"\s*<li\b[^>]*>\s*", "\n- ", text, offsets, re.IGNORECASE)
-    text, offsets = _tsub(r"\s*</li\s*>", "", text, offsets, re.IGNORECASE)
-    text, offsets = _tsub(r"<pre\b[^>]*>", "\n```\n", text, offsets, re.IGNORECASE)
-    text, offsets = _tsub(r"</pre\s*>", "\n```\n", text, offsets, re.IGNORECASE)
-    text, offsets = _tsub(r"</t[dh]\s*>", " | ", text, offsets, re.IGNORECASE)
-    block_run = rf"(?:\s*</?(?:{_BLOCK_TAGS})\b[^>]*>)+\s*"
-    text, offsets = _tsub(block_run, _block_break, text, offsets, re.IGNORECASE)
-    text, offsets = _tsub(r"</?[A-Za-z][^>]*>", "", text, offsets)
-    text, offsets = _tsub(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);", _unescape, text, offsets)
-    # Indentation in HTML source means nothing; drop it so Markdown rules apply (not inside <pre>).
-    fences = [m.start() for m in re.finditer(r"\n```\n", text)]
-
-    def unindent(m: re.Match[str]) -> str:
-        inside_pre = bisect.bisect_left(fences, m.start()) % 2 == 1
-        return m.group(0) if inside_pre else ""
-
-    return _tsub(r"(?m)^[ \t]+", unindent, text, offsets)
-
-
-def _cut(text: str, offsets: list[int], spans: list[tuple[int, int]]) -> tuple[str, list[int]]:
-    """``text`` without the ``[start, end)`` spans (sorted, disjoint), with its offsets."""
-    if not spans:
-        return text, offsets
-    parts: list[str] = []
-    kept: list[int] = []
-    pos = 0
-    for start, end in spans:
-        parts.append(text[pos:start])
-        kept.extend(offsets[pos:start])
-        pos = end
-    parts.append(text[pos:])
-    kept.extend(offsets[pos:])
-    return "".join(parts), kept
-
-
-def _block_break(m: re.Match[str]) -> str:
-    # A line break between rows and after <br>; a blank line (a new paragraph) around other blocks.
-    names = {name.lower() for name in re.findall(r"</?([A-Za-z0-9]+)", m.group(0))}
-    return "\n" if names <= {"br", "tr"} else "\n\n"
-
-
-def _unescape(m: re.Match[str]) -> str:
-    return html.unescape(m.group(0))
-
-
-def iter_lines(text: str) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of every line of ``text`` (without its newline)."""
-    pos = 0
-    while pos <= len(text):
-        end = text.find("\n", pos)
-        if end < 0:
-            end = len(text)
-        yield pos, end
-        pos = end + 1

@@ -13,7 +13,7 @@ list and the paragraphs, pairs them wrongly. The seed article has seven such run
 The repair pairs titles with paragraphs in order by the embedder's similarity (a monotone alignment:
 a title may have no paragraph — a parent item such as "Types of Machine Learning" —, and a paragraph
 no title — a worked example after the descriptions) and writes the title in front of its paragraph,
-the way ``corpus._repair_definition_list`` writes ``Pandas: For data…``. Only pairs the scores around
+the way ``repairs.repair_definition_list`` writes ``Pandas: For data…``. Only pairs the scores around
 them agree with are kept (``consistent``: neither the title nor a neighbouring title matches a
 neighbouring paragraph clearly better), and so are those between two certain pairs with as many titles
 as paragraphs in between, where the order decides (``bridged``), in runs of at least two; elsewhere
@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from careerqa.embed.embedding import Embedder
-from careerqa.ingest.corpus import iter_lines
+from careerqa.text.lines import iter_lines
 from careerqa.types import Document
 
 HEADINGS_VERSION = "2"

@@ -1,6 +1,7 @@
 """Hybrid retrieval: a dense ranking and a BM25 ranking fused by reciprocal rank.
 
-Candidates are the union of the best chunks by chunk vector, by best sentence and by BM25. The dense
+Candidates are the union of the best chunks by chunk vector, by best sentence and by BM25, as the
+store's candidate search gives them (``index/store.py``: FAISS and Qdrant alike). The dense
 ranking orders them by a blend of cosines (``dense_relevance``): the chunk vector's, the best single
 sentence's and the best runs of 3 and 4 consecutive sentences (a run is scored by the cosine of the
 sum of its stored sentence vectors, so no text is embedded at query time). A chunk often holds several
@@ -12,28 +13,25 @@ When the two best passages are of one section with one passage between them, tha
 third (``next_in_section``): it is on their topic even where it does not name it. On the 102 answerable
 eval questions this moves 2 ("wat is dokker used for": rank 10 to 3) and none for the worse.
 
-The BM25 postings are built once, when a ``Retriever`` is made from a loaded index, never per
-query. The chunk cosine is kept on each ``Hit`` because the fused score is rank-based and says nothing
-about how well the best passage matches: answering uses the cosine to decide whether to abstain.
+The store's candidate search (on FAISS, its BM25 postings) is made once, when a ``Retriever`` is made
+from a loaded index, never per query. The chunk cosine is kept on each ``Hit`` because the fused score
+is rank-based and says nothing about how well the best passage matches: answering uses the cosine to
+decide whether to abstain.
 Not handled here: reranking with a cross-encoder (none is shipped for this machine).
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from careerqa.embed.embedding import Embedder
 from careerqa.errors import BadInput
-from careerqa.index.faiss_store import IndexStore
+from careerqa.index.store import Candidates, Store
 from careerqa.text.spelling import SpellingCorrector
-from careerqa.text.tokens import tokenize
 from careerqa.types import Chunk, Hit
-
-__all__ = ["BM25", "Retriever", "dense_relevance", "tokenize"]
 
 # The dense relevance of a chunk: weights of its chunk cosine, its best sentence and its best runs of 3
 # and 4 consecutive sentences, and the weight of the BM25 ranking beside it in the fusion. Chosen on
@@ -69,63 +67,6 @@ def dense_relevance(chunk_cosine: float, sentence_vectors: np.ndarray, query: np
     return CHUNK_WEIGHT * chunk_cosine + sum(w * c for (_, w), c in zip(RUN_WEIGHTS, runs, strict=True))
 
 
-class BM25:
-    """Okapi BM25 over a fixed list of texts, as an inverted index of numpy arrays.
-
-    Each term's postings hold its documents and, precomputed, each document's whole BM25 weight for
-    that term, so scoring a query only adds the postings of its own terms into one score array: no
-    work per document of the corpus, and no Python loop per posting (at 100k passages a common term
-    has tens of thousands of postings; bench/RESULTS.md measures both).
-    """
-
-    def __init__(self, texts: Iterable[str], k1: float = 1.5, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
-        docs: dict[str, list[int]] = defaultdict(list)
-        tfs: dict[str, list[int]] = defaultdict(list)
-        lengths: list[int] = []
-        for doc_index, text in enumerate(texts):
-            tokens = tokenize(text)
-            lengths.append(len(tokens))
-            for term, tf in Counter(tokens).items():
-                docs[term].append(doc_index)
-                tfs[term].append(tf)
-        self.size = n = len(lengths)
-        length = np.array(lengths, dtype=np.float64)
-        self.avg_length = float(length.mean()) if n else 0.0
-        norm = k1 * (1 - b + b * length / (self.avg_length or 1))
-        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for term, rows in docs.items():
-            idf = math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5))
-            ids = np.array(rows, dtype=np.int32)
-            freq = np.array(tfs[term], dtype=np.float64)
-            self.postings[term] = (ids, idf * freq * (k1 + 1) / (freq + norm[ids]))
-
-    def _accumulate(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """The score of every document and the indices of those that match a query term."""
-        scores = np.zeros(self.size, dtype=np.float64)
-        for term in dict.fromkeys(tokenize(query)):  # each term once, in query order
-            posting = self.postings.get(term)
-            if posting is not None:
-                ids, weights = posting
-                scores[ids] += weights  # a term lists a document once, so no index repeats
-        # every weight is positive (idf > 0 and tf >= 1), so the matching documents are the nonzero ones
-        return scores, np.flatnonzero(scores)
-
-    def scores(self, query: str) -> dict[int, float]:
-        """The score of every document that matches at least one query term."""
-        scores, touched = self._accumulate(query)
-        return {int(i): float(scores[i]) for i in touched}
-
-    def top(self, query: str, k: int) -> list[tuple[int, float]]:
-        """The ``k`` best-scoring matching documents, best first (ties: earlier document first)."""
-        scores, touched = self._accumulate(query)
-        if len(touched) > k:  # keep those at least as good as the k-th, ties at the cut included
-            kth = -np.partition(-scores[touched], k - 1)[k - 1]
-            touched = touched[scores[touched] >= kth]
-        order = sorted(touched.tolist(), key=lambda i: (-scores[i], i))[:k]
-        return [(i, float(scores[i])) for i in order]
-
-
 def next_in_section(chunks: Iterable[Chunk]) -> dict[str, str]:
     """For each passage, the id of the passage after it in its document when both are of one section.
 
@@ -151,17 +92,15 @@ def next_in_section(chunks: Iterable[Chunk]) -> dict[str, str]:
 class Retriever:
     """Search one loaded index with one embedder."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, candidates: int = 30, rrf_k: int = 60):
+    def __init__(self, store: Store, embedder: Embedder, candidates: int = 30, rrf_k: int = 60):
         self.store = store
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
-        self._chunks: list[Chunk] = list(store.chunks.values())
-        self._row = {c.chunk_id: i for i, c in enumerate(self._chunks)}
-        self._bm25 = BM25(c.embedding_text() for c in self._chunks)
-        self._next = next_in_section(self._chunks)
+        self._search = store.candidate_search()  # built here, once (the FAISS store's BM25 postings)
+        self._next = next_in_section(store.chunks.values())
         self.speller = SpellingCorrector.from_texts(
-            (c.embedding_text() for c in self._chunks), embedder.known_words()
+            (c.embedding_text() for c in store.chunks.values()), embedder.known_words()
         )
 
     def prepare(self, query: str) -> str:
@@ -180,12 +119,8 @@ class Retriever:
         """Search several queries with one embedder call (used by the benchmark and eval)."""
         queries = [self.prepare(q) for q in queries]
         vectors = self.embedder.embed_batch(list(queries))
-        dense_all = self.store.search(vectors, self.candidates)
-        sentence_all = self.store.search_sentences(vectors, self.candidates)
-        return [
-            self._fuse(v, dense, by_sentence, self._lexical(q), top_k)
-            for q, v, dense, by_sentence in zip(queries, vectors, dense_all, sentence_all, strict=True)
-        ]
+        found = self._search.candidates(queries, vectors, self.candidates)
+        return [self._fuse(v, c, top_k) for v, c in zip(vectors, found, strict=True)]
 
     def _bridged(self, ranked: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """``ranked`` with the passage between the top two, when one passage of their section sits
@@ -199,31 +134,18 @@ class Retriever:
         ranked.insert(2, (mid, ranked[1][1]))  # ranked after the second, as if tied with it
         return ranked
 
-    def _lexical(self, query: str) -> list[tuple[str, float]]:
-        """Up to ``candidates`` (chunk id, BM25 score) pairs, best first."""
-        return [(self._chunks[i].chunk_id, s) for i, s in self._bm25.top(query, self.candidates)]
-
     def _sentence_vectors(self, chunk_id: str) -> np.ndarray:
         chunk = self.store.chunks[chunk_id]
         if not chunk.sentence_spans:
             return np.zeros((0, len(self.store.vectors([chunk_id])[0])), dtype=np.float32)
         return self.store.sentence_vectors(chunk)
 
-    def _fuse(
-        self,
-        vector: np.ndarray,
-        dense: list[tuple[str, float]],
-        by_sentence: list[tuple[str, float]],
-        lexical: list[tuple[str, float]],
-        top_k: int,
-        stored: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-    ) -> list[Hit]:
+    def _fuse(self, vector: np.ndarray, found: Candidates, top_k: int) -> list[Hit]:
         """The best ``top_k`` of the candidates of three rankings (chunk ids, best first), ranked
-        by dense relevance and BM25 (module docstring). ``stored``: the chunk and sentence vectors of
-        candidates already at hand (the Qdrant backend gets them with its search), else read from
-        the store."""
-        stored = stored or {}
-        dense_score = dict(dense)
+        by dense relevance and BM25 (module docstring). The chunk and sentence vectors of candidates
+        the search did not return (``found.vectors``) are read from the store."""
+        stored, by_sentence, lexical = found.vectors, found.by_sentence, found.lexical
+        dense_score = dict(found.dense)
         lexical_score = dict(lexical)
         # candidates: the best by chunk vector, by best sentence (a long passage about several things
         # can rank low as a whole) and by BM25

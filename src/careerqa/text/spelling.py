@@ -8,7 +8,8 @@ the same first letter, then the more frequent corpus word. Words under 4 letters
 with digits are left alone ("ppl", "4", "gpt4").
 
 rapidfuzz (C++) computes the distances. bench/bench_spelling.py measures it against symspellpy on
-synthetic misspellings of the corpus vocabulary (accuracy and time per word); see README.
+synthetic misspellings of the corpus vocabulary (accuracy and time per word); see
+docs/design.md, "Answer focus, form and typo-tolerant retrieval".
 Not handled here: words run together or split apart ("data set" / "dataset"), real-word errors
 ("form" for "from"), context (each word is corrected alone).
 """

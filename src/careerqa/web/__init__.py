@@ -1,2 +1,5 @@
-"""The web server: the FastAPI app, its schemas and docs, the OpenAI-compatible endpoint and the
-streams and queue that serve answers over HTTP."""
+"""The web server: the FastAPI app (``app``), its request schemas and API page, the OpenAI-compatible
+endpoint, and the queue and streams that serve an engine's answers over HTTP.
+
+Not handled here: answering (``engine/``, ``answer/``) and the command that starts it (``cli/``).
+"""

@@ -226,6 +226,7 @@ def _add_admin_routes(app: FastAPI, settings: Settings, reindex_lock: threading.
 def _index_facts(engine: Engine) -> dict[str, Any]:
     view = engine.view()
     manifest = view.store.manifest
+    assert manifest is not None  # a served version is a committed one
     return {
         "version": view.version,
         "format_version": manifest.format_version,

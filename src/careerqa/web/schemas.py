@@ -1,4 +1,5 @@
-"""The web API's request bodies, validated by pydantic; limits that the README documents live here.
+"""The web API's request bodies, validated by pydantic; limits that docs/manual.md documents
+("Web service") live here.
 
 Not handled here: routes and responses (``web/app.py``), OpenAI response shapes (``openai_compat.py``).
 """
@@ -9,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from careerqa.answer.answerer import MAX_QUESTION_CHARS, Turn
+from careerqa.answer.answerer import MAX_QUESTION_CHARS
+from careerqa.answer.turns import Turn
 
 MAX_BODY_BYTES = 64 * 1024  # a larger request body is refused with 413 before it is parsed
 MAX_HISTORY_MESSAGES = 20  # ten question/answer turns

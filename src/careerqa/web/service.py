@@ -28,7 +28,7 @@ from careerqa.events import Done, Event, replayed
 from careerqa.types import Answer, answer_to_dict
 
 if TYPE_CHECKING:
-    from careerqa.answer.answerer import Turn
+    from careerqa.answer.turns import Turn
     from careerqa.engine.core import Engine
 
 logger = logging.getLogger("careerqa.web.app")

@@ -1,0 +1,191 @@
+"""Checking a draft: ``verify`` keeps the sentences the passages support, each cited to the passage
+that supports it; ``evidence`` asks whether they say more than the question; ``shape`` keeps those on
+target, in the answer's form; ``answering_line`` and ``cited_entry`` revise an answer that is only a
+name or a bare yes or no into what its passage says.
+
+Not handled here: the scores behind these (support: ``answer/grounding.py``; relevance:
+``answer/relevance.py``; focus: ``answer/focus.py``; form: ``answer/form.py``), deciding what to do when a
+check fails (``answer/answerer.py``), answering again (``answer/retry.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from careerqa.answer.focus import Focus
+from careerqa.answer.form import is_copy, plain_words, select
+from careerqa.answer.relevance import echoes, in_context, sentence_relevance
+from careerqa.answer.run import Checked, Parts
+from careerqa.text.citations import MARKER, cite
+from careerqa.text.lines import LIST_MARK
+from careerqa.text.sentences import split_sentences
+from careerqa.text.tokens import stem, tokenize
+from careerqa.types import Hit
+
+LIST_ITEMS = 6  # a copied list of this many short items at most is shown as its passage sentence
+WHOLE_WORDS = 45  # ... when that sentence is no longer than this (``_whole``)
+NAME_WORDS = 4  # an answer this short is a bare name (``answering_line``)
+QUOTE_WORDS = 5  # ... and the line it is checked against says at least this much after its title
+
+
+def verify(parts: Parts, draft: str, order: Sequence[int], used: Sequence[Hit]) -> Checked:
+    """Check every sentence of ``draft`` against the passages; the supported ones, each cited."""
+    # Markers in the draft are numbered by first mention; map them back to prompt passages, and
+    # give the passages it did not cite the next numbers, so verification can move a misnumbered
+    # citation to the passage that supports the sentence.
+    by_display = {d + 1: used[n - 1] for d, n in enumerate(order)}
+    for hit in used:
+        if all(hit is not h for h in by_display.values()):
+            by_display[len(by_display) + 1] = hit
+    checks = parts.verifier.check(
+        draft,
+        {d: h.chunk.text for d, h in by_display.items()},
+        {d: parts.retriever.store.sentence_vectors(h.chunk) for d, h in by_display.items()},
+    )
+    kept = []
+    sources = {h.chunk.source for h in used}
+    for check in checks:
+        if not check.supported or check.best is None:
+            continue
+        if _names_source(check.text, sources, by_display[check.best].chunk.text):
+            continue  # "Read skills-required-for-ai-jobs.txt [1].": the prompt's markup, not an answer
+        sentence = check.text
+        if check.best not in check.cited:  # uncited or misnumbered: cite the supporting passage
+            sentence = MARKER.sub("", sentence).rstrip()
+            sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
+        kept.append(sentence)
+    return Checked(by_display, checks, kept)
+
+
+def evidence(parts: Parts, question: str, kept: Sequence[str]) -> bool:
+    """Do the kept sentences say something beyond the question (``relevance.echoes``)?"""
+    searched = parts.retriever.prepare(question)
+    return any(not echoes(sentence, question, searched) for sentence in kept)
+
+
+def shape(
+    parts: Parts, question: str, focus: Focus, kept: list[str], by_display: dict[int, Hit]
+) -> list[str] | None:
+    """The kept sentences that are about the question, at most ``max_answer_sentences`` and at most
+    two verbatim copies; None when the answer as a whole is off target."""
+    settings, embedder = parts.settings, parts.retriever.embedder
+    # measured against the question as it was searched: "reinforcment lerning" is far from any answer
+    searched = parts.retriever.prepare(question)
+    relevance = sentence_relevance(embedder, searched, kept, focus)
+    contexts = [_copied_from(sentence, by_display) for sentence in kept]
+    if any(contexts):  # a copied fragment means what the passage line it comes from says
+        read = [c or s for c, s in zip(contexts, kept, strict=True)]
+        in_place = sentence_relevance(embedder, searched, read, focus)
+        relevance = [max(a, b) for a, b in zip(relevance, in_place, strict=True)]
+    if max(relevance) < settings.min_answer_relevance:
+        return None
+    floor = settings.min_sentence_relevance
+    on_topic = [i for i, r in enumerate(relevance) if r >= floor] or [relevance.index(max(relevance))]
+    sentences = [kept[i] for i in on_topic]
+    copied = [
+        any(is_copy(sentence, by_display[n].chunk.text) for n in _numbers(sentence) if n in by_display)
+        for sentence in sentences
+    ]
+    limit = settings.max_answer_sentences
+    chosen = select(sentences, [relevance[i] for i in on_topic], copied, limit)
+    return [_whole(sentences[i], contexts[on_topic[i]]) for i in chosen]
+
+
+def answering_line(parts: Parts, question: str, sentence: str, by_display: dict[int, Hit]) -> str | None:
+    """For a bare name ("NumPy [1]" for "which python library is like excel on steroids?"): the
+    headed passage line holding the passage sentence that names most of the question's rare terms
+    (``focus``; then the closest by cosine), when that line does not name it ("- Pandas: For data
+    manipulation and analysis. Think of it as Excel on steroids, …"), each sentence cited to its
+    passage by the display number it has in the answer. The model took the name of the item next
+    to the one the question describes; the line says which it is. None: the name stands (its
+    line names it, or the answer is more than a name)."""
+    plain = MARKER.sub("", sentence).strip().rstrip(".!?")
+    numbers = _numbers(sentence)
+    if len(plain.split()) > NAME_WORDS or len(numbers) != 1 or numbers[0] not in by_display:
+        return None
+    best = _best_unit(parts, parts.retriever.prepare(question), by_display)
+    if best is None:
+        return None
+    n, unit = best
+    line = next((ln for ln in by_display[n].chunk.text.splitlines() if unit.strip() in ln), "")
+    title, _, body = LIST_MARK.sub("", line).partition(":")
+    if not body or len(title.split()) > NAME_WORDS + 2 or len(body.split()) < QUOTE_WORDS:
+        return None  # not a line headed by a short title: "Key services include:" names nothing
+    if len(line.split()) > WHOLE_WORDS or plain_words(plain) in plain_words(line):
+        return None
+    sentences = split_sentences(LIST_MARK.sub("", line).strip())
+    if len(sentences) > parts.settings.max_answer_sentences:
+        return None
+    return " ".join(cite(part, n) for part in sentences)  # each sentence cited, as verification reads them
+
+
+def _best_unit(parts: Parts, searched: str, by_display: dict[int, Hit]) -> tuple[int, str] | None:
+    """The passage sentence (with its display number) that names most of the question's rare terms,
+    then is closest to it by cosine (``answering_line``)."""
+    index = parts.focus_index
+    weights = {stem(t): index.idf(stem(t)) for t in index.check(searched, []).terms}
+    vector = parts.retriever.embedder.embed_batch([searched])[0]
+    best: tuple[float, float, int, str] | None = None
+    for n, hit in by_display.items():
+        vectors = parts.retriever.store.sentence_vectors(hit.chunk)
+        for unit, cosine in zip(hit.chunk.sentences(), vectors @ vector, strict=True):
+            held = set(tokenize(unit))
+            key = (sum(w for t, w in weights.items() if t in held), float(cosine))
+            if best is None or key > best[:2]:
+                best = (*key, n, unit)
+    return None if best is None else (best[2], best[3])
+
+
+def cited_entry(parts: Parts, question: str, checked: Checked, focus: Focus) -> Hit | None:
+    """The corpus FAQ entry a bare yes or no cites ("No [1]." for "is AI work only about coding?",
+    citing "Is it all about coding, or are other skills essential too?"), when every sentence of
+    the draft only repeats the question and the passages hold its focus: the entry's own answer
+    says what the bare word stood for. None otherwise."""
+    if focus.coverage < parts.settings.focus_min_coverage or not checked.checks:
+        return None
+    searched = parts.retriever.prepare(question)
+    if not all(echoes(check.text, question, searched) for check in checked.checks):
+        return None
+    cited = [n for check in checked.checks for n in check.cited if n in checked.by_display]
+    entries = [checked.by_display[n] for n in dict.fromkeys(cited)]
+    entries = [h for h in entries if h.chunk.kind == "faq" and h.chunk.section.strip()]
+    return entries[0] if len(entries) == 1 else None
+
+
+def _names_source(sentence: str, sources: set[str], passage: str) -> bool:
+    """Does ``sentence`` name a passage's source file (a ``source=`` attribute of the prompt) that the
+    passage text itself does not? Only a name with an extension or a folder counts: a file called
+    "python" is a word."""
+    low, text = sentence.lower(), passage.lower()
+    names = [src.lower() for src in sources if "." in src or "/" in src]
+    return any(name in low and name not in text for name in names)
+
+
+def _whole(sentence: str, line: str | None) -> str:
+    """A bare list copied from a passage ("MongoDB, Cassandra [1]") as the passage sentence it comes
+    from (``line``, found by ``_copied_from``), cited: "Familiarity with NoSQL databases (like MongoDB,
+    Cassandra) is also becoming increasingly valuable… [1]." says what the items are, to the reader
+    and to a claim check, where the list alone asserts nothing. Only a list of two to ``LIST_ITEMS``
+    short items (at most three words each: names, not clauses) from a passage sentence of at most
+    ``WHOLE_WORDS`` words."""
+    plain = MARKER.sub("", sentence).strip().rstrip(".!?;:")
+    items = [i for i in re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", plain) if i.strip()]
+    if not 2 <= len(items) <= LIST_ITEMS or any(len(i.split()) > 3 for i in items):
+        return sentence
+    if line is None or len(line.split()) > WHOLE_WORDS:
+        return sentence
+    markers = "".join(m.group(0) for m in MARKER.finditer(sentence))
+    return f"{LIST_MARK.sub('', line).rstrip().rstrip('.!?;:')} {markers}."
+
+
+def _copied_from(sentence: str, by_display: dict[int, Hit]) -> str | None:
+    """The line of a cited passage that ``sentence`` copies a fragment of (``relevance.in_context``)."""
+    for n in _numbers(sentence):
+        if n in by_display and (line := in_context(sentence, by_display[n].chunk.text)):
+            return line
+    return None
+
+
+def _numbers(sentence: str) -> list[int]:
+    return [int(x) for m in MARKER.finditer(sentence) for x in re.findall(r"\d+", m.group(1))]

@@ -1,0 +1,67 @@
+"""HTML to Markdown-like text, as one cleaning step: headings become ``#`` lines, list items ``- `` lines.
+
+Comments, the doctype, scripts, styles and page chrome (``ingest/boilerplate.py``) are dropped; block
+tags become line breaks, table cells `` | ``, ``<pre>`` a fenced block; entities are unescaped. Every
+edit is a tracked substitution (``ingest/tracked.py``), so each character still maps back to the file.
+Not handled here: full HTML parsing (a regex pass that suits scraped articles, not arbitrary web
+pages), and the cleaning every kind of file gets afterwards (``ingest/clean.py``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import re
+
+from careerqa.ingest.boilerplate import html_chrome_spans
+from careerqa.ingest.tracked import cut, tsub
+
+_BLOCK_TAGS = (
+    "p|div|br|hr|tr|section|article|header|footer|nav|main|aside|ul|ol|dl|dt|dd|table|thead|tbody|tfoot"
+    "|blockquote|figure|figcaption|form|fieldset|details|summary|caption"
+)
+
+
+def strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
+    """Markup -> Markdown-like text: headings become ``#`` lines, list items ``- `` lines."""
+    dotall = re.IGNORECASE | re.DOTALL
+    text, offsets = tsub(r"<!--.*?-->", "", text, offsets, re.DOTALL)
+    text, offsets = tsub(r"<!DOCTYPE[^>]*>", "", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(
+        r"<(script|style|head|noscript|template|svg)\b[^>]*>.*?</\1\s*>", "", text, offsets, dotall
+    )
+    text, offsets = cut(text, offsets, html_chrome_spans(text))  # nav, footer, cookie banners, ...
+
+    def heading(m: re.Match[str]) -> str:
+        inner = re.sub(r"<br\s*/?>", " ", m.group(2), flags=re.IGNORECASE)
+        inner = re.sub(r"\s+", " ", inner).strip()
+        return "\n\n" + "#" * int(m.group(1)) + " " + inner + "\n\n"
+
+    text, offsets = tsub(r"<h([1-6])\b[^>]*>(.*?)</h\1\s*>", heading, text, offsets, dotall)
+    text, offsets = tsub(r"\s*<li\b[^>]*>\s*", "\n- ", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"\s*</li\s*>", "", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"<pre\b[^>]*>", "\n```\n", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"</pre\s*>", "\n```\n", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"</t[dh]\s*>", " | ", text, offsets, re.IGNORECASE)
+    block_run = rf"(?:\s*</?(?:{_BLOCK_TAGS})\b[^>]*>)+\s*"
+    text, offsets = tsub(block_run, _block_break, text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"</?[A-Za-z][^>]*>", "", text, offsets)
+    text, offsets = tsub(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);", _unescape, text, offsets)
+    # Indentation in HTML source means nothing; drop it so Markdown rules apply (not inside <pre>).
+    fences = [m.start() for m in re.finditer(r"\n```\n", text)]
+
+    def unindent(m: re.Match[str]) -> str:
+        inside_pre = bisect.bisect_left(fences, m.start()) % 2 == 1
+        return m.group(0) if inside_pre else ""
+
+    return tsub(r"(?m)^[ \t]+", unindent, text, offsets)
+
+
+def _block_break(m: re.Match[str]) -> str:
+    # A line break between rows and after <br>; a blank line (a new paragraph) around other blocks.
+    names = {name.lower() for name in re.findall(r"</?([A-Za-z0-9]+)", m.group(0))}
+    return "\n" if names <= {"br", "tr"} else "\n\n"
+
+
+def _unescape(m: re.Match[str]) -> str:
+    return html.unescape(m.group(0))
