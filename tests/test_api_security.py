@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 import careerqa.cli as cli
 from careerqa.engine.core import Engine
 from careerqa.web.app import create_app
+from careerqa.web.auth import Forbidden, Unauthorized, check_admin
 from careerqa.web.schemas import MAX_BODY_BYTES, MAX_MESSAGE_CHARS, MAX_QUESTION_CHARS
-from careerqa.web.service import Forbidden, Unauthorized, check_admin
 
 from .conftest import FakeEmbedder, make_settings
 from .fakes import FakeGenerator

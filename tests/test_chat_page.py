@@ -252,3 +252,45 @@ def test_page_needs_nothing_from_outside(stack, browser):
     urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(u.startswith(stack["url"]) or u.startswith("data:") for u in urls), urls
 
+
+# --- a server that needs an API key (web/auth.py) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keyed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    from careerqa.web.auth import new_key
+
+    root = tmp_path_factory.mktemp("page-keyed")
+    key, entry = new_key("page")
+    settings = make_settings(root).replace(answer_cache_size=0, api_keys=entry)
+    engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(lambda messages: ANSWER))
+    with live_server(create_app(settings, engine=engine)) as url:
+        yield {"url": url, "key": key}
+
+
+def _next_done(driver: WebDriver, before: int) -> WebElement:
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".message.assistant.done")) > before
+    )
+    return driver.find_elements(By.CSS_SELECTOR, ".message.assistant.done")[-1]
+
+
+def test_a_server_with_api_keys_asks_for_one_and_keeps_it_for_the_tab(keyed_stack, browser):
+    browser.get(keyed_stack["url"] + "/")
+    browser.execute_script("sessionStorage.clear()")
+    refused = ask(browser, QUESTION)
+    assert "error" in refused.get_attribute("class") and "401" in refused.text
+    field = refused.find_element(By.CSS_SELECTOR, ".key-form input.api-key")
+    assert field.get_attribute("type") == "password"
+    assert browser.switch_to.active_element == field  # focus is on the key, not the question
+    field.send_keys("cqa_wrong" + Keys.ENTER)
+    refused = _next_done(browser, 1)
+    assert "401" in refused.text and "not known" in refused.text
+    field = refused.find_element(By.CSS_SELECTOR, ".key-form input.api-key")
+    field.send_keys(keyed_stack["key"] + Keys.ENTER)
+    answered = _next_done(browser, 2)
+    assert answered.find_element(By.CSS_SELECTOR, ".text").text == ANSWER
+    again = ask(browser, QUESTION)  # the key is kept for this tab: no second prompt
+    assert again.find_element(By.CSS_SELECTOR, ".text").text == ANSWER
+    assert browser.find_elements(By.CSS_SELECTOR, ".key-form") == []
+    assert browser.execute_script("return sessionStorage.getItem('careerqa-api-key')") == keyed_stack["key"]

@@ -126,6 +126,11 @@ class Settings:
 
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)
+    # API keys for /chat, /search, /feedback and /v1 (web/auth.py): comma-separated [name:]sha256:<hex>
+    # entries from `careerqa keys new`; empty: no key needed (a loopback server). Requests a minute
+    # per key (a token bucket; 0: no limit); past it, 429 with Retry-After.
+    api_keys: str = field(default="", repr=False)
+    api_rate_per_minute: int = 60
     queue_size: int = 4  # questions that may wait while one is answered; more get 503
 
     # Watching the corpus and the question log (content-gap report).

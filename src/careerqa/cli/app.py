@@ -4,7 +4,8 @@ shares, and the commands, registered in the order ``--help`` lists them.
 Heavy modules are imported inside the commands, so that ``careerqa --help`` answers at once.
 
 Not handled here: the commands themselves (``cli/index_cmd.py``, ``cli/ask_cmd.py``,
-``cli/serve_cmd.py``, ``cli/gaps_cmd.py``, ``cli/doctor.py``, ``cli/eval_cmds.py``) and the
+``cli/serve_cmd.py``, ``cli/gaps_cmd.py``, ``cli/doctor.py``, ``cli/eval_cmds.py``,
+``cli/keys_cmd.py``) and the
 context's parts (``cli/context.py``).
 """
 
@@ -20,6 +21,7 @@ from careerqa.cli.doctor import doctor
 from careerqa.cli.eval_cmds import eval_app
 from careerqa.cli.gaps_cmd import gaps
 from careerqa.cli.index_cmd import index
+from careerqa.cli.keys_cmd import keys_app
 from careerqa.cli.serve_cmd import serve
 
 app = typer.Typer(
@@ -58,6 +60,7 @@ app.command()(serve)
 app.command()(gaps)
 app.command()(doctor)
 app.add_typer(eval_app, name="eval")  # eval retrieval | run | calibrate | judge-agreement
+app.add_typer(keys_app, name="keys")  # keys new
 
 
 def main() -> None:

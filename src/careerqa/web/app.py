@@ -42,6 +42,7 @@ from careerqa.evals.gaps import log_feedback
 from careerqa.index.sync import SyncReport
 from careerqa.types import hit_to_dict
 from careerqa.web import openai_compat
+from careerqa.web.auth import ApiGuard, KeyRing, check_admin
 from careerqa.web.docs import docs_page
 from careerqa.web.schemas import (
     MAX_BODY_BYTES,
@@ -50,7 +51,7 @@ from careerqa.web.schemas import (
     OpenAIChatRequest,
     SearchRequest,
 )
-from careerqa.web.service import Busy, GenerationQueue, check_admin, served_events
+from careerqa.web.service import GenerationQueue, served_events
 from careerqa.web.streams import chat_events, event_stream, first_shown, openai_events, whole_reply
 
 logger = logging.getLogger("careerqa.web.app")
@@ -63,6 +64,18 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _key_check(guard: ApiGuard) -> Any:
+    """The dependency of the question routes: a known API key when keys are configured (``web/auth.py``)."""
+
+    def require_key(
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+        x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> None:
+        guard.check(authorization, x_api_key)
+
+    return Depends(require_key)
 
 
 def create_app(settings: Settings, engine: Engine | None = None, watch: bool = False) -> FastAPI:
@@ -80,11 +93,12 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
     queue = GenerationQueue(settings.queue_size, slots=settings.generation_slots)
     app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    keyed = [_key_check(ApiGuard(KeyRing.parse(settings.api_keys), settings.api_rate_per_minute))]
     _add_error_handlers(app)
     _add_pages(app)
-    _add_status_routes(app, settings, queue)
-    _add_answer_routes(app, queue)
-    _add_admin_routes(app, settings, reindex_lock)
+    _add_status_routes(app, settings, queue, keyed)
+    _add_answer_routes(app, queue, keyed)
+    _add_admin_routes(app, settings, reindex_lock, keyed)
     return app
 
 
@@ -112,8 +126,10 @@ def _lifespan(
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CareerQAError)
     async def user_error(request: Request, exc: CareerQAError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
-        return _error(request, str(exc), exc.http_status, headers)
+        headers = dict(getattr(exc, "headers", None) or {})  # WWW-Authenticate on a 401
+        if (retry_after := getattr(exc, "retry_after", None)) is not None:  # 503 busy, 429 rate limit
+            headers["Retry-After"] = str(retry_after)
+        return _error(request, str(exc), exc.http_status, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -145,7 +161,7 @@ def _add_pages(app: FastAPI) -> None:
         return HTMLResponse(docs_page(app.openapi()), headers={"Content-Security-Policy": _DOCS_CSP})
 
 
-def _add_status_routes(app: FastAPI, settings: Settings, queue: GenerationQueue) -> None:
+def _add_status_routes(app: FastAPI, settings: Settings, queue: GenerationQueue, keyed: list[Any]) -> None:
     @app.get(
         "/health",
         summary="Status, index facts and model names; 503 while draining (for load balancers)",
@@ -171,18 +187,21 @@ def _add_status_routes(app: FastAPI, settings: Settings, queue: GenerationQueue)
         app.state.draining = True  # requests still get answers; the balancer stops sending them
         return {"status": "draining", "pending": queue.pending}
 
-    @app.post("/search", summary="Passages ranked for a query, as `careerqa search` ranks them")
+    @app.post(
+        "/search", summary="Passages ranked for a query, as `careerqa search` ranks them", dependencies=keyed
+    )
     def search(body: SearchRequest, engine: EngineDep) -> dict[str, Any]:
         view = engine.view()
         hits = engine.search(body.query, body.top_k, view=view)
         return {"index_version": view.version, "results": [hit_to_dict(h) for h in hits]}
 
 
-def _add_answer_routes(app: FastAPI, queue: GenerationQueue) -> None:
+def _add_answer_routes(app: FastAPI, queue: GenerationQueue, keyed: list[Any]) -> None:
     @app.post(
         "/chat",
         summary="Answer a question with citations (JSON, or server-sent events when streaming)",
         responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "queue full"}},
+        dependencies=keyed,
     )
     async def chat(body: ChatRequest, request: Request, engine: EngineDep) -> Response:
         events = served_events(engine, queue, body.question, body.turns(), body.top_k)
@@ -191,7 +210,11 @@ def _add_answer_routes(app: FastAPI, queue: GenerationQueue) -> None:
         first = await first_shown(events)  # an error before any text is a proper status
         return event_stream(chat_events(first, events))
 
-    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completions (streaming or not)")
+    @app.post(
+        "/v1/chat/completions",
+        summary="OpenAI-compatible chat completions (streaming or not)",
+        dependencies=keyed,
+    )
     async def completions(body: OpenAIChatRequest, engine: EngineDep) -> Response:
         model = body.model or openai_compat.MODEL_ID
         events = served_events(engine, queue, body.question(), body.turns(), None, count_tokens=True)
@@ -201,12 +224,16 @@ def _add_answer_routes(app: FastAPI, queue: GenerationQueue) -> None:
         first = await first_shown(events)
         return event_stream(openai_events(first, events, model))
 
-    @app.get("/v1/models", summary="The one model this server offers (for OpenAI clients)")
+    @app.get(
+        "/v1/models", summary="The one model this server offers (for OpenAI clients)", dependencies=keyed
+    )
     def models() -> dict[str, Any]:
         return openai_compat.models_list()
 
 
-def _add_admin_routes(app: FastAPI, settings: Settings, reindex_lock: threading.Lock) -> None:
+def _add_admin_routes(
+    app: FastAPI, settings: Settings, reindex_lock: threading.Lock, keyed: list[Any]
+) -> None:
     @app.post("/reindex", summary="Update the index from the corpus (needs the admin token)")
     def reindex(engine: EngineDep, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         check_admin(settings.admin_token, authorization)
@@ -215,7 +242,9 @@ def _add_admin_routes(app: FastAPI, settings: Settings, reindex_lock: threading.
             view = engine.view()  # swapped in now; requests that started earlier keep their view
         return {"status": "ok", "index_version": view.version, "report": report.to_dict()}
 
-    @app.post("/feedback", summary="Thumbs up or down for an answer (kept in the question log)")
+    @app.post(
+        "/feedback", summary="Thumbs up or down for an answer (kept in the question log)", dependencies=keyed
+    )
     def feedback(body: FeedbackRequest) -> dict[str, Any]:
         if not settings.log_questions:
             raise FeedbackOff("the question log is off on this server (CAREERQA_LOG_QUESTIONS=1 turns it on)")

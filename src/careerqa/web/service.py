@@ -1,5 +1,5 @@
 """What the web service needs around an ``Engine``: one generation at a time behind a bounded queue,
-an ask's events as the service runs it (``served_events``), and the admin token check.
+and an ask's events as the service runs it (``served_events``).
 
 llama.cpp runs one context on all cores, so two answers at once would each run at half speed at best
 (and corrupt the shared KV cache at worst). ``GenerationQueue`` lets one ask run (``slots``, set by
@@ -7,12 +7,11 @@ llama.cpp runs one context on all cores, so two answers at once would each run a
 ``max_waiting`` wait; one more is refused with ``Busy`` (HTTP 503 with ``Retry-After``) rather than
 left to time out. Searches do not pass through it: they only read the index and embed a query.
 
-Not handled here: routing, HTTP shapes (``web/app.py``).
+Not handled here: routing, HTTP shapes (``web/app.py``), keys and tokens (``web/auth.py``).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import threading
@@ -42,14 +41,6 @@ class Busy(CareerQAError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class Unauthorized(CareerQAError):
-    http_status = 401
-
-
-class Forbidden(CareerQAError):
-    http_status = 403
 
 
 class GenerationQueue:
@@ -168,11 +159,3 @@ def _log(engine: Engine, answer: Answer, version: str) -> str | None:
         logger.exception("could not write the question log")
         return None
 
-
-def check_admin(token: str | None, authorization: str | None, what: str = "reindexing") -> None:
-    """Allow an admin request only with ``Authorization: Bearer <token>``, compared in constant time."""
-    if not token:
-        raise Forbidden(f"{what} over HTTP is disabled: start the server with CAREERQA_ADMIN_TOKEN set")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("this needs the header `Authorization: Bearer <CAREERQA_ADMIN_TOKEN>`")
