@@ -86,7 +86,8 @@ def test_an_injected_corpus_file_reaches_the_model_only_as_fenced_data(tmp_path,
     system, user = generator.calls[-1]
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
     blocks = _blocks(user["content"])
-    assert any(INJECTION in body for *_, body in blocks)
+    # The injection is left out at ingestion (ingest/injection.py); the fence holds for the rest.
+    assert blocks and not any("PWNED" in body for *_, body in blocks)
     assert _tags(user["content"]) == (len(blocks), len(blocks))
     outside = BLOCK.sub("", user["content"])
     assert "ignore previous instructions" not in outside.lower() and "developer mode" not in outside

@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import io
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -329,12 +330,14 @@ def write_pdf(blocks: list[Block]) -> bytes:
             pdf.multi_cell(0, 7, text, align="L", new_x="LMARGIN", new_y="NEXT")
         else:
             pdf.set_font("Helvetica", "", 11)
-            if kind == "invisible":
-                pdf.text_mode = "INVISIBLE"  # Tr 3: neither filled nor stroked
-            elif kind == "white":
+            if kind == "white":
                 pdf.set_text_color(255, 255, 255)
             prefix = {"li": "- ", "ol": f"{number}. "}.get(kind, "")
-            pdf.multi_cell(0, 6, prefix + text, align="L", new_x="LMARGIN", new_y="NEXT")
+            # Tr 3 (neither filled nor stroked) between q and Q: fpdf2 does not set Tr back, and the text
+            # state outlives BT/ET, so a viewer would otherwise draw the rest of the page invisible too.
+            invisible = pdf.local_context(text_mode="INVISIBLE") if kind == "invisible" else nullcontext()
+            with invisible:
+                pdf.multi_cell(0, 6, prefix + text, align="L", new_x="LMARGIN", new_y="NEXT")
             pdf.ln(1)
     return bytes(pdf.output())
 

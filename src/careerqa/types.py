@@ -9,6 +9,23 @@ from careerqa.text.sentences import passage_spans
 
 
 @dataclass(frozen=True)
+class Flag:
+    """A passage of a corpus file left out of the index because it reads as instructions to the assistant
+    or a model (``ingest/injection.py``): where it starts, the rule that fired, a short excerpt."""
+
+    line: int  # 1-based, in the file (PDF and Word: in the text read from it)
+    rule: str
+    excerpt: str
+    page: int | None = None  # PDFs only
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"line": self.line, "rule": self.rule, "excerpt": self.excerpt}
+        if self.page is not None:
+            out["page"] = self.page
+        return out
+
+
+@dataclass(frozen=True)
 class Document:
     """One corpus file after cleaning.
 
@@ -27,6 +44,8 @@ class Document:
     tags: tuple[str, ...] = ()
     date: str | None = None
     notes: tuple[str, ...] = field(repr=False, compare=False, default=())  # reader warnings (empty pages)
+    # Passages left out of ``text`` because they read as instructions to a model (``ingest/injection.py``).
+    flags: tuple[Flag, ...] = field(repr=False, compare=False, default=())
 
     def page_of(self, raw_offset: int) -> int | None:
         """The 1-based page holding ``raw_offset``, or None for a document without pages."""

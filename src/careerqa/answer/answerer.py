@@ -154,7 +154,7 @@ class Answerer:
 
     def _faq_answer(self, run: Run, vector: np.ndarray | None) -> Answer | None:
         """The answer written in the corpus's own FAQ entry for this question (no generation), if one
-        is close enough (``faq_min_score``)."""
+        is close enough (``faq_min_score``) and something of it is left by the relay rule."""
         match = self.faq.best(vector) if self.faq is not None and vector is not None else None
         if match is None or match[1] < self.settings.faq_min_score:
             return None
@@ -229,7 +229,7 @@ class Answerer:
     def _verified(self, run: Run, draft: Draft, used: Sequence[Hit], focus: Focus) -> Checked | Answer:
         """The draft's supported sentences, on target (focus, relevance and form: answer/focus.py,
         answer/relevance.py, answer/form.py); else once more with the closest passage, or an abstention."""
-        checked = run.timed("verify", verify, self, draft.text, draft.order, used)
+        checked = run.timed("verify", verify, self, draft.text, draft.order, used, run.asked)
         total = len(checked.checks)
         alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
         if not evidence(self, run.standalone, checked.kept):
@@ -240,10 +240,11 @@ class Answerer:
             if retried is not None:
                 return retried
             entry = cited_entry(self, run.standalone, checked, focus)
-            if entry is not None:
-                return self._entry_answer(run, entry)
-            if not checked.kept:
-                return run.abstained(NOTHING_SUPPORTED, total)
+            if entry is not None and (answer := self._entry_answer(run, entry)) is not None:
+                return answer
+            if not checked.kept:  # a relayed sentence dropped says why (answer/relay.py)
+                relayed = checked.relayed[0].reason if checked.relayed else None
+                return run.abstained(relayed or run.relay_reason() or NOTHING_SUPPORTED, total)
         if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text):
             return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = shape(self, run.standalone, focus, checked.kept, checked.by_display)
@@ -258,10 +259,13 @@ class Answerer:
         retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, alone)
         return run.abstained(OFF_TARGET, total) if retried is None else retried
 
-    def _entry_answer(self, run: Run, hit: Hit) -> Answer:
+    def _entry_answer(self, run: Run, hit: Hit) -> Answer | None:
         """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's, and
-        the one a bare yes or no stood for (``checking.cited_entry``)."""
-        text = faq_answer(hit.chunk, sentences=self.settings.max_answer_sentences)
+        the one a bare yes or no stood for (``checking.cited_entry``); without its sentences that relay
+        what the question did not ask about (``answer/relay.py``), None when none is left."""
+        text = " ".join(run.screened([faq_answer(hit.chunk, sentences=self.settings.max_answer_sentences)]))
+        if not text:
+            return None
         n = len(MARKER.findall(text))
         cited = (Citation(n=1, hit=hit),)
         return run.answer(text, cited, sentences_total=n, sentences_supported=n, route="faq")

@@ -1,7 +1,8 @@
 """Checking a draft: ``verify`` keeps the sentences the passages support, each cited to the passage
-that supports it; ``evidence`` asks whether they say more than the question; ``shape`` keeps those on
-target, in the answer's form; ``answering_line`` and ``cited_entry`` revise an answer that is only a
-name or a bare yes or no into what its passage says.
+that supports it, less those that relay what the question did not ask about (``answer/relay.py``,
+whatever passage they cite); ``evidence`` asks whether they say more than the question; ``shape``
+keeps those on target, in the answer's form; ``answering_line`` and ``cited_entry`` revise an answer
+that is only a name or a bare yes or no into what its passage says.
 
 Not handled here: the scores behind these (support: ``answer/grounding.py``; relevance:
 ``answer/relevance.py``; focus: ``answer/focus.py``; form: ``answer/form.py``), deciding what to do when a
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from careerqa.answer.focus import Focus
 from careerqa.answer.form import is_copy, plain_words, select
+from careerqa.answer.relay import Relay, record, relay
 from careerqa.answer.relevance import echoes, in_context, sentence_relevance
 from careerqa.answer.run import Checked, Parts
 from careerqa.text.citations import MARKER, cite
@@ -29,8 +31,11 @@ NAME_WORDS = 4  # an answer this short is a bare name (``answering_line``)
 QUOTE_WORDS = 5  # ... and the line it is checked against says at least this much after its title
 
 
-def verify(parts: Parts, draft: str, order: Sequence[int], used: Sequence[Hit]) -> Checked:
-    """Check every sentence of ``draft`` against the passages; the supported ones, each cited."""
+def verify(
+    parts: Parts, draft: str, order: Sequence[int], used: Sequence[Hit], asked: Sequence[str]
+) -> Checked:
+    """Check every sentence of ``draft`` against the passages; the supported ones, each cited, less
+    those that relay something no text of ``asked`` (the question, its rewrite) asks about."""
     # Markers in the draft are numbered by first mention; map them back to prompt passages, and
     # give the passages it did not cite the next numbers, so verification can move a misnumbered
     # citation to the passage that supports the sentence.
@@ -44,8 +49,12 @@ def verify(parts: Parts, draft: str, order: Sequence[int], used: Sequence[Hit]) 
         {d: parts.retriever.store.sentence_vectors(h.chunk) for d, h in by_display.items()},
     )
     kept = []
+    relayed: list[Relay] = []
     sources = {h.chunk.source for h in used}
     for check in checks:
+        if found := relay(check.text, asked):
+            relayed.append(record(found))  # support is not safety: copied from its passage or not
+            continue
         if not check.supported or check.best is None:
             continue
         if _names_source(check.text, sources, by_display[check.best].chunk.text):
@@ -55,7 +64,7 @@ def verify(parts: Parts, draft: str, order: Sequence[int], used: Sequence[Hit]) 
             sentence = MARKER.sub("", sentence).rstrip()
             sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
         kept.append(sentence)
-    return Checked(by_display, checks, kept)
+    return Checked(by_display, checks, kept, tuple(relayed))
 
 
 def evidence(parts: Parts, question: str, kept: Sequence[str]) -> bool:

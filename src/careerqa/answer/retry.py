@@ -41,7 +41,7 @@ def retry(parts: Parts, question: str, focus: Focus, hits: Sequence[Hit], tried:
         return None
     if focus.coverage < settings.focus_min_coverage and not focus.named_by(draft):
         return None  # the question's rare terms are in no passage and not in the answer either
-    checked = verify(parts, draft, stream.order, used)
+    checked = verify(parts, draft, stream.order, used, (question,))
     if not evidence(parts, question, checked.kept):
         return None
     shaped = shape(parts, question, focus, checked.kept, checked.by_display)

@@ -2,6 +2,11 @@
 the user was shown, the clock, and the one place an ``Answer`` is made), the model's ``Draft``, its
 ``Checked`` sentences, and ``Parts``, the answerer's parts that checking and the retry read.
 
+What is shown and what is answered pass the relay rule (``answer/relay.py``): a streamed sentence that
+relays something the question did not ask about is held back (``RelayGuard``), and such a sentence
+is dropped from the answer made from checked sentences (``Run.answered``), with its reason when none
+is left.
+
 Not handled here: the steps themselves (``answer/answerer.py`` drives them, ``answer/checking.py``
 verifies and shapes a draft, ``answer/retry.py`` answers again), nor the prompts' text
 (``generate/prompts.py``).
@@ -11,12 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from careerqa.answer.focus import FocusIndex
 from careerqa.answer.form import place_markers
 from careerqa.answer.grounding import SentenceSupport, Verifier
+from careerqa.answer.relay import Relay, RelayGuard, screen
 from careerqa.config import Settings
 from careerqa.generate.base import Generator
 from careerqa.generate.prompts import ABSTAIN_TEXT, can_show, is_abstention
@@ -68,6 +74,7 @@ class Checked:
     by_display: dict[int, Hit]
     checks: list[SentenceSupport]
     kept: list[str]
+    relayed: tuple[Relay, ...] = ()  # sentences dropped because they relay what nobody asked for
 
 
 @dataclass
@@ -83,6 +90,9 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     shown: str = ""  # the text yielded so far
     held: str = ""  # text held back while it could still become a refusal
+    opened: bool = False  # the start can no longer become a refusal: text is shown as it comes
+    relayed: list[Relay] = field(default_factory=list)  # sentences dropped by the relay rule
+    guard: RelayGuard | None = None  # holds back a streamed sentence that may relay (``_shown_now``)
 
     def timed(self, name: str, stage: Callable[..., T], *args: Any) -> T:
         started = time.perf_counter()
@@ -90,23 +100,44 @@ class Run:
         self.timings[name] = elapsed_ms(started)
         return result
 
+    @property
+    def asked(self) -> tuple[str, ...]:
+        """What the user asked: the question and its standalone rewrite (the relay rule's exemptions)."""
+        return tuple(dict.fromkeys(q for q in (self.question, self.standalone) if q))
+
     def show(self, text: str) -> str:
         """What of ``text`` the user may see now: the start of an answer is held back until it can no
-        longer become a refusal (``can_show``); after that, everything."""
-        if self.shown:
-            self.shown += text
-            return text
-        self.held += text
-        if not can_show(self.held):
-            return ""
-        self.shown, self.held = self.held, ""
-        return self.shown
+        longer become a refusal (``can_show``); after that, everything but a sentence that may relay
+        something nobody asked for (``RelayGuard``)."""
+        if not self.opened:
+            self.held += text
+            if not can_show(self.held):
+                return ""
+            self.opened, text, self.held = True, self.held, ""
+        return self._shown_now(text)
 
     def release(self, tail: str) -> str:
         """The held text and ``tail``, shown when the whole draft is not a refusal."""
         rest, self.held = self.held + tail, ""
-        self.shown += rest
-        return rest
+        self.opened = True
+        return self._shown_now(rest, end=True)
+
+    def _shown_now(self, text: str, end: bool = False) -> str:
+        if self.guard is None:
+            self.guard = RelayGuard(self.asked)
+        out = self.guard.feed(text) + (self.guard.finish() if end else "")
+        self.shown += out
+        return out
+
+    def screened(self, sentences: list[str]) -> list[str]:
+        """``sentences`` without those that relay what the question did not ask about (noted)."""
+        kept, dropped = screen(sentences, self.asked)
+        self.relayed.extend(dropped)
+        return kept
+
+    def relay_reason(self) -> str | None:
+        """Why the answer lost sentences to the relay rule (the first one's reason), if it did."""
+        return self.relayed[0].reason if self.relayed else None
 
     def answer(self, text: str, citations: tuple[Citation, ...], **fields: Any) -> Answer:
         """The one place an ``Answer`` is made: what the run found, and the total time."""
@@ -130,7 +161,13 @@ class Run:
         )
 
     def answered(self, checked: Checked) -> Answer:
-        """The checked sentences as the answer, citations renumbered 1.. by first mention."""
+        """The checked sentences as the answer, citations renumbered 1.. by first mention; those that
+        relay what nobody asked for dropped (an abstention with the reason when none is left)."""
+        self.relayed.extend(r for r in checked.relayed if r not in self.relayed)
+        kept = self.screened(checked.kept)
+        if not kept:
+            return self.abstained(self.relay_reason() or "relay: no sentence is left", len(checked.checks))
+        checked = replace(checked, kept=kept)
         text, order = renumber(" ".join(checked.kept), checked.by_display)
         citations = tuple(Citation(n=i + 1, hit=checked.by_display[old]) for i, old in enumerate(order))
         return self.answer(

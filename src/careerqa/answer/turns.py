@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from careerqa.generate.base import Generator
-from careerqa.generate.prompts import REWRITE_PROMPT
+from careerqa.generate.prompts import REWRITE_PROMPT, inert
 
 REWRITE_TURNS = 3  # the last turns of a conversation that a follow-up is rewritten with
 REWRITE_MAX_TOKENS = 48  # a standalone question is one short line
@@ -39,7 +39,7 @@ def rewrite(generator: Generator, question: str, history: Sequence[Turn]) -> str
     convo = "\n".join(f"User: {q}\nAssistant: {_short(a)}" for q, a in history[-REWRITE_TURNS:])
     messages = [
         {"role": "system", "content": REWRITE_PROMPT},
-        {"role": "user", "content": f"Conversation:\n{convo}\n\nLast message: {question}"},
+        {"role": "user", "content": inert(f"Conversation:\n{convo}\n\nLast message: {question}")},
     ]
     out = generator.generate(messages, max_tokens=REWRITE_MAX_TOKENS, stop=["\n"])
     out = out.strip().strip('"')

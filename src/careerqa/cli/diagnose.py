@@ -35,6 +35,7 @@ class Problem:
 class Report:
     sections: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # broken: the exit code says so
+    warnings: list[Problem] = field(default_factory=list)  # for the corpus owner to review; not broken
     notes: list[str] = field(default_factory=list)  # worth knowing, fixed on first use
 
     @property
@@ -46,6 +47,7 @@ class Report:
             "ok": self.ok,
             **self.sections,
             "problems": [p.as_dict() for p in self.problems],
+            "warnings": [w.as_dict() for w in self.warnings],
             "notes": self.notes,
         }
 
@@ -229,7 +231,9 @@ def _index(settings: Settings, report: Report) -> dict[str, Any]:
         built_at=manifest.built_at,
         chunks=len(store),
         files=len(manifest.files),
+        flagged=manifest.flagged,
     )
+    report.warnings.extend(_flag_warnings(manifest.flagged))
     try:
         current = file_hashes(settings.corpus_dir)
     except CareerQAError as exc:
@@ -244,3 +248,20 @@ def _index(settings: Settings, report: Report) -> dict[str, Any]:
         section.update(state="stale", changed_files=changed[:20])
         report.notes.append(section["corpus"] + ": `careerqa index` (or the next question) updates it")
     return section
+
+
+def _flag_warnings(flagged: dict[str, list[dict[str, Any]]]) -> list[Problem]:
+    """One warning per passage the index left out as instructions to a model (``ingest/injection.py``)."""
+    out = []
+    for path, flags in flagged.items():
+        for f in flags:
+            page = f" (page {f['page']})" if f.get("page") else ""
+            out.append(
+                Problem(
+                    "corpus",
+                    f"{path} line {f['line']}{page} reads as instructions to the assistant ({f['rule']}) and "
+                    f"was left out of the index: “{f['excerpt']}”",
+                    f"review {path} line {f['line']}: remove the passage (it stays out of the index)",
+                )
+            )
+    return out

@@ -87,6 +87,8 @@ def _print(data: dict[str, Any]) -> None:
     typer.echo("settings  " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "admin_token"))
     for note in data["notes"]:
         typer.echo(f"note: {note}")
+    for warning in data.get("warnings", []):
+        typer.echo(f"WARNING ({warning['part']}): {warning['what']}\n  fix: {warning['fix']}")
     for problem in data["problems"]:
         typer.echo(f"PROBLEM ({problem['part']}): {problem['what']}\n  fix: {problem['fix']}")
     typer.echo("all good" if data["ok"] else f"{len(data['problems'])} problem(s) found")

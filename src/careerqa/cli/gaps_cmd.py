@@ -7,12 +7,14 @@ Not handled here: the log and the grouping (``evals/gaps.py``); registering the 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from careerqa.cli.context import CliContext, err, user_errors
 from careerqa.cli.options import CorpusOpt, IndexOpt, JsonOpt
+from careerqa.config import Settings
+from careerqa.errors import CareerQAError
 
 
 def gaps(
@@ -37,7 +39,9 @@ def gaps(
                 f"note: {log_path(engine.settings.index_dir)} is empty; the question log is off "
                 "(set CAREERQA_LOG_QUESTIONS=1 for ask, chat and serve)"
             )
-        report = gap_report(records, lambda texts: engine.embedder.embed(texts), when)
+        report = gap_report(
+            records, lambda texts: engine.embedder.embed(texts), when, flagged=_flagged(engine.settings)
+        )
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
@@ -57,3 +61,19 @@ def gaps(
         nearest = group["nearest_passage"]
         if nearest:
             typer.echo(f"    nearest passage: {nearest['label']} (cosine {nearest['cosine']:.2f})")
+    if report["flagged_files"]:
+        count = len(report["flagged_files"])
+        typer.secho(f"\n{count} file(s) with text addressed to the assistant, not indexed:", bold=True)
+    for item in report["flagged_files"]:
+        for f in item["flags"]:
+            typer.echo(f"    {item['path']} line {f['line']} ({f['rule']}): “{f['excerpt']}” (review it)")
+
+
+def _flagged(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The flagged files of the committed index (none when there is no readable index)."""
+    from careerqa.index.backends import backend_for
+
+    try:
+        return backend_for(settings).read_manifest().flagged
+    except CareerQAError:
+        return {}

@@ -55,6 +55,8 @@ def index(
         typer.echo(json.dumps({**report.to_dict(), **({"passage_kv": kv.to_dict()} if kv else {})}, indent=2))
         return
     typer.echo(_report_line(report))
+    for line in flagged_lines(report.flagged):
+        typer.echo(line)
     if not report.written:
         typer.echo("index is up to date")
     if kv is not None:
@@ -72,6 +74,16 @@ def _report_line(report: SyncReport) -> str:
         f"({r.chunks_embedded} embedded; {r.chunk_count} in the index)"
     )
     return f"{files}\n{chunks}"
+
+
+def flagged_lines(flagged: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """One line per file with passages left out of the index as instructions to a model."""
+    lines = []
+    for path, flags in flagged.items():
+        where = ", ".join(f"line {f['line']} ({f['rule']})" for f in flags[:3])
+        more = f" and {len(flags) - 3} more" if len(flags) > 3 else ""
+        lines.append(f"flagged: {path}: {where}{more}: text addressed to the assistant, left out; review it")
+    return lines
 
 
 def _sync_passage_kv(engine: Engine, quiet: bool) -> Any:

@@ -10,7 +10,9 @@ an answer by its ``id``. The file is bounded: past ``question_log_max_bytes`` it
 ``gap_report`` takes the refused, weakly supported (under ``WEAK_SUPPORT`` of the sentences kept) and
 thumbs-down questions, embeds them with the index's embedder and groups them by cosine similarity
 (``GROUP_MIN_COSINE``), largest group first, each with its count, the question nearest its centre and
-the closest passage any of its questions found.
+the closest passage any of its questions found. ``flagged`` (from the index manifest) adds the files
+with passages left out as instructions to a model (``ingest/injection.py``): a question about them may
+have gone unanswered because that text is not indexed, and their owner should review them.
 
 Not handled here: printing (``cli/gaps_cmd.py``), HTTP (``web/app.py``), who may read the log (it is a local
 file).
@@ -220,6 +222,7 @@ def gap_report(
     embed: Callable[[list[str]], np.ndarray],
     since: datetime | None = None,
     min_cosine: float = GROUP_MIN_COSINE,
+    flagged: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Groups of unanswered questions, largest first (see the module docstring). ``embed`` gives unit
     vectors (``Embedder.embed``); it is not called when there is nothing to group."""
@@ -256,4 +259,5 @@ def gap_report(
         "questions": len(gaps),
         "distinct_questions": len(distinct),
         "groups": groups_out,
+        "flagged_files": [{"path": path, "flags": flags} for path, flags in (flagged or {}).items()],
     }

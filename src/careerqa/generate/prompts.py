@@ -46,11 +46,38 @@ conversation. Output only the question."""
 
 # Anything a model could read as a passage tag, however it is spelled ("</PASSAGE >", "< /passage").
 _TAG = re.compile(r"<(?=\s*/?\s*passage\b)", re.IGNORECASE)
+# Chat-template control strings, which a tokenizer that parses special tokens (llama.cpp's chat path,
+# a remote server's template) would read as turn boundaries: ``<|im_start|>``, ``<|endoftext|>``,
+# ``<|eot_id|>`` and every other ``<|...|>`` token; Qwen's ``<tool_call>``; Llama 2's ``[INST]``,
+# ``<<SYS>>``, ``<s>``; Gemma's ``<start_of_turn>``.
+_CONTROL = re.compile(
+    r"<(\|[^<>|\s]{1,64}\|)>"
+    r"|<(/?\s*(?:tool_call|tool_response|think|s|start_of_turn|end_of_turn)\s*)>"
+    r"|\[(\s*/?\s*INST\s*)\]|<<(\s*/?\s*SYS\s*)>>",
+    re.IGNORECASE,
+)
+
+
+def inert(text: str) -> str:
+    """Text with every chat-template control string broken: its angle (or square) brackets become
+    ``‹ ›`` (``⁅ ⁆``), so it reads the same to a person and tokenizes as ordinary text. Passages,
+    their names, questions and conversation history all pass through it."""
+
+    def breaks(match: re.Match[str]) -> str:
+        pipe, tag, inst, sys = match.groups()
+        if inst is not None:
+            return f"\u2045{inst}\u2046"
+        if sys is not None:
+            return f"\u2039\u2039{sys}\u203a\u203a"
+        return f"\u2039{pipe if pipe is not None else tag}\u203a"
+
+    return _CONTROL.sub(breaks, text)
 
 
 def fence(text: str) -> str:
-    """Passage text made inert: a ``<`` that would open or close a passage tag becomes ``‹``."""
-    return _TAG.sub("\u2039", text)
+    """Passage text made inert: a ``<`` that would open or close a passage tag becomes ``‹``, and
+    control strings are broken (``inert``)."""
+    return _TAG.sub("\u2039", inert(text))
 
 
 def _attribute(value: str) -> str:
@@ -112,7 +139,7 @@ def build_messages(
     key = excerpt(used[0]) if excerpt is not None and len(used) > 1 else None
     if key:
         blocks.append(excerpt_block(1, key))
-    user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer:"
+    user = "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {inert(question)}\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}], used
 
 

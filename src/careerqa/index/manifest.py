@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from careerqa.errors import IndexCorrupt, IndexStale
+from careerqa.types import Flag
 
 # The format of the whole index (data files and manifest), for both stores. Still 2 with IVF indexes:
 # the FAISS files describe their own type, every reader since version 2 searches, reconstructs and
@@ -43,7 +44,7 @@ class EmbedderInfo:
 class ChunkingParams:
     """The chunker's rules; an index chunked by other rules is chunked again (only new text embedded)."""
 
-    version: str  # chunking.CHUNKER_VERSION
+    version: str  # chunking.CHUNKER_VERSION, "+injection." and injection.INJECTION_VERSION
     min_words: int
     max_words: int
     chrome: str  # boilerplate.CHROME_VERSION
@@ -54,6 +55,9 @@ class ChunkingParams:
 class FileEntry:
     sha256: str
     chunk_ids: tuple[str, ...]  # in document order
+    # Passages left out as instructions to a model (``ingest/injection.py``); "flags" in the JSON only
+    # when there are some, so a manifest without them reads as before and older readers ignore them.
+    flags: tuple[Flag, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,11 @@ class Manifest:
         return {**{path: entry.sha256 for path, entry in self.files.items()}, **self.skipped_files}
 
     @property
+    def flagged(self) -> dict[str, list[dict[str, object]]]:
+        """Path -> the flags of each file that has passages left out as instructions, sorted by path."""
+        return {path: [f.as_dict() for f in e.flags] for path, e in sorted(self.files.items()) if e.flags}
+
+    @property
     def data_files(self) -> tuple[str, str, str]:
         return self.vectors_file, self.sentences_file, self.chunks_file
 
@@ -143,9 +152,7 @@ class Manifest:
             "format_version": self.format_version,
             "embedder": dataclasses.asdict(self.embedder),
             "chunking": dataclasses.asdict(self.chunking) if self.chunking else None,
-            "files": {
-                path: {"sha256": e.sha256, "chunk_ids": list(e.chunk_ids)} for path, e in self.files.items()
-            },
+            "files": {path: _file_dict(e) for path, e in self.files.items()},
             "chunk_ids": list(self.chunk_ids) if self.chunk_ids is not None else None,
             "skipped_files": dict(self.skipped_files),
             "chunk_count": self.chunk_count,
@@ -177,6 +184,33 @@ class Manifest:
                 f"the index has format version {version}, this careerqa reads {FORMAT_VERSION}; {hint}"
             )
         return _Reader(data, where, hint).manifest()
+
+
+def _file_dict(entry: FileEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"sha256": entry.sha256, "chunk_ids": list(entry.chunk_ids)}
+    if entry.flags:
+        out["flags"] = [f.as_dict() for f in entry.flags]
+    return out
+
+
+def _flags(value: object) -> tuple[Flag, ...]:
+    """The flags of a file entry; malformed ones are left out (they only inform, nothing depends on them)."""
+    if not isinstance(value, list):
+        return ()
+    flags = []
+    for f in value:
+        if isinstance(f, dict) and isinstance(f.get("line"), int) and isinstance(f.get("rule"), str):
+            page = f.get("page")
+            excerpt = f.get("excerpt")
+            flags.append(
+                Flag(
+                    f["line"],
+                    f["rule"],
+                    excerpt if isinstance(excerpt, str) else "",
+                    page if isinstance(page, int) else None,
+                )
+            )
+    return tuple(flags)
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +284,10 @@ class _Reader:
         )
         if not ok or not isinstance(value, dict):
             raise self.corrupt("has malformed file entries")
-        return {path: FileEntry(e["sha256"], tuple(e["chunk_ids"])) for path, e in value.items()}
+        return {
+            path: FileEntry(e["sha256"], tuple(e["chunk_ids"]), _flags(e.get("flags")))
+            for path, e in value.items()
+        }
 
     def chunk_ids(self) -> tuple[str, ...] | None:
         value = self.data.get("chunk_ids")

@@ -29,6 +29,8 @@ from careerqa.ingest.boilerplate import CHROME_VERSION, is_chrome_text
 from careerqa.ingest.chunking import CHUNKER_VERSION, chunk_document
 from careerqa.ingest.corpus import BINARY_SUFFIXES, CorpusScan, load_or_warn, scan_corpus
 from careerqa.ingest.headings import HEADINGS_VERSION, by_embedder, restore_headings
+from careerqa.ingest.injection import INJECTION_VERSION
+from careerqa.ingest.readers import HIDDEN_TEXT_VERSION
 from careerqa.types import Chunk, Document
 
 # Called with (event, amount): ("embed_total", n) once, then ("embedded", n) after each batch;
@@ -50,6 +52,9 @@ class SyncReport:
     full: bool = False
     written: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Every file of the committed version with passages left out as instructions to a model
+    # (``ingest/injection.py``): path -> its flags (line, rule, excerpt), whether this sync read it or not.
+    flagged: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     # The committed version in memory (an ``IndexStore`` or ``QdrantStore``; None: no index) and the
     # backend's stamp of it, so the engine serves it without reading it back. Not in ``to_dict``.
@@ -72,7 +77,8 @@ class SyncReport:
 
 def chunking_params(settings: Settings) -> ChunkingParams:
     return ChunkingParams(
-        version=CHUNKER_VERSION,
+        # The injection rules change the text that is chunked: an index left by other rules reads again.
+        version=f"{CHUNKER_VERSION}+injection.{INJECTION_VERSION}+hidden.{HIDDEN_TEXT_VERSION}",
         min_words=settings.chunk_min_words,
         max_words=settings.chunk_max_words,
         chrome=CHROME_VERSION,
@@ -199,10 +205,11 @@ def _plan(
             continue
         (report.files_changed if previous is not None else report.files_added).append(doc.path)
         chunks = index_chunks(doc, settings, embedder_factory())
-        files[doc.path] = FileEntry(doc.sha256, tuple(c.chunk_id for c in chunks))
+        files[doc.path] = FileEntry(doc.sha256, tuple(c.chunk_id for c in chunks), doc.flags)
         wanted.update((c.chunk_id, c) for c in chunks)
     report.files_removed = sorted(set(old_files) - set(files))
     report.files_unchanged.sort()
+    report.flagged = {p: [f.as_dict() for f in e.flags] for p, e in sorted(files.items()) if e.flags}
     return files, wanted
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from careerqa.errors import BadInput, CorpusEmpty
 from careerqa.ingest.clean import clean_text
+from careerqa.ingest.injection import drop_injections, flags_of
 from careerqa.ingest.readers import Unreadable, extract, front_matter
-from careerqa.types import Document
+from careerqa.types import Document, Flag
 
 KINDS: dict[str, str] = {
     ".txt": "text",
@@ -199,6 +200,7 @@ def load_document(rel: str, raw: bytes) -> Document:
     else:  # the block is not indexed; offsets still count from the top of the file
         text, offsets = clean_text(decoded[meta.end :], kind)
         offsets = [o + meta.end for o in offsets]
+    text, offsets, flags = _without_injections(text, offsets, decoded)
     return Document(
         path=rel,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -208,7 +210,16 @@ def load_document(rel: str, raw: bytes) -> Document:
         title=meta.title if meta else None,
         tags=meta.tags if meta else (),
         date=meta.date if meta else None,
+        flags=flags,
     )
+
+
+def _without_injections(
+    text: str, offsets: list[int], source: str, pages: tuple[int, ...] = ()
+) -> tuple[str, list[int], tuple[Flag, ...]]:
+    """The cleaned text without its instruction-like passages (``ingest/injection.py``), and their flags."""
+    kept, kept_offsets, found = drop_injections(text, offsets)
+    return kept, kept_offsets, flags_of(found, text, offsets, source, pages)
 
 
 # Every sync reads the whole corpus, and a PDF takes far longer to read than a text file: a long-running
@@ -229,6 +240,7 @@ def _load_binary(rel: str, raw: bytes) -> Document:
             return cached
     extracted = extract(Path(rel).suffix.lower(), raw)
     text, offsets = clean_text(extracted.text, extracted.kind)
+    text, offsets, flags = _without_injections(text, offsets, extracted.text, extracted.pages)
     doc = Document(
         path=rel,
         sha256=sha,
@@ -238,6 +250,7 @@ def _load_binary(rel: str, raw: bytes) -> Document:
         pages=extracted.pages,
         title=extracted.title,
         notes=extracted.warnings,
+        flags=flags,
     )
     with _BINARY_CACHE_LOCK:
         _BINARY_CACHE[(rel, sha)] = doc

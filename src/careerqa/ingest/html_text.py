@@ -1,6 +1,7 @@
 """HTML to Markdown-like text, as one cleaning step: headings become ``#`` lines, list items ``- `` lines.
 
-Comments, the doctype, scripts, styles and page chrome (``ingest/boilerplate.py``) are dropped; block
+Comments, the doctype, what a browser does not show (scripts, styles, ``display:none``, ``hidden``, ...:
+``ingest/hidden_html.py``) and page chrome (``ingest/boilerplate.py``) are dropped; block
 tags become line breaks, table cells `` | ``, ``<pre>`` a fenced block; entities are unescaped. Every
 edit is a tracked substitution (``ingest/tracked.py``), so each character still maps back to the file.
 Not handled here: full HTML parsing (a regex pass that suits scraped articles, not arbitrary web
@@ -14,6 +15,7 @@ import html
 import re
 
 from careerqa.ingest.boilerplate import html_chrome_spans
+from careerqa.ingest.hidden_html import hidden_html_spans
 from careerqa.ingest.tracked import cut, tsub
 
 _BLOCK_TAGS = (
@@ -27,6 +29,7 @@ def strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
     dotall = re.IGNORECASE | re.DOTALL
     text, offsets = tsub(r"<!--.*?-->", "", text, offsets, re.DOTALL)
     text, offsets = tsub(r"<!DOCTYPE[^>]*>", "", text, offsets, re.IGNORECASE)
+    text, offsets = cut(text, offsets, hidden_html_spans(text))  # display:none, hidden, scripts, ...
     text, offsets = tsub(
         r"<(script|style|head|noscript|template|svg)\b[^>]*>.*?</\1\s*>", "", text, offsets, dotall
     )

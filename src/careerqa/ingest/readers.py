@@ -8,12 +8,16 @@ split a Markdown file's front matter from its body.
   an outline entry (a bookmark) is a heading too, whatever its font. Why pdfminer.six and not pypdf:
   ``bench/bench_pdf_readers.py`` on generated layouts: both keep the words, but pypdf follows the content
   stream, so a two-column page written row by row comes out with its columns interleaved; pdfminer.six
-  groups the text by position. An encrypted PDF that needs a password, and one without a text layer
+  groups the text by position. Characters nobody sees (render mode 3, white on a white page, under 1 pt,
+  off the page) are left out by ``ingest/pdf_hidden.py``, with a note that counts them. An encrypted
+  PDF that needs a password, and one without a text layer
   (a scan: no OCR engine is available here), raise ``Unreadable``.
 - **DOCX** (python-docx): paragraphs and tables in document order, as Markdown that keeps headings,
   lists and tables. mammoth (Word → HTML, then the corpus's HTML path) finds the same structure on the
   generated files but parses the XML in pure Python: ~0.45 s for a one-page file against ~0.03 s
-  (``bench/bench_pdf_readers.py``). Text boxes, footnotes and comments are not read.
+  (``bench/bench_pdf_readers.py``). Runs with Word's hidden-text property (``w:vanish``, set on the
+  run or by its character or paragraph style) are left out, with a note. Text boxes, footnotes and
+  comments are not read.
 - **Front matter** (python-frontmatter's YAML handler): a leading ``---`` block; ``title``, ``tags`` and
   ``date`` are kept, the block itself is not indexed.
 
@@ -28,13 +32,17 @@ import io
 import re
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from careerqa.errors import CareerQAError
 
 BINARY_KINDS = {".pdf": "pdf", ".docx": "docx"}
+# Bump when what counts as hidden text changes, in HTML (``ingest/hidden_html.py``), PDF
+# (``ingest/pdf_hidden.py``) or Word files (``_DocxVisible``): it is part of the index's chunking
+# parameters, so an index built by other rules reads its HTML, PDF and Word files again.
+HIDDEN_TEXT_VERSION = "1"
 
 # A PDF line is a heading when its font is this much larger than the body text's (the size most of the
 # characters are set in); 1.15 keeps 12 pt headings over 10.5 pt text and leaves bold body text alone.
@@ -91,15 +99,17 @@ class _Line:
 
 
 def read_pdf(raw: bytes) -> Extracted:
-    from pdfminer.high_level import extract_pages
     from pdfminer.layout import LAParams, LTChar, LTTextBox
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
     from pdfminer.pdfparser import PDFSyntaxError
 
+    from careerqa.ingest.pdf_hidden import visible_pages
+
     pages: list[list[_Line]] = []
     outline = _outline_titles(raw)
+    hidden: dict[int, int] = {}  # page number -> invisible characters left out
     try:
-        for page in extract_pages(io.BytesIO(raw), laparams=LAParams()):
+        for page in visible_pages(raw, LAParams(), hidden):
             lines: list[_Line] = []
             for box in page:
                 if not isinstance(box, LTTextBox):
@@ -122,7 +132,16 @@ def read_pdf(raw: bytes) -> Extracted:
             "the PDF has no text layer (a scan or images only?); no OCR engine is available, "
             "so export it with its text or add a text version"
         )
-    return _pdf_text(pages, outline)
+    extracted = _pdf_text(pages, outline)
+    if hidden:
+        note = _hidden_note(sum(hidden.values()), "invisible or white-on-white", sorted(hidden))
+        extracted = replace(extracted, warnings=(*extracted.warnings, note))
+    return extracted
+
+
+def _hidden_note(count: int, how: str, pages: list[int] | None = None) -> str:
+    where = f" on page(s) {', '.join(map(str, pages))}" if pages else ""
+    return f"left out {count} characters of hidden text ({how}){where}"
 
 
 def _outline_titles(raw: bytes) -> set[str]:
@@ -231,6 +250,7 @@ def read_docx(raw: bytes) -> Extracted:
     from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(raw))
+    visible = _DocxVisible(document)
     blocks: list[str] = []
     title = None
     for element in document.element.body.iterchildren():
@@ -239,15 +259,17 @@ def read_docx(raw: bytes) -> Extracted:
             paragraph = Paragraph(element, document)
             style = paragraph.style.name if paragraph.style is not None else ""
             if title is None and not blocks and style == "Title":
-                title = " ".join(paragraph.text.split()) or None  # names the document, as front matter does
+                title = " ".join(visible.text(paragraph).split()) or None  # names the document
                 continue
-            line = _docx_paragraph(paragraph)
+            line = _docx_paragraph(paragraph, visible.text(paragraph))
             if line:
                 blocks.append(line)
         elif tag == "tbl":
             rows = []
             for row in Table(element, document).rows:
-                cells = [" ".join(cell.text.split()) for cell in row.cells]
+                cells = [
+                    " ".join("\n".join(map(visible.text, cell.paragraphs)).split()) for cell in row.cells
+                ]
                 if any(cells):
                     rows.append("| " + " | ".join(cells) + " |")
             if rows:
@@ -262,11 +284,53 @@ def read_docx(raw: bytes) -> Extracted:
     text = "".join(parts)
     if not re.search(r"\w", text):
         raise Unreadable("the Word file has no text")
-    return Extracted(text + "\n", "markdown", title=title or document.core_properties.title or None)
+    notes = (_hidden_note(visible.hidden, "Word's hidden-text formatting"),) if visible.hidden else ()
+    title = title or document.core_properties.title or None
+    return Extracted(text + "\n", "markdown", warnings=notes, title=title)
 
 
-def _docx_paragraph(paragraph: Any) -> str:
-    text = " ".join(paragraph.text.split())
+class _DocxVisible:
+    """The text of a Word paragraph without its hidden runs (``w:vanish``: set on the run, else by its
+    character style, else by the paragraph's style, each with the styles it is based on; the nearest
+    setting wins). Counts the hidden characters left out."""
+
+    def __init__(self, document: Any) -> None:
+        self.hidden = 0
+        self.styles: dict[str, bool | None] = {}
+        for style in document.styles:
+            base, value = style, None
+            for _ in range(16):  # a chain of based-on styles (a loop in a damaged file stops)
+                font = getattr(base, "font", None)
+                value = font.hidden if font is not None else None
+                base = getattr(base, "base_style", None)
+                if value is not None or base is None:
+                    break
+            self.styles[style.style_id] = value
+
+    def text(self, paragraph: Any) -> str:
+        style = paragraph.style.style_id if paragraph.style is not None else None
+        inherited = bool(self.styles.get(style)) if style else False
+        parts = []
+        for element in paragraph._p.xpath("w:r | w:hyperlink"):
+            for run in element.xpath("w:r") if element.tag.endswith("}hyperlink") else [element]:
+                if self._hidden(run, inherited):
+                    self.hidden += len(run.text)
+                else:
+                    parts.append(run.text)
+        return "".join(parts)
+
+    def _hidden(self, run: Any, inherited: bool) -> bool:
+        r_pr = run.rPr
+        if r_pr is None:
+            return inherited
+        if r_pr.vanish is not None:
+            return bool(r_pr.vanish.val)
+        by_style = self.styles.get(r_pr.rStyle.val) if r_pr.rStyle is not None else None
+        return inherited if by_style is None else by_style
+
+
+def _docx_paragraph(paragraph: Any, text: str) -> str:
+    text = " ".join(text.split())
     if not text:
         return ""
     style = paragraph.style.name if paragraph.style is not None else ""
