@@ -45,8 +45,10 @@ bench: setup
 
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
+AXE_CORE = .cache/browser/node_modules/axe-core/axe.min.js
 
 # The chat page tests drive headless Chromium; Debian packages it with its driver (about 100 MB).
+# axe-core, the accessibility checker they inject, comes from npm into .cache/browser (gitignored).
 browser:
 	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
 	  echo "installing chromium and chromium-driver for the chat page tests"; \
@@ -54,4 +56,12 @@ browser:
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    chromium chromium-driver; \
+	fi
+	@if [ ! -f $(AXE_CORE) ]; then \
+	  echo "installing axe-core (npm) for the chat page's accessibility test"; \
+	  if ! command -v npm >/dev/null; then \
+	    sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; \
+	  fi; \
+	  npm install --prefix .cache/browser --no-save --no-audit --no-fund axe-core@4; \
 	fi

@@ -58,34 +58,45 @@ def test_completion_shape_with_sources(server):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
 
 
+def stream_chunks(response: httpx.Response) -> list[dict]:
+    lines = [line for line in response.text.split("\n\n") if line]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    return [json.loads(line[6:]) for line in lines[:-1]]
+
+
+def deltas(chunks: list[dict], key: str) -> str:
+    return "".join(c["choices"][0]["delta"].get(key, "") for c in chunks if c["choices"])
+
+
 def test_completion_stream_follows_the_openai_wire_format(server):
     use_generator(server, Pieces(LONG_ANSWER))
     response = server["client"].post("/v1/chat/completions", json=openai_body(QUESTION, stream=True))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    lines = [line for line in response.text.split("\n\n") if line]
-    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
-    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    chunks = stream_chunks(response)
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    # The draft streams as reasoning; the checked answer and its sources come once, as the content.
+    assert deltas(chunks, "reasoning_content").strip() == LONG_ANSWER
+    text = deltas(chunks, "content")
     assert text.startswith(LONG_ANSWER) and "Sources:\n[1] maths.md" in text
+    assert [c for c in chunks if c["choices"][0]["delta"].get("content")] == [chunks[-2]]
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "stop" and last["citations"][0]["source"] == "maths.md"
     assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None] * (len(chunks) - 1)
 
 
-def test_completion_stream_adds_the_checked_answer_only_when_checking_changed_it(server):
+def test_completion_stream_shows_the_checked_answer_once(server):
     uncited = "Khan Academy and MIT OpenCourseWare have free courses on all three topics."
-    for reply, note in [(uncited, True), (LONG_ANSWER, False)]:
+    for reply in (uncited, LONG_ANSWER):
         use_generator(server, FakeGenerator(lambda messages, reply=reply: reply))
         response = server["client"].post("/v1/chat/completions", json=openai_body(QUESTION, stream=True))
-        chunks = [json.loads(line[6:]) for line in response.text.split("\n\n") if line[6:7] == "{"]
-        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-        checked = f"\n\n(Checked against the sources, the answer is: {uncited.removesuffix('.')} [1].)"
-        assert text.startswith(reply) and (checked in text) is note
-        assert text.index("Sources:") > (text.index(checked) if note else 0)
-        assert chunks[-1]["careerqa"]["answer"] == (uncited.removesuffix(".") + " [1]." if note else reply)
+        chunks = stream_chunks(response)
+        checked = chunks[-1]["careerqa"]["answer"]
+        assert checked == (uncited.removesuffix(".") + " [1]." if reply == uncited else reply)
+        text = deltas(chunks, "content")
+        assert text.startswith(checked) and text.count(checked) == 1 and "Checked against" not in text
+        assert deltas(chunks, "reasoning_content") == reply  # what the model wrote, as it wrote it
         assert server["client"].get("/health").json()["queue"]["pending"] == 0  # the slot is back
 
 

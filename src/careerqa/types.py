@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass, field
 
 from careerqa.text.sentences import passage_spans
@@ -150,12 +151,18 @@ class Answer:
     tokens: dict[str, int] = field(default_factory=dict)
 
 
+def document_id(path: str) -> str:
+    """A corpus file's id in the API (``GET /documents/{id}``): derived from its path, never a path."""
+    return hashlib.sha256(f"document\n{path}".encode()).hexdigest()[:16]
+
+
 def hit_to_dict(hit: Hit, n: int | None = None) -> dict[str, object]:
     """The JSON shape of a passage, shared by ``search --json``, ``ask --json`` and the web API."""
     c = hit.chunk
     return {
         "n": hit.rank if n is None else n,
         "chunk_id": c.chunk_id,
+        "document_id": document_id(c.source),
         "source": c.source,
         "section": c.section,
         "text": c.text,

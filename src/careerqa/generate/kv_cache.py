@@ -35,12 +35,16 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from careerqa.config import Settings
 from careerqa.generate.model_files import MODELS
 from careerqa.locks import file_lock
 from careerqa.types import Chunk
+
+if TYPE_CHECKING:
+    from careerqa.generate.base import Generator
+    from careerqa.index.store import Store
 
 CACHE_FORMAT = 1  # bump when the blob layout or the block text changes meaning
 MAGIC = b"CQKV"
@@ -349,7 +353,7 @@ class _NoKV(Exception):
     """The configured generator has no KV cache to precompute (a remote or fake backend)."""
 
 
-def index_chunks(store: Any) -> list[Chunk]:
+def index_chunks(store: Store) -> list[Chunk]:
     """The index's chunks in corpus order (files by path, chunks in document order)."""
     ordered: list[Chunk] = []
     files = store.manifest.files if store.manifest is not None else {}
@@ -360,11 +364,12 @@ def index_chunks(store: Any) -> list[Chunk]:
 
 def sync_for_index(
     settings: Settings,
-    store: Any,
-    generator: Callable[[], Any],
+    store: Store,
+    generator: Callable[[], Generator],
     progress: Callable[[str, int], None] | None = None,
 ) -> KVReport:
-    """Bring the passage caches of ``store`` (an ``IndexStore``) in line with it; see ``sync_caches``.
+    """Bring the passage caches of ``store`` (the committed index version) in line with it; see
+    ``sync_caches``.
 
     ``generator`` is called only when a cache must be computed; a generator without ``passage_kv``
     (remote, fake) leaves the caches alone and says so in the report.

@@ -4,7 +4,7 @@
 ``ingest/html_text.py``), white space, then the scraper repairs (``ingest/repairs.py``). Every step is
 a tracked substitution (``ingest/tracked.py``), so every character of the result maps back to ``raw``.
 Cleaning repairs only unambiguous scraping artefacts and never drops words (of HTML, the markup,
-scripts and page chrome are dropped).
+scripts, page chrome and hidden elements are dropped: ``ingest/hidden_html.py``).
 Not handled here: reading and decoding files (``ingest/corpus.py``), Markdown rendering (Markdown stays
 Markdown), and splitting into chunks (``ingest/chunking.py``).
 """

@@ -52,7 +52,16 @@ from careerqa.web.schemas import (
     SearchRequest,
 )
 from careerqa.web.service import GenerationQueue, served_events
-from careerqa.web.streams import chat_events, event_stream, first_shown, openai_events, whole_reply
+from careerqa.web.streams import (
+    OpenAIOptions,
+    chat_events,
+    event_stream,
+    first_shown,
+    openai_events,
+    openai_text_events,
+    whole_reply,
+)
+from careerqa.web.tasks import task_reply
 
 logger = logging.getLogger("careerqa.web.app")
 
@@ -204,10 +213,11 @@ def _add_answer_routes(app: FastAPI, queue: GenerationQueue, keyed: list[Any]) -
         dependencies=keyed,
     )
     async def chat(body: ChatRequest, request: Request, engine: EngineDep) -> Response:
-        events = served_events(engine, queue, body.question, body.turns(), body.top_k)
+        gone = threading.Event()  # set when the client hangs up before the answer starts (Stop)
+        events = served_events(engine, queue, body.question, body.turns(), body.top_k, cancelled=gone)
         if not (body.stream or "text/event-stream" in request.headers.get("accept", "")):
             return JSONResponse(await whole_reply(events))
-        first = await first_shown(events)  # an error before any text is a proper status
+        first = await first_shown(events, request, gone)  # an error before any text is a proper status
         return event_stream(chat_events(first, events))
 
     @app.post(
@@ -215,14 +225,26 @@ def _add_answer_routes(app: FastAPI, queue: GenerationQueue, keyed: list[Any]) -
         summary="OpenAI-compatible chat completions (streaming or not)",
         dependencies=keyed,
     )
-    async def completions(body: OpenAIChatRequest, engine: EngineDep) -> Response:
+    async def completions(body: OpenAIChatRequest, request: Request, engine: EngineDep) -> Response:
+        body.check_supported()
         model = body.model or openai_compat.MODEL_ID
-        events = served_events(engine, queue, body.question(), body.turns(), None, count_tokens=True)
+        if body.task():  # a client's title, tag or follow-up prompt: answered at once, no model
+            content = task_reply(body.question())
+            if not body.stream:
+                return JSONResponse(openai_compat.task_completion(content, model))
+            return event_stream(openai_text_events(content, model, body.include_usage()))
+        gone = threading.Event()
+        events = served_events(
+            engine, queue, body.question(), body.turns(), None, count_tokens=True, cancelled=gone
+        )
+        options = OpenAIOptions(body.shape(), engine.generator.count_tokens, body.include_usage())
         if not body.stream:
             reply = await whole_reply(events)
-            return JSONResponse(openai_compat.completion(reply, model, reply.pop("usage")))
-        first = await first_shown(events)
-        return event_stream(openai_events(first, events, model))
+            usage = reply.pop("usage")
+            content, finish = options.shape.apply(openai_compat.content_text(reply), options.count)
+            return JSONResponse(openai_compat.completion(reply, model, usage, content, finish))
+        first = await first_shown(events, request, gone)
+        return event_stream(openai_events(first, events, model, options))
 
     @app.get(
         "/v1/models", summary="The one model this server offers (for OpenAI clients)", dependencies=keyed

@@ -3,19 +3,32 @@
 The answer text is followed by a "Sources:" list (plain text, so any chat UI shows it), and the
 structured citations ride along in an extra ``citations`` field (and the whole careerqa answer in
 ``careerqa``), which OpenAI clients ignore. Token counts in ``usage`` are the model's own counts of
-the question and the answer text.
+the question and the answer text. The client's ``stop`` and ``max_tokens`` shape what it is sent
+(``Shape``); ``plain_answer`` turns such a message, sent back as history, into the answer's text.
 
-Not handled here: routing and streaming transport (``web/app.py``).
+Not handled here: routing and streaming transport (``web/app.py``, ``web/streams.py``), a client's
+background task prompts (``web/tasks.py``).
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from careerqa.text.citations import MARKER
 
 MODEL_ID = "careerqa"
 SOURCE_QUOTE_CHARS = 160
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+REVISION_LEAD = "(Checked against the sources, the answer is: "
+# What ``plain_answer`` takes off a message careerqa sent: the sources trailer (``sources_text``),
+# a reasoning block a client kept in the message (``<think>``, Open WebUI's ``<details>``).
+_SOURCES_TRAILER = re.compile(r"\n\s*Sources:\s*\n\s*\[\d+\].*\Z", re.DOTALL)
+_REASONING = re.compile(r"<(think|details)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 
 
 def new_id() -> tuple[str, int]:
@@ -35,13 +48,65 @@ def sources_text(answer: dict[str, Any]) -> str:
     return "\n\n" + "\n\n".join(parts) if parts else ""
 
 
-def revision_text(text: str) -> str:
-    """What to append when checking changed the streamed answer (``events.Revised``): a client
-    cannot take back streamed text, so the checked version ``text`` follows it, labelled."""
-    return f"\n\n(Checked against the sources, the answer is: {text})"
+def plain_answer(content: str) -> str:
+    """An assistant message of the history as the answer's plain text: a careerqa answer comes back
+    as the client was sent it, so the ``Sources:`` trailer, ``[n]`` markers, a kept reasoning block
+    and an older careerqa's "(Checked against the sources, the answer is: …)" note (whose text is
+    the answer) are taken off; any other assistant text only loses its markers."""
+    text = _REASONING.sub("", content)
+    text = _SOURCES_TRAILER.sub("", text)
+    if (at := text.rfind(REVISION_LEAD)) >= 0:
+        text = text[at + len(REVISION_LEAD) :].strip().removesuffix(")")
+    text = MARKER.sub("", text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", " ".join(text.split()))
 
 
-def completion(answer: dict[str, Any], model: str, usage: dict[str, int]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Shape:
+    """What the client asked of the text it is sent: ``stop`` sequences (the content ends before the
+    first), ``max_tokens`` (the content is cut to that many tokens, at a word)."""
+
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+
+    def apply(self, content: str, count: Callable[[str], int]) -> tuple[str, str]:
+        """``content`` as the client asked for it, and the ``finish_reason``."""
+        cuts = [content.index(s) for s in self.stop if s and s in content]
+        if cuts:
+            content = content[: min(cuts)]
+        if self.max_tokens is None or count(content) <= self.max_tokens:
+            return content, "stop"
+        words = re.findall(r"\s*\S+", content)
+        low, high = 0, len(words)  # the most words whose text fits: count() grows with the words
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if count("".join(words[:mid])) <= self.max_tokens else (low, mid - 1)
+        return "".join(words[:low]), "length"
+
+
+def content_text(answer: dict[str, Any]) -> str:
+    """What the client shows: the answer text, then its sources."""
+    return str(answer["answer"]) + sources_text(answer)
+
+
+def completion(
+    answer: dict[str, Any],
+    model: str,
+    usage: dict[str, int],
+    content: str | None = None,
+    finish: str = "stop",
+) -> dict[str, Any]:
+    """The whole reply; ``content`` (default ``content_text``) is what the message says."""
+    said = content_text(answer) if content is None else content
+    return {**_completion(said, model, usage, finish), "citations": answer["citations"], "careerqa": answer}
+
+
+def task_completion(content: str, model: str) -> dict[str, Any]:
+    """The reply to a client's background task (``web/tasks.py``): no model ran, nothing is cited."""
+    return {**_completion(content, model, NO_USAGE, "stop"), "citations": []}
+
+
+def _completion(content: str, model: str, usage: dict[str, int], finish: str) -> dict[str, Any]:
     completion_id, created = new_id()
     return {
         "id": completion_id,
@@ -49,15 +114,9 @@ def completion(answer: dict[str, Any], model: str, usage: dict[str, int]) -> dic
         "created": created,
         "model": model,
         "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": answer["answer"] + sources_text(answer)},
-                "finish_reason": "stop",
-            }
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
         ],
         "usage": usage,
-        "citations": answer["citations"],
-        "careerqa": answer,
     }
 
 
@@ -76,6 +135,18 @@ def chunk(
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         **extra,
+    }
+
+
+def usage_chunk(completion_id: str, created: int, model: str, usage: dict[str, int]) -> dict[str, Any]:
+    """The last chunk of a stream whose client asked ``stream_options.include_usage``: no choices."""
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage,
     }
 
 

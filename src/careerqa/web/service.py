@@ -6,6 +6,8 @@ llama.cpp runs one context on all cores, so two answers at once would each run a
 ``CAREERQA_GENERATION_SLOTS``, for a remote generator that batches) and at most
 ``max_waiting`` wait; one more is refused with ``Busy`` (HTTP 503 with ``Retry-After``) rather than
 left to time out. Searches do not pass through it: they only read the index and embed a query.
+A client that hangs up before its answer starts (the page's Stop button, a closed tab) sets the ask's
+``cancelled`` event: the ask leaves the waiting line at once (``Cancelled``) and never runs the model.
 
 Not handled here: routing, HTTP shapes (``web/app.py``), keys and tokens (``web/auth.py``).
 """
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from careerqa.engine.core import Engine
 
 logger = logging.getLogger("careerqa.web.app")
+_CANCEL_POLL_S = 0.05  # how often a waiting ask looks whether its client hung up
 
 
 class Busy(CareerQAError):
@@ -41,6 +44,12 @@ class Busy(CareerQAError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Cancelled(CareerQAError):
+    """The client hung up before its answer started; nobody reads the reply (nginx's 499)."""
+
+    http_status = 499
 
 
 class GenerationQueue:
@@ -71,14 +80,20 @@ class GenerationQueue:
             self._pending += 1
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
-        """Run after ``admit()``: one at a time; always gives the place in line back."""
+    def turn(self, cancelled: threading.Event | None = None) -> Iterator[None]:
+        """Run after ``admit()``: one at a time; always gives the place in line back, at once when
+        ``cancelled`` is set while waiting (``Cancelled``)."""
         try:
-            with self._lock:
+            while not self._lock.acquire(timeout=_CANCEL_POLL_S):
+                if cancelled is not None and cancelled.is_set():
+                    raise Cancelled("the client hung up while its question waited")
+            try:
                 started = time.monotonic()
                 yield
                 # Keep Retry-After honest: a running average of how long answers take here.
                 self.typical_s = 0.8 * self.typical_s + 0.2 * (time.monotonic() - started)
+            finally:
+                self._lock.release()
         finally:
             with self._state:
                 self._pending -= 1
@@ -105,19 +120,21 @@ def served_events(
     turns: Sequence[Turn],
     top_k: int | None,
     count_tokens: bool = False,
+    cancelled: threading.Event | None = None,
 ) -> Generator[Event | Reply, None, None]:
     """One ask as the service runs it (blocking: iterate it in a worker thread). A cached answer
     skips the queue; any other takes a place in it (``Busy`` at once when it is full) and holds a
     generation slot until its events end or the iterator is closed. The answer's events, without
-    ``Done``, then its ``Reply``; the whole ask reads one index version."""
+    ``Done``, then its ``Reply``; the whole ask reads one index version. ``cancelled`` (set when the
+    client hangs up) ends the ask with ``Cancelled`` while it waits in line or between its events."""
     view = engine.view()  # this request's index version, to the end
     cached = None if turns else engine.cached(question, top_k, view)
     if cached is not None:  # answered before on this index version: no need to queue
         answer = yield from _relayed(replayed(cached))
     else:
         queue.admit()  # Busy (503) now, before anything is streamed
-        with queue.turn():
-            answer = yield from _relayed(engine.events(question, turns, top_k, view=view))
+        with queue.turn(cancelled):
+            answer = yield from _relayed(engine.events(question, turns, top_k, view=view), cancelled)
     body: dict[str, Any] = {**answer_to_dict(answer), "index_version": view.version}
     body["log_id"] = _log(engine, answer, view.version)
     if count_tokens:
@@ -125,10 +142,15 @@ def served_events(
     yield Reply(body)
 
 
-def _relayed(events: Iterable[Event]) -> Generator[Event, None, Answer]:
-    """Every event but ``Done``; returns the ``Done`` answer."""
+def _relayed(
+    events: Iterable[Event], cancelled: threading.Event | None = None
+) -> Generator[Event, None, Answer]:
+    """Every event but ``Done``; returns the ``Done`` answer. ``Cancelled`` once ``cancelled`` is set."""
     answer = None
     for event in events:
+        if cancelled is not None and cancelled.is_set():
+            _close(events)  # the model's stream, now
+            raise Cancelled("the client hung up before its answer started")
         if isinstance(event, Done):
             answer = event.answer
         else:
@@ -136,6 +158,12 @@ def _relayed(events: Iterable[Event]) -> Generator[Event, None, Answer]:
     if answer is None:
         raise RuntimeError("the answer's events ended without Done")
     return answer
+
+
+def _close(events: Iterable[Event]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
 
 
 def _usage(count: Callable[[str], int], question: str, answer: Answer) -> dict[str, int]:
