@@ -2,8 +2,7 @@
 
 Routes are thin: pydantic validates the request (``web/schemas.py``), the engine runs in worker
 threads, an answer's events (``service.served_events``) become JSON or a stream (``web/streams.py``),
-and a ``CareerQAError`` becomes ``{"error": message}`` with the error's HTTP status (on
-``/v1/`` routes, OpenAI's ``{"error": {"message", "type", "code"}}``). The engine (index, embedder,
+and a ``CareerQAError`` becomes JSON with the error's HTTP status (``web/errors.py``). The engine (index, embedder,
 generator) is built and warmed up in the lifespan, never at import; tests pass their own engine to
 ``create_app`` or override ``get_engine``.
 
@@ -11,7 +10,8 @@ Each request takes the engine's current ``IndexView`` once and answers from it a
 (``POST /reindex`` here, or ``careerqa index`` in another process) swaps the index between requests,
 never inside one. Answers go one at a time through a bounded ``GenerationQueue``; searches do not.
 
-Not handled here: TLS, users, rate limiting per client, CORS (none: the page is same-origin).
+Not handled here: error bodies and the body limit (``web/errors.py``), API keys and their rate limit
+(``web/auth.py``), TLS, CORS (none: the page is same-origin).
 """
 
 from __future__ import annotations
@@ -22,18 +22,14 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from careerqa.config import Settings
 from careerqa.engine.core import Engine
@@ -44,6 +40,7 @@ from careerqa.types import hit_to_dict
 from careerqa.web import openai_compat
 from careerqa.web.auth import ApiGuard, KeyRing, check_admin
 from careerqa.web.docs import docs_page
+from careerqa.web.errors import BodyLimit, add_error_handlers
 from careerqa.web.schemas import (
     MAX_BODY_BYTES,
     ChatRequest,
@@ -103,7 +100,7 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
     app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     keyed = [_key_check(ApiGuard(KeyRing.parse(settings.api_keys), settings.api_rate_per_minute))]
-    _add_error_handlers(app)
+    add_error_handlers(app)
     _add_pages(app)
     _add_status_routes(app, settings, queue, keyed)
     _add_answer_routes(app, queue, keyed)
@@ -130,32 +127,6 @@ def _lifespan(
             await anyio.to_thread.run_sync(watcher.join, 5)
 
     return lifespan
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(CareerQAError)
-    async def user_error(request: Request, exc: CareerQAError) -> JSONResponse:
-        headers = dict(getattr(exc, "headers", None) or {})  # WWW-Authenticate on a 401
-        if (retry_after := getattr(exc, "retry_after", None)) is not None:  # 503 busy, 429 rate limit
-            headers["Retry-After"] = str(retry_after)
-        return _error(request, str(exc), exc.http_status, headers or None)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        # A body that is not UTF-8 comes back in the errors as bytes: show it, never fail on it (500).
-        lenient: dict[Any, Callable[[Any], Any]] = {Exception: str, bytes: _decode_leniently}
-        detail = jsonable_encoder(errors, custom_encoder=lenient)
-        return _error(request, _describe(errors), 422, detail=detail)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(request, str(exc.detail), exc.status_code, dict(exc.headers or {}))
-
-    @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("request failed", exc_info=exc)
-        return _error(request, "internal error; see the server log", 500)
 
 
 def _add_pages(app: FastAPI) -> None:
@@ -318,53 +289,6 @@ def _start_watcher(engine: Engine, lock: threading.Lock, stop: threading.Event) 
     return thread
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, by header or while the body streams in."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            message = f"the request body is over the {self.limit} byte limit"
-            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise HTTPException(413, f"the request body is over the {self.limit} byte limit")
-            return message
-
-        await self.app(scope, limited, send)
-
-
-def _decode_leniently(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
-def _error(
-    request: Request,
-    message: str,
-    status: int,
-    headers: dict[str, str] | None = None,
-    detail: object = None,
-) -> JSONResponse:
-    if request.url.path.startswith("/v1/"):
-        return JSONResponse(openai_compat.error_body(message, status), status_code=status, headers=headers)
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _generator_name(engine: Engine) -> str:
     """The configured model, or the remote server's model and URL when generation is remote."""
     if engine.settings.generator_url:
@@ -384,15 +308,6 @@ def _warm_up(engine: Engine, load_models: bool) -> None:
             engine.view()
     except CareerQAError as exc:
         logger.warning("careerqa is not ready: %s", exc)
-
-
-def _describe(errors: Sequence[Any]) -> str:
-    """One readable line for a validation failure, e.g. ``question: String should have ...``."""
-    parts = []
-    for error in errors:
-        loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-        parts.append(f"{loc}: {error.get('msg')}" if loc else str(error.get("msg")))
-    return "; ".join(parts) or "invalid request"
 
 
 _DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
