@@ -4,7 +4,7 @@ shares, and the commands, registered in the order ``--help`` lists them.
 Heavy modules are imported inside the commands, so that ``careerqa --help`` answers at once.
 
 Not handled here: the commands themselves (``cli/index_cmd.py``, ``cli/ask_cmd.py``,
-``cli/serve_cmd.py``, ``cli/gaps_cmd.py``, ``cli/doctor.py``, ``cli/eval_cmds.py``,
+``cli/serve_cmd.py``, ``cli/mcp_cmd.py``, ``cli/gaps_cmd.py``, ``cli/doctor.py``, ``cli/eval_cmds.py``,
 ``cli/keys_cmd.py``) and the
 context's parts (``cli/context.py``).
 """
@@ -22,6 +22,7 @@ from careerqa.cli.eval_cmds import eval_app
 from careerqa.cli.gaps_cmd import gaps
 from careerqa.cli.index_cmd import index
 from careerqa.cli.keys_cmd import keys_app
+from careerqa.cli.mcp_cmd import mcp
 from careerqa.cli.serve_cmd import serve
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ app.command()(search)
 app.command()(ask)
 app.command()(chat)
 app.command()(serve)
+app.command()(mcp)
 app.command()(gaps)
 app.command()(doctor)
 app.add_typer(eval_app, name="eval")  # eval retrieval | run | calibrate | judge-agreement

@@ -2,9 +2,10 @@
 
 Routes are thin: pydantic validates the request (``web/schemas.py``), the engine runs in worker
 threads, an answer's events (``service.served_events``) become JSON or a stream (``web/streams.py``),
-and a ``CareerQAError`` becomes JSON with the error's HTTP status (``web/errors.py``). The engine (index, embedder,
-generator) is built and warmed up in the lifespan, never at import; tests pass their own engine to
-``create_app`` or override ``get_engine``.
+and a ``CareerQAError`` becomes JSON with the error's HTTP status (``web/errors.py``). The engine
+(index, embedder, generator) is built and warmed up in the lifespan, never at import; tests pass their
+own engine to ``create_app`` or override ``get_engine``. ``/mcp`` is the MCP server
+(``web/mcp_server.py``) over the same engine and queue.
 
 Each request takes the engine's current ``IndexView`` once and answers from it alone, so a reindex
 (``POST /reindex`` here, or ``careerqa index`` in another process) swaps the index between requests,
@@ -105,7 +106,15 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
     _add_status_routes(app, settings, queue, keyed)
     _add_answer_routes(app, queue, keyed)
     _add_admin_routes(app, settings, reindex_lock, keyed)
+    _add_mcp(app, settings, queue)
     return app
+
+
+def _add_mcp(app: FastAPI, settings: Settings, queue: GenerationQueue) -> None:
+    """``careerqa mcp``'s server at ``/mcp``, over this app's engine and queue (``web/mcp_server.py``)."""
+    from careerqa.web.mcp_server import mount_mcp  # the MCP SDK loads with an app, not with this module
+
+    mount_mcp(app, settings, queue)
 
 
 def _lifespan(
