@@ -77,6 +77,7 @@ def test_the_conversation_survives_a_reload_and_new_chat_forgets_it(page, stack)
     assert source.find_element(By.CSS_SELECTOR, ".source-name").text.startswith("maths.md ›")
     answer.find_element(By.CSS_SELECTOR, "sup.citation a").click()
     assert "highlight" in source.get_attribute("class")  # restored citations still open their source
+    _close_viewer(page)  # ... in the document viewer (tests/test_citation_viewer.py)
     stack["script"].replies[:] = ["What free courses help with maths?", ANSWER]
     follow_up = ask(page, "and which ones are free?")  # the history came back too
     assert QUESTION in stack["generator"].calls[-2][1]["content"]
@@ -142,6 +143,14 @@ def test_copy_answer_copies_the_text_and_its_sources(page, stack):
     assert page.find_elements(By.CSS_SELECTOR, ".copy-buffer") == []  # the helper textarea is gone
 
 
+def _close_viewer(driver: WebDriver) -> None:
+    """Close the document viewer a citation opened, with Escape as a keyboard user would."""
+    viewer = driver.find_element(By.ID, "viewer")
+    WebDriverWait(driver, WAIT_S).until(lambda d: viewer.get_attribute("data-state") == "shown")
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    WebDriverWait(driver, WAIT_S).until(lambda d: viewer.get_attribute("open") is None)
+
+
 def _tab_stops(driver: WebDriver, count: int) -> list[dict]:
     """Press Tab ``count`` times; each focused element and whether its focus is visible."""
     stops = []
@@ -172,6 +181,8 @@ def test_every_control_is_reachable_and_usable_by_keyboard(page, stack):
             page.switch_to.active_element.send_keys(Keys.ENTER)
             break
     assert "highlight" in page.find_element(By.CSS_SELECTOR, ".sources li").get_attribute("class")
+    _close_viewer(page)  # Enter opened the document; Escape closes it and gives the focus back
+    assert page.switch_to.active_element.tag_name == "a"
     for _ in range(12):  # and to the passage's summary, opened with Space
         page.switch_to.active_element.send_keys(Keys.TAB)
         if page.switch_to.active_element.tag_name == "summary":

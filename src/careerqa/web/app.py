@@ -29,7 +29,8 @@ from importlib import resources
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from careerqa.config import Settings
@@ -41,7 +42,8 @@ from careerqa.types import hit_to_dict
 from careerqa.web import openai_compat
 from careerqa.web.auth import ApiGuard, KeyRing, check_admin
 from careerqa.web.docs import docs_page
-from careerqa.web.errors import BodyLimit, add_error_handlers
+from careerqa.web.documents import MAX_CLAIM_CHARS, MAX_CLAIMS, document_view
+from careerqa.web.errors import BodyLimit, SecurityHeaders, add_error_handlers
 from careerqa.web.schemas import (
     MAX_BODY_BYTES,
     ChatRequest,
@@ -100,14 +102,37 @@ def create_app(settings: Settings, engine: Engine | None = None, watch: bool = F
     queue = GenerationQueue(settings.queue_size, slots=settings.generation_slots)
     app.state.draining = False  # set by POST /drain: /health says 503 so load balancers stop sending
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)  # outermost: error bodies get the headers too
     keyed = [_key_check(ApiGuard(KeyRing.parse(settings.api_keys), settings.api_rate_per_minute))]
     add_error_handlers(app)
     _add_pages(app)
     _add_status_routes(app, settings, queue, keyed)
     _add_answer_routes(app, queue, keyed)
+    _add_document_route(app, keyed)
     _add_admin_routes(app, settings, reindex_lock, keyed)
     _add_mcp(app, settings, queue)
     return app
+
+
+def _add_document_route(app: FastAPI, keyed: list[Any]) -> None:
+    @app.get(
+        "/documents/{doc_id}",
+        summary="A corpus document as the index read it, a cited passage and its supporting sentences",
+        responses={404: {"description": "no such document or passage"}, 409: {"description": "changed"}},
+        dependencies=keyed,
+    )
+    async def document(
+        doc_id: Annotated[str, PathParam(pattern="^[0-9a-f]{16}$", description="A hit's document_id.")],
+        engine: EngineDep,
+        chunk: Annotated[str | None, Query(max_length=64, description="A passage's chunk_id.")] = None,
+        claim: Annotated[
+            list[str] | None, Query(max_length=MAX_CLAIMS, description="Answer sentences citing it.")
+        ] = None,
+    ) -> dict[str, Any]:
+        """The document's cleaned text, its PDF pages, the passage ``chunk`` and, for each ``claim``,
+        the passage sentence to highlight, all as character spans of the text (``web/documents.py``)."""
+        claims = [c[:MAX_CLAIM_CHARS] for c in claim or []]
+        return await anyio.to_thread.run_sync(document_view, engine, doc_id, chunk, claims)
 
 
 def _add_mcp(app: FastAPI, settings: Settings, queue: GenerationQueue) -> None:

@@ -1,7 +1,10 @@
 """HTTP errors and request limits: every error as JSON (``{"error": message}``, and OpenAI's
 ``{"error": {"message", "type", "code"}}`` on ``/v1/`` routes), a readable line for a validation
-failure, ``Retry-After`` and ``WWW-Authenticate`` where an error carries them, and ``BodyLimit``
-(413 for a body over the limit, by header or while it streams in).
+failure, ``Retry-After`` and ``WWW-Authenticate`` where an error carries them, ``BodyLimit``
+(413 for a body over the limit, by header or while it streams in), and ``SecurityHeaders``: every
+response gets ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and, unless it
+sets its own (the pages do), the strictest Content-Security-Policy (``default-src 'none'``), so no
+response, JSON holding corpus text included, can run a script or be framed.
 
 Not handled here: the routes (``web/app.py``), what raises (``web/auth.py``, ``web/service.py``).
 """
@@ -80,6 +83,34 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+DEFAULT_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+class SecurityHeaders:
+    """Add the security headers to every HTTP response (a pure ASGI middleware: streams pass as they are)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"no-referrer"))
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", DEFAULT_CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _decode_leniently(data: bytes) -> str:

@@ -7,10 +7,10 @@
 short text for the model to read and the API's JSON (``hit_to_dict``, ``answer_to_dict``) as
 ``structuredContent``. The documents of the served index are the resources
 ``careerqa://documents/{id}`` (the id of ``types.document_id``, never a path); reading one gives its
-cleaned text (what the index read, injected instructions left out) as ``text/plain``: the text is the
-corpus's, untrusted, and never parsed or rendered here. ``careerqa mcp`` runs the server over stdio or
-streamable HTTP (``cli/mcp_cmd.py``); ``mount_mcp`` adds it at ``/mcp`` to the web app of
-``careerqa serve``, behind the API keys of the question routes.
+cleaned text (what the index read, injected instructions left out; ``web/documents.py``) as
+``text/plain``: the text is the corpus's, untrusted, and never parsed or rendered here.
+``careerqa mcp`` runs the server over stdio or streamable HTTP (``cli/mcp_cmd.py``); ``mount_mcp``
+adds it at ``/mcp`` to the web app of ``careerqa serve``, behind the API keys of the question routes.
 
 Not handled here: retrieving and answering (``engine/``), the command line (``cli/mcp_cmd.py``), the
 other routes of the web app (``web/app.py``), OAuth (none: keys as the web API, or a local process).
@@ -38,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 from careerqa.answer.answerer import MAX_QUESTION_CHARS
 from careerqa.errors import CareerQAError
 from careerqa.types import document_id, hit_to_dict
+from careerqa.web.documents import DocumentNotFound, indexed_paths, read_document
 from careerqa.web.schemas import MAX_TOP_K
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class CareerQAServer(MCPServer[Any]):
         self.engine_of = engine_of
 
     async def list_resources(self) -> list[Resource]:
-        paths = await anyio.to_thread.run_sync(_indexed_paths, self.engine_of())
+        paths = await anyio.to_thread.run_sync(indexed_paths, self.engine_of())
         return [
             Resource(
                 uri=DOCUMENT_URI.format(doc_id=document_id(path)),
@@ -205,29 +206,12 @@ def _answer_text(body: dict[str, Any]) -> str:
     return f"{body['answer']}\n\nSources:\n" + "\n".join(sources)
 
 
-def _indexed_paths(engine: Engine) -> list[str]:
-    manifest = engine.view().store.manifest
-    return sorted(manifest.files) if manifest is not None else []
-
-
 def _document_text(engine: Engine, wanted: str) -> str | None:
-    """The cleaned text of the indexed document whose id is ``wanted``, read from the corpus now;
-    None when the index holds no such document."""
-    from careerqa.errors import BadInput
-    from careerqa.ingest.corpus import MAX_FILE_BYTES, load_document
-
-    path = next((p for p in _indexed_paths(engine) if document_id(p) == wanted), None)
-    if path is None:
+    """The cleaned text of the indexed document whose id is ``wanted``; None when there is none."""
+    try:
+        return read_document(engine, wanted).text
+    except DocumentNotFound:
         return None
-    root = engine.settings.corpus_dir.resolve()
-    file = root / path
-    # Only a regular file under the corpus folder, as the index read it (never through a link).
-    if file.is_symlink() or not file.resolve().is_relative_to(root) or not file.is_file():
-        raise BadInput(f"{path} is no longer a file in the corpus folder")
-    raw = file.read_bytes()
-    if len(raw) > MAX_FILE_BYTES:
-        raise BadInput(f"{path} is over the {MAX_FILE_BYTES // 2**20} MiB limit for one file")
-    return load_document(path, raw).text
 
 
 def mount_mcp(app: FastAPI, settings: Settings, queue: GenerationQueue) -> None:
