@@ -123,11 +123,12 @@ def main() -> None:
     parser.add_argument("--ids", default=None, help="only these question ids (comma-separated)")
     parser.add_argument("--replay-only", action="store_true")
     parser.add_argument("--index-dir", type=Path, default=None)
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpus", help="the set's corpus folder")
     parser.add_argument("--recordings", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    settings = Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=args.index_dir)
+    settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index_dir)
     recordings = args.recordings or settings.cache_dir / "replay" / f"{settings.generator}.jsonl"
     tokens_file = recordings.with_suffix(".tokens.json")
     if tokens_file.exists():

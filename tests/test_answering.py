@@ -117,6 +117,25 @@ def test_abstains_when_model_says_so(settings, fake_embedder):
     assert "".join(pieces) == ABSTAIN_TEXT
 
 
+def test_a_refusal_in_other_words_is_an_abstention(settings, fake_embedder):
+    draft = "Free maths courses are not mentioned in the given passages [1]."
+    answer = _engine(settings, fake_embedder, draft).ask("maths courses")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == ()
+    assert answer.abstain_reason.startswith("model")
+
+
+def test_a_refusal_after_a_supported_sentence_is_dropped_the_claim_stays(settings, fake_embedder):
+    draft = (
+        "Khan Academy and MIT OpenCourseWare have free courses on all three topics [1]. "
+        "Their prices are not mentioned in the passages [1]."
+    )
+    answer = _engine(settings, fake_embedder, draft).ask("where can I learn maths for free?")
+    assert not answer.abstained
+    assert answer.text.startswith("Khan Academy and MIT OpenCourseWare")
+    assert "not mentioned" not in answer.text
+    assert [c.hit.chunk.source for c in answer.citations] == ["maths.md"]
+
+
 def test_abstains_when_nothing_is_supported(settings, fake_embedder):
     answer = _engine(settings, fake_embedder, "Bananas are yellow [1].").ask("maths courses")
     assert answer.abstained and answer.abstain_reason.startswith("verification")
@@ -227,6 +246,18 @@ def test_renumber_drops_and_reorders():
         ("The passages do not mention salaries.", True),
         ("", True),
         ("Python is essential [1].", False),
+        # refusals in other words (issue 25, item 4)
+        ("The version of pandas is not mentioned in the given passages [1].", True),
+        ("The provided passages don't specify a decade.", True),
+        ("This is not explicitly stated in the text.", True),
+        ("None of the passages mention iOS.", True),
+        ("No passage says how long it takes.", True),
+        ("I cannot find this in the passages.", True),
+        ("There is no information about salaries [2].", True),
+        # claims that only sound negative
+        ("Docker does not provide a GUI [1].", False),
+        ("You do not need a PhD for most roles [1].", False),
+        ("Missing values are not included in the sum by default [1].", False),
     ],
 )
 def test_is_abstention(text, expected):
@@ -321,3 +352,18 @@ def test_a_question_that_stands_on_its_own_is_not_rewritten(settings, fake_embed
         assert follows_up(question)
     assert follows_up("and tensorflow?") and follows_up("what about the maths courses online?")
     assert not follows_up("Which Python libraries should a data scientist know?")
+
+
+def test_rules_are_named_counted_and_can_be_turned_off(settings, fake_embedder):
+    from careerqa.answer.rules import RULES, Rules
+
+    draft = "Bananas are yellow [1]. Free maths courses are not mentioned in the given passages [1]."
+    answer = _engine(settings, fake_embedder, draft).ask("maths courses")
+    assert answer.rules == ("sentence_refusal",) and answer.abstain_reason.startswith("model")
+    off = _engine(settings.replace(rules_off="sentence_refusal"), fake_embedder, draft).ask("maths courses")
+    assert off.rules == () and off.abstain_reason.startswith("verification")
+    assert Rules.parse("").off == frozenset()
+    assert Rules.parse(" bridged , faq_route").off == {"bridged", "faq_route"}
+    with pytest.raises(BadInput, match="unknown rule"):
+        Rules.parse("answering_lines")
+    assert all(doc for doc in RULES.values())

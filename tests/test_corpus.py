@@ -279,3 +279,37 @@ def test_corpus_without_documents(tmp_path):
     (tmp_path / "data.bin").write_bytes(b"\x00\x01")
     with pytest.raises(CorpusEmpty, match="no readable"):
         load_corpus(tmp_path)
+
+
+# Documentation sites as users save them (issue 25, item 5): structure, never one site's strings.
+SPHINX_PAGE = """<html><body>
+<div class="bd-sidebar"><nav><ul><li><a href="a.html">Other page</a></li></ul></nav></div>
+<main><section id="missing"><h1>Working with missing data<a class="headerlink" href="#missing"
+ title="Permalink to this heading">&para;</a></h1>
+<p>Use <code>fillna()</code> to fill gaps.</p>
+<ul class="simple"><li><p>First item text.</p></li><li><p>Second item text.</p></li></ul>
+<h2 id="t">Filling<a href="#t">#</a></h2><p>See <a href="#missing">the section above</a>.</p>
+<table><tr><th><p>Method</p></th>
+<th><p>Action</p></th></tr>
+<tr><td><p>ffill</p></td>
+<td><p>Fill values forward</p></td></tr></table>
+</section></main>
+<div class='prev-next-area'><a class='left-prev' href="a.html"><p>previous</p><p>Other page</p></a></div>
+<div class="toc-item"><div class="tocsection onthispage">On this page</div>
+<nav id="bd-toc-nav"><ul><li><a href="#missing">Working with missing data</a></li></ul></nav></div>
+</body></html>"""
+
+
+def test_documentation_html_loses_anchors_tables_of_contents_and_loose_bullets():
+    from careerqa.ingest.corpus import load_document
+
+    doc = load_document("missing.html", SPHINX_PAGE.encode())
+    assert doc.text.splitlines()[0] == "# Working with missing data"  # no "¶" after the heading
+    assert "## Filling" in doc.text.splitlines()
+    assert "¶" not in doc.text and "On this page" not in doc.text and "Other page" not in doc.text
+    assert "- First item text.\n- Second item text." in doc.text  # each bullet on its text's line
+    assert "See the section above." in doc.text  # a link with words in it is text
+    assert "Method | Action |" in doc.text and "ffill | Fill values forward |" in doc.text  # a row a line
+    assert "previous" not in doc.text
+    at = doc.text.index("Second item")
+    assert SPHINX_PAGE[doc.offsets[at] :].startswith("Second item")  # still maps back to the file

@@ -123,6 +123,8 @@ class Settings:
     # drafts are n-grams of the passages, verified greedily in one batch: bench/bench_kv.py, 45 held-out
     # answers, total p50 2.96 -> 2.50 s, p95 5.84 -> 4.34 s, 38% of drafted tokens accepted.
     kv_lookup: int = 4
+    # Answer-path rules turned off, comma-separated names of ``answer/rules.py`` (ablations).
+    rules_off: str = ""
 
     # Web service. Without an admin token, POST /reindex is refused.
     admin_token: str = field(default="", repr=False)

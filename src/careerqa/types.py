@@ -149,6 +149,7 @@ class Answer:
     route: str = "generated"  # "generated", "faq" (the corpus's own FAQ answer) or "cache"
     # The model's own counts for the answer's prompt and completion ({} when nothing was generated).
     tokens: dict[str, int] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()  # the named rules that changed this answer's course (``answer/rules.py``)
 
 
 def document_id(path: str) -> str:
@@ -192,4 +193,5 @@ def answer_to_dict(answer: Answer) -> dict[str, object]:
         "route": answer.route,
         "timings_ms": answer.timings_ms,
         "tokens": answer.tokens,
+        "rules": list(answer.rules),
     }

@@ -26,6 +26,7 @@ from careerqa.answer.focus import Focus, FocusIndex
 from careerqa.answer.form import STOP, MarkupFilter
 from careerqa.answer.grounding import Verifier
 from careerqa.answer.retry import retry
+from careerqa.answer.rules import Rules
 from careerqa.answer.run import Checked, Draft, Run, elapsed_ms, is_refusal
 from careerqa.answer.shortcuts import FaqMatcher, faq_answer, select_sentences
 from careerqa.answer.turns import Turn, rewrite
@@ -62,6 +63,11 @@ class Answerer:
         self.verifier = verifier
         self.faq = faq
         self._focus_index: FocusIndex | None = None
+
+    @property
+    def rules(self) -> Rules:
+        """The rules that may run, from ``settings.rules_off`` (read at each use, as the settings are)."""
+        return Rules.parse(self.settings.rules_off)
 
     @property
     def focus_index(self) -> FocusIndex:
@@ -114,12 +120,13 @@ class Answerer:
 
     def _answer(self, run: Run) -> Gen[Text, None, Answer]:
         """Abstain, answer from the FAQ, or generate and check; yields the text shown meanwhile."""
-        weak = self._weak_retrieval(run.standalone, run.hits)
+        weak = self._weak_retrieval(run, run.standalone, run.hits)
         if weak is not None:
             return run.abstained(weak)
         vector = self._question_vector(run.standalone)
-        faq = self._faq_answer(run, vector)
+        faq = self._faq_answer(run, vector) if self.rules.on("faq_route") else None
         if faq is not None:
+            run.fire("faq_route")
             return faq
         messages, used, focus = self._prompt(run.standalone, run.hits, vector)
         draft = yield from self._generate(run, messages, used)
@@ -129,11 +136,14 @@ class Answerer:
         checked = self._refused(run, focus) if refused else self._verified(run, draft, used, focus)
         return checked if isinstance(checked, Answer) else run.answered(checked)
 
-    def _weak_retrieval(self, question: str, hits: Sequence[Hit]) -> str | None:
+    def _weak_retrieval(self, run: Run, question: str, hits: Sequence[Hit]) -> str | None:
         """Why to abstain before generating: the best passage is too far from the question and the top
         passages do not hold its terms either. None: go on."""
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
-        if best >= self.settings.min_dense_score or self._terms_found(question, hits):
+        if best >= self.settings.min_dense_score:
+            return None
+        if self.rules.on("terms_rescue") and self._terms_found(question, hits):
+            run.fire("terms_rescue")
             return None
         return f"retrieval: best passage similarity {best:.2f} < {self.settings.min_dense_score}"
 
@@ -221,43 +231,65 @@ class Answerer:
     def _refused(self, run: Run, focus: Focus) -> Checked | Answer:
         """The model said the passages do not answer: abstain, unless they hold the question's terms;
         then once more with the passage closest to the question."""
-        if focus.coverage < self.settings.focus_rescue_coverage:
+        if focus.coverage < self.settings.focus_rescue_coverage or not self.rules.on("refusal_retry"):
             return run.abstained(MODEL_REFUSED)
         retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, set())
-        return run.abstained(MODEL_REFUSED) if retried is None else retried
+        if retried is None:
+            return run.abstained(MODEL_REFUSED)
+        run.fire("refusal_retry")
+        return retried
 
     def _verified(self, run: Run, draft: Draft, used: Sequence[Hit], focus: Focus) -> Checked | Answer:
         """The draft's supported sentences, on target (focus, relevance and form: answer/focus.py,
         answer/relevance.py, answer/form.py); else once more with the closest passage, or an abstention."""
         checked = run.timed("verify", verify, self, draft.text, draft.order, used, run.asked)
+        if checked.refusals:
+            run.fire("sentence_refusal")
+            if not checked.kept:  # a refusal in other words, whatever it cites
+                return self._refused(run, focus)
         total = len(checked.checks)
         alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
         if not evidence(self, run.standalone, checked.kept):
             # Nothing the passages support, or only the question repeated with a yes or no (which any
             # passage on the topic "supports"): once more with the closest passage. A bare yes or no
             # that the retry does not better is kept: it may well be right, and it cites its passage.
-            retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, alone)
-            if retried is not None:
-                return retried
-            entry = cited_entry(self, run.standalone, checked, focus)
+            if self.rules.on("evidence_retry"):
+                retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, alone)
+                if retried is not None:
+                    run.fire("evidence_retry")
+                    return retried
+            entry = (
+                cited_entry(self, run.standalone, checked, focus) if self.rules.on("cited_entry") else None
+            )
             if entry is not None and (answer := self._entry_answer(run, entry)) is not None:
+                run.fire("cited_entry")
                 return answer
             if not checked.kept:  # a relayed sentence dropped says why (answer/relay.py)
                 relayed = checked.relayed[0].reason if checked.relayed else None
                 return run.abstained(relayed or run.relay_reason() or NOTHING_SUPPORTED, total)
-        if focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text):
+        unfocused = focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text)
+        if unfocused and self.rules.on("focus_check"):
+            run.fire("focus_check")
             return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = shape(self, run.standalone, focus, checked.kept, checked.by_display)
         if shaped is not None:
-            if len(shaped) == 1 and (
-                line := answering_line(self, run.standalone, shaped[0], checked.by_display)
+            if (
+                len(shaped) == 1
+                and self.rules.on("answering_line")
+                and (line := answering_line(self, run.standalone, shaped[0], checked.by_display))
             ):
+                run.fire("answering_line")
                 shaped = [line]
             return replace(checked, kept=shaped)
         # Off target: once more with the passage closest to the question (the same passage alone is
         # a new prompt when the first one held several).
+        if not self.rules.on("offtarget_retry"):
+            return run.abstained(OFF_TARGET, total)
         retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, alone)
-        return run.abstained(OFF_TARGET, total) if retried is None else retried
+        if retried is None:
+            return run.abstained(OFF_TARGET, total)
+        run.fire("offtarget_retry")
+        return retried
 
     def _entry_answer(self, run: Run, hit: Hit) -> Answer | None:
         """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's, and

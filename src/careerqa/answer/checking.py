@@ -1,8 +1,9 @@
 """Checking a draft: ``verify`` keeps the sentences the passages support, each cited to the passage
 that supports it, less those that relay what the question did not ask about (``answer/relay.py``,
-whatever passage they cite); ``evidence`` asks whether they say more than the question; ``shape``
-keeps those on target, in the answer's form; ``answering_line`` and ``cited_entry`` revise an answer
-that is only a name or a bare yes or no into what its passage says.
+whatever passage they cite) and those that say the passages do not hold the answer (counted: a draft
+of nothing else is a refusal, ``answerer._verified``); ``evidence`` asks whether they say more than
+the question; ``shape`` keeps those on target, in the answer's form; ``answering_line`` and
+``cited_entry`` revise an answer that is only a name or a bare yes or no into what its passage says.
 
 Not handled here: the scores behind these (support: ``answer/grounding.py``; relevance:
 ``answer/relevance.py``; focus: ``answer/focus.py``; form: ``answer/form.py``), deciding what to do when a
@@ -19,6 +20,7 @@ from careerqa.answer.form import is_copy, plain_words, select
 from careerqa.answer.relay import Relay, record, relay
 from careerqa.answer.relevance import echoes, in_context, sentence_relevance
 from careerqa.answer.run import Checked, Parts
+from careerqa.generate.prompts import is_abstention
 from careerqa.text.citations import MARKER, cite
 from careerqa.text.lines import LIST_MARK
 from careerqa.text.sentences import split_sentences
@@ -50,10 +52,14 @@ def verify(
     )
     kept = []
     relayed: list[Relay] = []
+    refusals = 0
     sources = {h.chunk.source for h in used}
     for check in checks:
         if found := relay(check.text, asked):
             relayed.append(record(found))  # support is not safety: copied from its passage or not
+            continue
+        if parts.rules.on("sentence_refusal") and is_abstention(MARKER.sub("", check.text)):
+            refusals += 1  # "… is not mentioned in the passages [1]": a refusal, never a cited claim
             continue
         if not check.supported or check.best is None:
             continue
@@ -64,7 +70,7 @@ def verify(
             sentence = MARKER.sub("", sentence).rstrip()
             sentence = re.sub(r"([.!?]?)$", rf" [{check.best}]\1", sentence, count=1)
         kept.append(sentence)
-    return Checked(by_display, checks, kept, tuple(relayed))
+    return Checked(by_display, checks, kept, tuple(relayed), refusals)
 
 
 def evidence(parts: Parts, question: str, kept: Sequence[str]) -> bool:

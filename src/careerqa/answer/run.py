@@ -23,11 +23,13 @@ from careerqa.answer.focus import FocusIndex
 from careerqa.answer.form import place_markers
 from careerqa.answer.grounding import SentenceSupport, Verifier
 from careerqa.answer.relay import Relay, RelayGuard, screen
+from careerqa.answer.rules import Rules
 from careerqa.config import Settings
 from careerqa.generate.base import Generator
 from careerqa.generate.prompts import ABSTAIN_TEXT, can_show, is_abstention
 from careerqa.retrieve.hybrid import Retriever
 from careerqa.text.citations import renumber
+from careerqa.text.sentences import split_sentences
 from careerqa.types import Answer, Citation, Hit
 
 REFUSAL_CHECK_CHARS = 120  # a draft is a refusal when its start says so (``is_abstention``)
@@ -46,10 +48,15 @@ class Parts(Protocol):
     @property
     def focus_index(self) -> FocusIndex: ...
 
+    @property
+    def rules(self) -> Rules: ...
+
 
 def is_refusal(draft: str) -> bool:
-    """Does the model's draft say the passages do not answer (judged on its start)?"""
-    return is_abstention(draft[:REFUSAL_CHECK_CHARS])
+    """Does the model's draft say the passages do not answer (judged on its first sentence, within its
+    start)? A refusal further on is a sentence ``checking.verify`` drops; the rest may stand."""
+    first = split_sentences(draft[:REFUSAL_CHECK_CHARS])
+    return is_abstention(first[0] if first else "")
 
 
 def elapsed_ms(since: float) -> float:
@@ -75,6 +82,7 @@ class Checked:
     checks: list[SentenceSupport]
     kept: list[str]
     relayed: tuple[Relay, ...] = ()  # sentences dropped because they relay what nobody asked for
+    refusals: int = 0  # sentences dropped because they say the passages do not hold the answer
 
 
 @dataclass
@@ -93,6 +101,11 @@ class Run:
     opened: bool = False  # the start can no longer become a refusal: text is shown as it comes
     relayed: list[Relay] = field(default_factory=list)  # sentences dropped by the relay rule
     guard: RelayGuard | None = None  # holds back a streamed sentence that may relay (``_shown_now``)
+    fired: list[str] = field(default_factory=list)  # named rules that changed the course (``rules.py``)
+
+    def fire(self, rule: str) -> None:
+        if rule not in self.fired:
+            self.fired.append(rule)
 
     def timed(self, name: str, stage: Callable[..., T], *args: Any) -> T:
         started = time.perf_counter()
@@ -152,6 +165,7 @@ class Run:
             standalone_question=self.standalone if self.standalone != self.question else None,
             draft=self.draft,
             tokens=self.tokens,
+            rules=tuple(self.fired),
             **fields,
         )
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from careerqa.answer.answerer import Answerer
 from careerqa.answer.grounding import Verifier
+from careerqa.answer.rules import Rules
 from careerqa.answer.shortcuts import AnswerCache, FaqMatcher, normalise_question
 from careerqa.answer.turns import Turn
 from careerqa.config import Settings
@@ -132,7 +133,8 @@ class Engine:
 
     def _make_view(self, store: Store, stamp: Stamp | None) -> IndexView:
         assert store.manifest is not None  # a loaded or committed version
-        retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k)
+        bridge = Rules.parse(self.settings.rules_off).on("bridged")
+        retriever = Retriever(store, self.embedder, self.settings.candidates, self.settings.rrf_k, bridge)
         return IndexView(
             store.manifest.version,
             stamp,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +233,7 @@ def score_answer(item: EvalItem, answer: Answer) -> dict[str, Any]:
         "latency_ms": answer.timings_ms.get("total", 0.0),
         "verifier": {"sentences": answer.sentences_total, "supported": answer.sentences_supported},
         "form": form_checks(answer),
+        "rules": list(answer.rules),
     }
     if item.answerable:
         found = 0 if answer.abstained else facts_found(item.facts, answer.text)
@@ -297,6 +299,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 sum(r["answer"]["markers"] for r in answered),
             ),
             "answer_sentences": len(sentences),
+            # how often each named rule (answer/rules.py) changed an answer's course
+            "rules_fired": dict(
+                sorted(Counter(x for r in answered for x in r["answer"].get("rules", [])).items())
+            ),
             "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),
             "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
         }

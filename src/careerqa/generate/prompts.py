@@ -149,10 +149,30 @@ def opening_tag(n: int, hit: Hit) -> str:
     return f'<passage n="{n}" source="{source}" section="{section}">'
 
 
+# A sentence says that the passages do not hold the answer, in whatever words the model chose: the
+# passages (or the context, text, documents …) as the subject of a negated "mention", "say", "cover" …,
+# a participle "not mentioned / stated / covered … in the passages", "no passage mentions", "cannot
+# answer / find / determine", "no information about". Only statements about the passages: "Docker does
+# not provide a GUI" is a claim, not a refusal (the old pattern's "does not provide" was not).
+_SOURCE = r"(?:passages?|context|texts?|documents?|sources?|corpus|excerpts?|materials?)"
+_THE = r"(?:the|these|those|this|any(?: of the)?)\s+(?:\w+\s+){0,2}?"
+_NEG = r"(?:do(?:es)?|did)\s*n(?:o|')t"
+_VERB = (
+    r"(?:contain|answer|mention|provide|specify|say|state|include|discuss|cover|address|give|describe|"
+    r"list|offer|explain|tell|detail|indicate|talk)"
+)
+_PARTICIPLE = (
+    r"(?:mentioned|covered|stated|discussed|specified|provided|given|described|addressed|included|found|"
+    r"listed|explained|detailed|answered|indicated)"
+)
 _ABSTAIN_PATTERNS = re.compile(
-    r"does not contain the answer|do not (?:contain|answer|mention|provide)|does not (?:mention|provide)|"
-    r"(?:can ?not|can't|unable to) (?:answer|find)|not (?:mentioned|covered|stated) in the passages|"
-    r"no information (?:about|on)",
+    r"does not contain the answer"
+    rf"|\b{_THE}{_SOURCE}\s+(?:\w+\s+)?{_NEG}\s+(?:\w+\s+)?{_VERB}"
+    rf"|\bnot\s+(?:\w+\s+)?{_PARTICIPLE}\s+(?:\w+\s+){{0,3}}?(?:in|by|within)\s+{_THE}{_SOURCE}"
+    rf"|\b(?:no|none of the|nothing in the)\s+{_SOURCE}\s+(?:\w+\s+)?{_VERB}"
+    r"|(?:can ?not|can't|unable to)\s+(?:\w+\s+)?(?:answer|find|determine)\b"
+    r"|\bno (?:information|mention|details?) (?:\w+ )?(?:about|on|of|regarding)\b"
+    r"|\bthere is no (?:information|mention)\b",
     re.IGNORECASE,
 )
 

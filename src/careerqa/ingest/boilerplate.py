@@ -3,8 +3,9 @@
 Recognised by structure, never by a list of one site's strings:
 - HTML: ``<nav>``, ``<footer>`` and ``<aside>`` elements, elements whose ARIA role is navigation,
   contentinfo or complementary, and elements whose class or id names a chrome part (nav, menu,
-  breadcrumb, footer, sidebar, cookie, share, social, related, newsletter, subscribe, …) are cut
-  when the page is cleaned (``html_chrome_spans``), as scripts and styles are.
+  breadcrumb, footer, sidebar, cookie, share, social, related, newsletter, subscribe, a table of
+  contents, a heading's permalink, previous/next page links, …) are cut when the page is cleaned
+  (``html_chrome_spans``), as scripts and styles are.
 - Any text: a passage that is a heading followed only by three or more short title lines (no
   sentence, no list markers: a scraped "More Articles" / "Related posts" block) or by a list whose
   every item is only a link (``is_chrome_text``). The chunker keeps such a passage (chunks cover the
@@ -22,14 +23,15 @@ from careerqa.text.lines import LIST_MARK, is_title_like
 
 # Bump when the rules change: it is part of the index's chunking parameters, so an index built with
 # other rules is re-chunked (only text that becomes content again is embedded).
-CHROME_VERSION = "1"
+CHROME_VERSION = "2"  # 2: tables of contents ("toc", "On this page") and heading anchors
 
 _CHROME_TAGS = ("nav", "footer", "aside")
 _CHROME_ROLES = ("navigation", "contentinfo", "complementary")
 _CHROME_NAME = re.compile(
     r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|breadcrumbs?|footer|sidebar|cookies?|cookie-banner|"
     r"consent|share|sharing|social|related|newsletter|subscribe|signup|advert|ads?|promo|pagination|"
-    r"skip-link)(?:$|[\s_-])",
+    r"skip-link|toc|tocsection|table-of-contents|onthispage|headerlink|anchorjs-link|prev-next|prev-next-area|"
+    r"footer-buttons)(?:$|[\s_-])",
     re.IGNORECASE,
 )
 _OPEN_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)\b([^>]*)>")

@@ -24,6 +24,9 @@ _BLOCK_TAGS = (
 )
 
 
+_PERMALINK = r"<a\b[^>]*\bhref=[\"']#[^>]*>\s*(?:[^\w\s<&]{1,2}|&[#\w]+;)\s*</a\s*>"
+
+
 def strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
     """Markup -> Markdown-like text: headings become ``#`` lines, list items ``- `` lines."""
     dotall = re.IGNORECASE | re.DOTALL
@@ -35,16 +38,27 @@ def strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
     )
     text, offsets = cut(text, offsets, html_chrome_spans(text))  # nav, footer, cookie banners, ...
 
+    # A heading's permalink by structure, whatever its class: a link to a place on this page whose
+    # text is a symbol or two (Sphinx's and MkDocs' "¶", "#", "§", "🔗"); else it ends every heading.
+    text, offsets = tsub(_PERMALINK, "", text, offsets, dotall)
+
     def heading(m: re.Match[str]) -> str:
         inner = re.sub(r"<br\s*/?>", " ", m.group(2), flags=re.IGNORECASE)
         inner = re.sub(r"\s+", " ", inner).strip()
         return "\n\n" + "#" * int(m.group(1)) + " " + inner + "\n\n"
 
     text, offsets = tsub(r"<h([1-6])\b[^>]*>(.*?)</h\1\s*>", heading, text, offsets, dotall)
-    text, offsets = tsub(r"\s*<li\b[^>]*>\s*", "\n- ", text, offsets, re.IGNORECASE)
-    text, offsets = tsub(r"\s*</li\s*>", "", text, offsets, re.IGNORECASE)
+    # A list item's bullet stays with its text when the item opens with a paragraph (<li><p>…).
+    text, offsets = tsub(r"\s*<li\b[^>]*>\s*(?:<p\b[^>]*>\s*)?", "\n- ", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"\s*(?:</p\s*>\s*)?</li\s*>", "", text, offsets, re.IGNORECASE)
     text, offsets = tsub(r"<pre\b[^>]*>", "\n```\n", text, offsets, re.IGNORECASE)
     text, offsets = tsub(r"</pre\s*>", "\n```\n", text, offsets, re.IGNORECASE)
+    # A cell's own paragraph is not a paragraph of the page: <td><p>x</p></td> stays on its row.
+    cell_p = r"(?<=>)\s*<p\b[^>]*>(?=[^<]*</p\s*>\s*</t[dh]\s*>)"
+    text, offsets = tsub(cell_p, "", text, offsets, re.IGNORECASE)
+    text, offsets = tsub(r"</p\s*>(?=\s*</t[dh]\s*>)", "", text, offsets, re.IGNORECASE)
+    # Cells of a row on one line, whatever line breaks the source put between them.
+    text, offsets = tsub(r"</t[dh]\s*>\s*(?=<t[dh]\b)", " | ", text, offsets, re.IGNORECASE)
     text, offsets = tsub(r"</t[dh]\s*>", " | ", text, offsets, re.IGNORECASE)
     block_run = rf"(?:\s*</?(?:{_BLOCK_TAGS})\b[^>]*>)+\s*"
     text, offsets = tsub(block_run, _block_break, text, offsets, re.IGNORECASE)

@@ -92,8 +92,12 @@ def next_in_section(chunks: Iterable[Chunk]) -> dict[str, str]:
 class Retriever:
     """Search one loaded index with one embedder."""
 
-    def __init__(self, store: Store, embedder: Embedder, candidates: int = 30, rrf_k: int = 60):
+    def __init__(
+        self, store: Store, embedder: Embedder, candidates: int = 30, rrf_k: int = 60, bridge: bool = True
+    ):
         self.store = store
+        self.bridge = bridge  # the rule ``bridged`` of ``answer/rules.py`` (off for its ablation)
+        self.bridged = 0  # how often it moved a passage
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
@@ -128,8 +132,9 @@ class Retriever:
         pairs = ((a, b), (b, a)) if len(ranked) >= 2 and (a := ranked[0][0]) != (b := ranked[1][0]) else ()
         mid = next((m for x, y in pairs if (m := self._next.get(x)) and self._next.get(m) == y), None)
         at = next((i for i, (cid, _) in enumerate(ranked) if cid == mid), None)
-        if mid is None or at is None or at <= 2:
+        if mid is None or at is None or at <= 2 or not self.bridge:
             return ranked
+        self.bridged += 1
         ranked = [pair for pair in ranked if pair[0] != mid]
         ranked.insert(2, (mid, ranked[1][1]))  # ranked after the second, as if tied with it
         return ranked
