@@ -313,3 +313,15 @@ def test_documentation_html_loses_anchors_tables_of_contents_and_loose_bullets()
     assert "previous" not in doc.text
     at = doc.text.index("Second item")
     assert SPHINX_PAGE[doc.offsets[at] :].startswith("Second item")  # still maps back to the file
+
+
+def test_html_source_line_breaks_are_spaces_outside_pre():
+    from careerqa.ingest.corpus import load_document
+
+    page = "<p>pandas provides the isna() and\n   notna() functions, which are\nalso methods.</p>\n"
+    page += "<pre>a = 1\nb = 2</pre>"
+    doc = load_document("p.html", page.encode())
+    assert "pandas provides the isna() and notna() functions, which are also methods." in doc.text
+    assert "a = 1\nb = 2" in doc.text  # code keeps its lines
+    at = doc.text.index("notna")
+    assert page[doc.offsets[at] :].startswith("notna")

@@ -37,6 +37,7 @@ def strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
         r"<(script|style|head|noscript|template|svg)\b[^>]*>.*?</\1\s*>", "", text, offsets, dotall
     )
     text, offsets = cut(text, offsets, html_chrome_spans(text))  # nav, footer, cookie banners, ...
+    text, offsets = _collapse_source_breaks(text, offsets)
 
     # A heading's permalink by structure, whatever its class: a link to a place on this page whose
     # text is a symbol or two (Sphinx's and MkDocs' "¶", "#", "§", "🔗"); else it ends every heading.
@@ -72,6 +73,20 @@ def strip_html(text: str, offsets: list[int]) -> tuple[str, list[int]]:
         return m.group(0) if inside_pre else ""
 
     return tsub(r"(?m)^[ \t]+", unindent, text, offsets)
+
+
+def _collapse_source_breaks(text: str, offsets: list[int]) -> tuple[str, list[int]]:
+    """A line break in the HTML source is a space to a browser (outside ``<pre>``): a paragraph the
+    source wraps at 80 columns is one line of text, so its sentences are not cut into lines. Only
+    the markup (blocks, ``<br>``, list items, headings) breaks lines afterwards."""
+    pre = [(m.start(), m.end()) for m in re.finditer(r"<pre\b.*?</pre\s*>", text, re.IGNORECASE | re.DOTALL)]
+    starts = [a for a, _ in pre]
+
+    def space(m: re.Match[str]) -> str:
+        at = bisect.bisect_right(starts, m.start()) - 1
+        return m.group(0) if at >= 0 and m.start() < pre[at][1] else " "
+
+    return tsub(r"[ \t]*\n\s*", space, text, offsets)
 
 
 def _block_break(m: re.Match[str]) -> str:
