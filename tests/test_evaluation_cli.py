@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import careerqa.cli as cli
 from careerqa.cli.context import CliContext
+from careerqa.config import Settings
 from careerqa.engine.core import Engine
 from careerqa.evals.judge import JUDGE_PROMPT
 
@@ -254,3 +255,48 @@ def test_without_matplotlib_the_report_has_no_chart_and_says_so(eval_cli, eval_o
     assert "No chart: matplotlib is not installed; pip install 'careerqa[chart]'" in markdown
     assert ".png" not in markdown
     assert "careerqa[chart]" in result.stderr
+
+
+def test_eval_corpora_scores_every_corpus_side_by_side(tmp_path):
+    """The seed and each eval/corpora/* folder get their own index; the table has a column each and
+    one pooled; the JSON keeps every record with its corpus."""
+    from .conftest import DOCS
+
+    root = tmp_path / "repo"
+    (root / "corpus").mkdir(parents=True)
+    (root / "corpus" / "maths.md").write_text(DOCS["maths.md"], encoding="utf-8")
+    (root / "eval").mkdir()
+    (root / "eval" / "questions.jsonl").write_text(json.dumps(QUESTIONS[0]) + "\n", encoding="utf-8")
+    other = root / "eval" / "corpora" / "cloud"
+    (other / "corpus").mkdir(parents=True)
+    (other / "corpus" / "cloud.md").write_text(DOCS["cloud.md"], encoding="utf-8")
+    cloud_q = {
+        **QUESTIONS[0],
+        "id": "c1",
+        "question": "what schedules containers?",
+        "evidence": ["Kubernetes"],
+    }
+    (other / "questions.jsonl").write_text(json.dumps(cloud_q | {"facts": [["Kubernetes"]]}) + "\n")
+    (root / "eval" / "corpora" / "empty").mkdir()  # no questions: not a corpus
+    built = []
+
+    def factory(corpus, index_dir, quiet=False, **kw):
+        built.append((corpus.name if corpus else None, index_dir.name))
+        settings = Settings(corpus_dir=corpus, index_dir=index_dir, cache_dir=tmp_path / "cache")
+        return Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(lambda m: "unused"))
+
+    out = tmp_path / "corpora.json"
+    args = ["eval", "corpora", "--root", str(root), "--index-root", str(tmp_path / "idx"), "--out", str(out)]
+    result = runner.invoke(cli.app, args, obj=CliContext(engine_factory=factory))
+    assert result.exit_code == 0, result.output
+    assert built == [("corpus", "seed"), ("corpus", "cloud")]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| |"))
+    assert header == "| | seed | cloud | pooled |"
+    assert "| retrieval hit@5 | 1.000 | 1.000 | 1.000 |" in result.stdout
+    report = json.loads(out.read_text())
+    assert [(r["corpus"], r["id"]) for r in report["records"]] == [("seed", "a1"), ("cloud", "c1")]
+    assert report["summary"]["pooled"]["questions"] == 2
+    bad = runner.invoke(
+        cli.app, ["eval", "corpora", "--split", "both", "--root", str(root)], obj=CliContext(factory)
+    )
+    assert bad.exit_code == 2 and "dev, test or all" in bad.output

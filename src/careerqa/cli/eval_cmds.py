@@ -3,7 +3,8 @@
 - ``eval retrieval``: retrieval scores, no language model; writes a report and checks the gate;
 - ``eval run``: the full answer eval, judged by the local model; writes a report and checks the gate;
 - ``eval calibrate``: suggests the retrieval abstention threshold;
-- ``eval judge-agreement``: the support judge against hand-labelled pairs.
+- ``eval judge-agreement``: the support judge against hand-labelled pairs;
+- ``eval corpora``: every eval corpus side by side (``cli/eval_corpora.py``).
 
 The commands parse options, call ``evals/scoring.py`` / ``evals/report.py`` / ``evals/gate.py`` /
 ``evals/judge.py``, print and set the exit code; ``cli/app.py`` registers ``eval_app``. The engine comes
@@ -25,6 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from careerqa.cli.context import CliContext, user_errors
+from careerqa.cli.eval_corpora import corpora
 from careerqa.cli.options import CorpusOpt, IndexOpt, JsonOpt
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ class _EvalGroup(TyperGroup):
             was = f"`careerqa eval {old}`" if old else "`careerqa eval` with options"
             typer.echo(
                 f"error: {was} is now `careerqa eval {new}` (subcommands: retrieval, run, calibrate, "
-                "judge-agreement; their options follow the subcommand)",
+                "judge-agreement, corpora; their options follow the subcommand)",
                 err=True,
             )
             raise typer.Exit(2)  # a usage error, as an unknown option was
@@ -68,6 +70,8 @@ eval_app = typer.Typer(
     help="Score retrieval and grounded answers on an eval set (see docs/evaluation.md).",
     no_args_is_help=True,
 )
+
+eval_app.command("corpora")(corpora)
 
 SetOpt = Annotated[Path, typer.Option("--set", help="Eval set (JSON lines).")]
 SplitOpt = Annotated[Split, typer.Option("--split", help="Which questions of the set.")]
