@@ -185,7 +185,8 @@ class Answerer:
         excerpt = None
         if texts is None and vector is not None and self.settings.excerpt_tokens > 0:
             excerpt = partial(self._key_sentences, vector)
-        messages, used = build_messages(question, hits, self.generator.count_tokens, budget, texts, excerpt)
+        count, code_lines = self.generator.count_tokens, self.settings.prompt_code_lines
+        messages, used = build_messages(question, hits, count, budget, texts, excerpt, code_lines)
         passages = [h.chunk.embedding_text() for h in used]
         return messages, used, self.focus_index.check(self.retriever.prepare(question), passages)
 

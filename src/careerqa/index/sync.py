@@ -29,6 +29,7 @@ from careerqa.ingest.boilerplate import CHROME_VERSION, is_chrome_text
 from careerqa.ingest.chunking import CHUNKER_VERSION, chunk_document
 from careerqa.ingest.corpus import BINARY_SUFFIXES, CorpusScan, load_or_warn, scan_corpus
 from careerqa.ingest.headings import HEADINGS_VERSION, by_embedder, restore_headings
+from careerqa.ingest.html_text import HTML_TEXT_VERSION
 from careerqa.ingest.injection import INJECTION_VERSION
 from careerqa.ingest.readers import HIDDEN_TEXT_VERSION
 from careerqa.types import Chunk, Document
@@ -78,7 +79,8 @@ class SyncReport:
 def chunking_params(settings: Settings) -> ChunkingParams:
     return ChunkingParams(
         # The injection rules change the text that is chunked: an index left by other rules reads again.
-        version=f"{CHUNKER_VERSION}+injection.{INJECTION_VERSION}+hidden.{HIDDEN_TEXT_VERSION}",
+        version=f"{CHUNKER_VERSION}+injection.{INJECTION_VERSION}+hidden.{HIDDEN_TEXT_VERSION}"
+        f"+html.{HTML_TEXT_VERSION}",
         min_words=settings.chunk_min_words,
         max_words=settings.chunk_max_words,
         chrome=CHROME_VERSION,

@@ -24,6 +24,10 @@ _BLOCK_TAGS = (
 )
 
 
+# Bump when the rules change: part of the index's chunking version, so an index cleaned by other rules
+# is re-chunked (only text that changed is embedded again). 2: source line breaks are spaces.
+HTML_TEXT_VERSION = "2"
+
 _PERMALINK = r"<a\b[^>]*\bhref=[\"']#[^>]*>\s*(?:[^\w\s<&]{1,2}|&[#\w]+;)\s*</a\s*>"
 
 
