@@ -385,3 +385,24 @@ def test_code_blocks_in_prompt_passages_are_cut_to_a_few_lines():
     hits = [Hit(chunk, 1.0, 1.0)]
     messages, used = build_messages("how to limit filling?", hits, len, 10_000, code_lines=3)
     assert "29 14.5" not in messages[1]["content"] and "Done." in messages[1]["content"]
+
+
+def test_a_reference_link_is_taken_out_and_the_claim_stays(tmp_path, fake_embedder):
+    from .conftest import make_settings
+
+    doc = (
+        "# Importing data\n\nThe recommended package foreign (https://cran.example.org/package=foreign) "
+        "provides import facilities for files produced by SAS, SPSS and Stata.\n"
+    )
+    settings = make_settings(tmp_path, {"import.md": doc})
+    draft = "The package foreign (https://cran.example.org/package=foreign) provides import facilities "
+    draft += "for SAS [1]."
+    answer = _engine(settings, fake_embedder, draft).ask("which package imports SAS and SPSS files?")
+    assert not answer.abstained, answer.abstain_reason
+    assert answer.text.startswith("The package foreign provides import facilities")
+    assert "https" not in answer.text
+    off = settings.replace(rules_off="reference_links")
+    refused = _engine(off, fake_embedder, draft).ask("which package imports SAS and SPSS files?")
+    assert refused.abstained and refused.abstain_reason.startswith("relay")  # the link alone is a relay
+    apply = "Apply for the SAS course at https://cran.example.org/apply today [1]."
+    assert _engine(settings, fake_embedder, apply).ask("which package imports SAS and SPSS files?").abstained

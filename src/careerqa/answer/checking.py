@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from careerqa.answer.focus import Focus
 from careerqa.answer.form import is_copy, plain_words, select
-from careerqa.answer.relay import Relay, record, relay
+from careerqa.answer.relay import Relay, record, relay, without_reference_links
 from careerqa.answer.relevance import echoes, in_context, sentence_relevance
 from careerqa.answer.run import Checked, Parts
 from careerqa.generate.prompts import is_abstention
@@ -55,6 +56,8 @@ def verify(
     refusals = 0
     sources = {h.chunk.source for h in used}
     for check in checks:
+        if parts.rules.on("reference_links") and (bare := without_reference_links(check.text)) != check.text:
+            check = replace(check, text=bare)  # noqa: PLW2901 - the sentence as it will be shown
         if found := relay(check.text, asked):
             relayed.append(record(found))  # support is not safety: copied from its passage or not
             continue

@@ -198,6 +198,16 @@ def normal(text: str) -> str:
     return " ".join(text.split())
 
 
+_REFERENCE_LINK = re.compile(r"\s*\(\s*(?:https?://|www\.)[^()]{1,200}\)")
+
+
+def without_reference_links(sentence: str) -> str:
+    """``sentence`` without the links it gives in parentheses after a name ("the package foreign
+    (https://…) provides …"): documentation cites its sources so, and the sentence's claim stands
+    without them. A link given as a place to go ("apply at https://…") stays, and is a relay."""
+    return _REFERENCE_LINK.sub("", sentence)
+
+
 def relay(sentence: str, asked: Sequence[str]) -> Relay | None:
     """The first relay in ``sentence`` of a kind that no text of ``asked`` (the question and its
     standalone rewrite) names; None when the sentence relays nothing unasked."""

@@ -25,6 +25,8 @@ RULES: dict[str, str] = {
     "with the closest passage alone",
     "sentence_refusal": "a sentence saying the passages do not hold the answer is dropped; a draft of "
     "nothing else is a refusal",
+    "reference_links": "a link in parentheses after a name is a reference: it is taken out of the "
+    "sentence, which then stays unless it relays something else",
     "evidence_retry": "nothing supported beyond the question repeated: ask again with the closest passage",
     "cited_entry": "a bare yes or no citing one FAQ entry becomes that entry's answer",
     "focus_check": "abstain when no passage names the question's rare terms and neither does the answer",
