@@ -325,3 +325,13 @@ def test_html_source_line_breaks_are_spaces_outside_pre():
     assert "a = 1\nb = 2" in doc.text  # code keeps its lines
     at = doc.text.index("notna")
     assert page[doc.offsets[at] :].startswith("notna")
+
+
+def test_a_books_contents_and_index_pages_are_chrome():
+    from careerqa.ingest.boilerplate import is_chrome_text
+
+    contents = "# Table of Contents\n\nAcknowledgements . . . . . . 1\n# 1\n\n1.1\n\nImports . . . . . 3"
+    index = "# O\n\nOctave . . . . . . 16\nODBC . . . . . . 17, 21\nOpen Database Connectivity . . . . 17, 21"
+    assert is_chrome_text(contents) and is_chrome_text(index)
+    prose = "# Intro\n\nThis is prose. It has sentences.\nSee the table . . . . 3\nMore prose goes on."
+    assert not is_chrome_text(prose)

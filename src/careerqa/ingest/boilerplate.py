@@ -7,9 +7,11 @@ Recognised by structure, never by a list of one site's strings:
   contents, a heading's permalink, previous/next page links, …) are cut when the page is cleaned
   (``html_chrome_spans``), as scripts and styles are.
 - Any text: a passage that is a heading followed only by three or more short title lines (no
-  sentence, no list markers: a scraped "More Articles" / "Related posts" block) or by a list whose
-  every item is only a link (``is_chrome_text``). The chunker keeps such a passage (chunks cover the
-  whole document, and ids stay stable); indexing leaves it out, so it is never retrieved.
+  sentence, no list markers: a scraped "More Articles" / "Related posts" block), by a list whose
+  every item is only a link, or whose lines are mostly a book's contents or index entries (a title,
+  dot leaders, a page number: "Encodings . . . . 4") (``is_chrome_text``). The chunker keeps such a
+  passage (chunks cover the whole document, and ids stay stable); indexing leaves it out, so it is
+  never retrieved.
 Not handled here: chrome spread over the article text (inline ads, "Read more:" lines within
 paragraphs), and a genuine list of titles without list markers under a heading (a reading list
 pasted as bare lines looks like a related-articles block and is left out too).
@@ -23,7 +25,7 @@ from careerqa.text.lines import LIST_MARK, is_title_like
 
 # Bump when the rules change: it is part of the index's chunking parameters, so an index built with
 # other rules is re-chunked (only text that becomes content again is embedded).
-CHROME_VERSION = "2"  # 2: tables of contents ("toc", "On this page") and heading anchors
+CHROME_VERSION = "3"  # 2: tables of contents ("toc", "On this page") and heading anchors; 3: leaders
 
 _CHROME_TAGS = ("nav", "footer", "aside")
 _CHROME_ROLES = ("navigation", "contentinfo", "complementary")
@@ -37,6 +39,9 @@ _CHROME_NAME = re.compile(
 _OPEN_TAG = re.compile(r"<([A-Za-z][A-Za-z0-9]*)\b([^>]*)>")
 _ATTR = re.compile(r"""\b(class|id|role)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+# A contents or index entry: dot leaders, then a page or pages ("… . . . 11, 32").
+_LEADER_LINE = re.compile(r"(?:\.\s?){4,}\s*[\divxlc]+(?:\s*[,–-]\s*[\divxlc]+)*\s*$", re.I)
+_NUMBER_LINE = re.compile(r"^[\d.]+$|^[ivxlc]+$", re.IGNORECASE)  # "1.1", "ii": a number alone
 _LINK_LINE = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])?\s*\[[^\]\n]+\]\([^)\n]*\)\s*$")
 
 
@@ -89,6 +94,10 @@ def _element_end(text: str, name: str, pos: int) -> int:
 def is_chrome_text(text: str) -> bool:
     """A passage that is only a list of article titles or links (see the module docstring)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    leaders = sum(bool(_LEADER_LINE.search(line)) for line in lines)
+    entries = [line for line in lines if not line.startswith("#") and not _NUMBER_LINE.match(line)]
+    if leaders and 2 * leaders >= len(entries):
+        return True  # a book's table of contents or index: "Encodings . . . . . 4", most of its lines
     if lines and (lines[0].startswith("#") or is_title_like(lines[0])) and len(lines) > 3:
         body = lines[1:]
     else:
