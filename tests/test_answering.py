@@ -365,26 +365,8 @@ def test_rules_are_named_counted_and_can_be_turned_off(settings, fake_embedder):
     assert Rules.parse("").off == frozenset()
     assert Rules.parse(" bridged , faq_route").off == {"bridged", "faq_route"}
     with pytest.raises(BadInput, match="unknown rule"):
-        Rules.parse("answering_lines")
+        Rules.parse("faq_routes")
     assert all(doc for doc in RULES.values())
-
-
-def test_code_blocks_in_prompt_passages_are_cut_to_a_few_lines():
-    from careerqa.generate.prompts import condense_code
-    from careerqa.types import Chunk, Hit
-
-    output = "\n".join(f"{i} {i * 0.5}" for i in range(30))
-    code = f"```\nIn [1]: df.fillna(limit=1)\n{output}\n```"
-    text = f"Use the limit keyword to fill at most N gaps:\n\n{code}\n\nDone."
-    assert condense_code(text, 0) == text
-    short = condense_code(text, 3)
-    assert short.startswith("Use the limit keyword") and short.endswith("```\n\nDone.")
-    assert "In [1]: df.fillna(limit=1)\n0 0.0\n1 0.5\n…\n```" in short and "29 14.5" not in short
-    assert condense_code("```\na\nb\n```", 3) == "```\na\nb\n```"  # short blocks stay whole
-    chunk = Chunk("c" * 16, "guide.html", "Filling", text, 0, len(text))
-    hits = [Hit(chunk, 1.0, 1.0)]
-    messages, used = build_messages("how to limit filling?", hits, len, 10_000, code_lines=3)
-    assert "29 14.5" not in messages[1]["content"] and "Done." in messages[1]["content"]
 
 
 def test_a_reference_link_is_taken_out_and_the_claim_stays(tmp_path, fake_embedder):

@@ -299,24 +299,3 @@ def test_a_bare_list_copied_from_a_list_item_is_shown_as_that_item(tmp_path, fak
     assert _whole("Kubernetes schedules containers across a cluster [1].", line) == (
         "Kubernetes schedules containers across a cluster [1]."
     )
-
-
-def test_a_bare_name_is_checked_against_the_line_the_question_describes(tmp_path, fake_embedder):
-    doc = (
-        "# Libraries\n\nPython has many libraries for data work.\n\n"
-        "- NumPy: For numerical operations, especially with arrays and matrices of numbers.\n"
-        "- Pandas: For data manipulation and analysis. Think of it as Excel on steroids for tables.\n"
-    )
-    # relevance off: the fake embedder cannot tell that a library's name answers the question
-    settings = make_settings(tmp_path, {"libs.md": doc}).replace(min_answer_relevance=-1.0)
-    question = "which python library is like excel on steroids?"
-
-    def named(name):
-        return lambda messages: f"{name} [{_number(messages, 'libs.md')}]"
-
-    wrong = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(named("NumPy"))).ask(question)
-    assert wrong.text == (
-        "Pandas: For data manipulation and analysis [1]. Think of it as Excel on steroids for tables [1]."
-    )
-    right = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(named("Pandas"))).ask(question)
-    assert right.text.startswith("Pandas") and "NumPy" not in right.text

@@ -76,10 +76,6 @@ class Settings:
     # facts 0.745 to 0.898 with them, above "stitch-last-live" (0.847), which reads a whole passage
     # (~230 tokens) live instead of ~85; 48 tokens gave 0.878.
     excerpt_tokens: int = 64
-    # A code block in a prompt passage shows this many lines, then "…"; 0 shows it whole. Off: on the
-    # pandas dev split (documentation whose prose sits between examples' output) 4 lines gave key
-    # facts 0.452 against 0.524 whole, false refusals 0.238 both (bench/results/issue25/README.md).
-    prompt_code_lines: int = 0
     # Answer from a corpus FAQ entry, without generating, when the question's cosine with the entry's
     # question reaches this (bench/calibrate_faq.py sets it from the eval set); above 1 turns it off.
     faq_min_score: float = 0.77  # eval: 9 of 14 right matches fire, 0 wrong (highest wrong 0.74)

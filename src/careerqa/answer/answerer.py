@@ -21,7 +21,7 @@ from functools import partial
 
 import numpy as np
 
-from careerqa.answer.checking import answering_line, cited_entry, evidence, shape, verify
+from careerqa.answer.checking import evidence, shape, verify
 from careerqa.answer.focus import Focus, FocusIndex
 from careerqa.answer.form import STOP, MarkupFilter
 from careerqa.answer.grounding import Verifier
@@ -126,7 +126,6 @@ class Answerer:
         vector = self._question_vector(run.standalone)
         faq = self._faq_answer(run, vector) if self.rules.on("faq_route") else None
         if faq is not None:
-            run.fire("faq_route")
             return faq
         messages, used, focus = self._prompt(run.standalone, run.hits, vector)
         draft = yield from self._generate(run, messages, used)
@@ -171,7 +170,8 @@ class Answerer:
         chunk, score = match
         hit = next((h for h in run.hits if h.chunk.chunk_id == chunk.chunk_id), None)
         run.timings["first_token"] = run.timings["generate"] = 0.0
-        return self._entry_answer(run, hit or Hit(chunk=chunk, score=score, dense_score=score, rank=0))
+        hit = hit or Hit(chunk=chunk, score=score, dense_score=score, rank=0)
+        return self._entry_answer(run, hit, "faq_route")
 
     def _prompt(
         self, question: str, hits: Sequence[Hit], vector: np.ndarray | None
@@ -185,8 +185,7 @@ class Answerer:
         excerpt = None
         if texts is None and vector is not None and self.settings.excerpt_tokens > 0:
             excerpt = partial(self._key_sentences, vector)
-        count, code_lines = self.generator.count_tokens, self.settings.prompt_code_lines
-        messages, used = build_messages(question, hits, count, budget, texts, excerpt, code_lines)
+        messages, used = build_messages(question, hits, self.generator.count_tokens, budget, texts, excerpt)
         passages = [h.chunk.embedding_text() for h in used]
         return messages, used, self.focus_index.check(self.retriever.prepare(question), passages)
 
@@ -259,12 +258,6 @@ class Answerer:
                 if retried is not None:
                     run.fire("evidence_retry")
                     return retried
-            entry = (
-                cited_entry(self, run.standalone, checked, focus) if self.rules.on("cited_entry") else None
-            )
-            if entry is not None and (answer := self._entry_answer(run, entry)) is not None:
-                run.fire("cited_entry")
-                return answer
             if not checked.kept:  # a relayed sentence dropped says why (answer/relay.py)
                 relayed = checked.relayed[0].reason if checked.relayed else None
                 return run.abstained(relayed or run.relay_reason() or NOTHING_SUPPORTED, total)
@@ -274,13 +267,6 @@ class Answerer:
             return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = shape(self, run.standalone, focus, checked.kept, checked.by_display)
         if shaped is not None:
-            if (
-                len(shaped) == 1
-                and self.rules.on("answering_line")
-                and (line := answering_line(self, run.standalone, shaped[0], checked.by_display))
-            ):
-                run.fire("answering_line")
-                shaped = [line]
             return replace(checked, kept=shaped)
         # Off target: once more with the passage closest to the question (the same passage alone is
         # a new prompt when the first one held several).
@@ -292,13 +278,14 @@ class Answerer:
         run.fire("offtarget_retry")
         return retried
 
-    def _entry_answer(self, run: Run, hit: Hit) -> Answer | None:
-        """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's, and
-        the one a bare yes or no stood for (``checking.cited_entry``); without its sentences that relay
+    def _entry_answer(self, run: Run, hit: Hit, rule: str) -> Answer | None:
+        """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's,
+        without its sentences that relay
         what the question did not ask about (``answer/relay.py``), None when none is left."""
         text = " ".join(run.screened([faq_answer(hit.chunk, sentences=self.settings.max_answer_sentences)]))
         if not text:
             return None
+        run.fire(rule)  # before the answer is made: it lists the rules fired
         n = len(MARKER.findall(text))
         cited = (Citation(n=1, hit=hit),)
         return run.answer(text, cited, sentences_total=n, sentences_supported=n, route="faq")

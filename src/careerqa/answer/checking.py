@@ -2,8 +2,7 @@
 that supports it, less those that relay what the question did not ask about (``answer/relay.py``,
 whatever passage they cite) and those that say the passages do not hold the answer (counted: a draft
 of nothing else is a refusal, ``answerer._verified``); ``evidence`` asks whether they say more than
-the question; ``shape`` keeps those on target, in the answer's form; ``answering_line`` and
-``cited_entry`` revise an answer that is only a name or a bare yes or no into what its passage says.
+the question; ``shape`` keeps those on target, in the answer's form.
 
 Not handled here: the scores behind these (support: ``answer/grounding.py``; relevance:
 ``answer/relevance.py``; focus: ``answer/focus.py``; form: ``answer/form.py``), deciding what to do when a
@@ -17,21 +16,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from careerqa.answer.focus import Focus
-from careerqa.answer.form import is_copy, plain_words, select
+from careerqa.answer.form import is_copy, select
 from careerqa.answer.relay import Relay, record, relay, without_reference_links
 from careerqa.answer.relevance import echoes, in_context, sentence_relevance
 from careerqa.answer.run import Checked, Parts
 from careerqa.generate.prompts import is_abstention
-from careerqa.text.citations import MARKER, cite
+from careerqa.text.citations import MARKER
 from careerqa.text.lines import LIST_MARK
-from careerqa.text.sentences import split_sentences
-from careerqa.text.tokens import stem, tokenize
 from careerqa.types import Hit
 
 LIST_ITEMS = 6  # a copied list of this many short items at most is shown as its passage sentence
 WHOLE_WORDS = 45  # ... when that sentence is no longer than this (``_whole``)
-NAME_WORDS = 4  # an answer this short is a bare name (``answering_line``)
-QUOTE_WORDS = 5  # ... and the line it is checked against says at least this much after its title
 
 
 def verify(
@@ -108,67 +103,6 @@ def shape(
     limit = settings.max_answer_sentences
     chosen = select(sentences, [relevance[i] for i in on_topic], copied, limit)
     return [_whole(sentences[i], contexts[on_topic[i]]) for i in chosen]
-
-
-def answering_line(parts: Parts, question: str, sentence: str, by_display: dict[int, Hit]) -> str | None:
-    """For a bare name ("NumPy [1]" for "which python library is like excel on steroids?"): the
-    headed passage line holding the passage sentence that names most of the question's rare terms
-    (``focus``; then the closest by cosine), when that line does not name it ("- Pandas: For data
-    manipulation and analysis. Think of it as Excel on steroids, …"), each sentence cited to its
-    passage by the display number it has in the answer. The model took the name of the item next
-    to the one the question describes; the line says which it is. None: the name stands (its
-    line names it, or the answer is more than a name)."""
-    plain = MARKER.sub("", sentence).strip().rstrip(".!?")
-    numbers = _numbers(sentence)
-    if len(plain.split()) > NAME_WORDS or len(numbers) != 1 or numbers[0] not in by_display:
-        return None
-    best = _best_unit(parts, parts.retriever.prepare(question), by_display)
-    if best is None:
-        return None
-    n, unit = best
-    line = next((ln for ln in by_display[n].chunk.text.splitlines() if unit.strip() in ln), "")
-    title, _, body = LIST_MARK.sub("", line).partition(":")
-    if not body or len(title.split()) > NAME_WORDS + 2 or len(body.split()) < QUOTE_WORDS:
-        return None  # not a line headed by a short title: "Key services include:" names nothing
-    if len(line.split()) > WHOLE_WORDS or plain_words(plain) in plain_words(line):
-        return None
-    sentences = split_sentences(LIST_MARK.sub("", line).strip())
-    if len(sentences) > parts.settings.max_answer_sentences:
-        return None
-    return " ".join(cite(part, n) for part in sentences)  # each sentence cited, as verification reads them
-
-
-def _best_unit(parts: Parts, searched: str, by_display: dict[int, Hit]) -> tuple[int, str] | None:
-    """The passage sentence (with its display number) that names most of the question's rare terms,
-    then is closest to it by cosine (``answering_line``)."""
-    index = parts.focus_index
-    weights = {stem(t): index.idf(stem(t)) for t in index.check(searched, []).terms}
-    vector = parts.retriever.embedder.embed_batch([searched])[0]
-    best: tuple[float, float, int, str] | None = None
-    for n, hit in by_display.items():
-        vectors = parts.retriever.store.sentence_vectors(hit.chunk)
-        for unit, cosine in zip(hit.chunk.sentences(), vectors @ vector, strict=True):
-            held = set(tokenize(unit))
-            key = (sum(w for t, w in weights.items() if t in held), float(cosine))
-            if best is None or key > best[:2]:
-                best = (*key, n, unit)
-    return None if best is None else (best[2], best[3])
-
-
-def cited_entry(parts: Parts, question: str, checked: Checked, focus: Focus) -> Hit | None:
-    """The corpus FAQ entry a bare yes or no cites ("No [1]." for "is AI work only about coding?",
-    citing "Is it all about coding, or are other skills essential too?"), when every sentence of
-    the draft only repeats the question and the passages hold its focus: the entry's own answer
-    says what the bare word stood for. None otherwise."""
-    if focus.coverage < parts.settings.focus_min_coverage or not checked.checks:
-        return None
-    searched = parts.retriever.prepare(question)
-    if not all(echoes(check.text, question, searched) for check in checked.checks):
-        return None
-    cited = [n for check in checked.checks for n in check.cited if n in checked.by_display]
-    entries = [checked.by_display[n] for n in dict.fromkeys(cited)]
-    entries = [h for h in entries if h.chunk.kind == "faq" and h.chunk.section.strip()]
-    return entries[0] if len(entries) == 1 else None
 
 
 def _names_source(sentence: str, sources: set[str], passage: str) -> bool:

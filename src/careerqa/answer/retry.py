@@ -29,10 +29,7 @@ def retry(parts: Parts, question: str, focus: Focus, hits: Sequence[Hit], tried:
     target = best_passage(question_vector, hits, vectors)
     if target is None or target.chunk.chunk_id in tried:
         return None
-    count = parts.generator.count_tokens
-    messages, used = build_messages(
-        question, [target], count, settings.context_tokens, code_lines=settings.prompt_code_lines
-    )
+    messages, used = build_messages(question, [target], parts.generator.count_tokens, settings.context_tokens)
     if not used:
         return None
     raw = parts.generator.generate(messages, max_tokens=settings.max_answer_tokens, stop=STOP)

@@ -28,9 +28,7 @@ RULES: dict[str, str] = {
     "reference_links": "a link in parentheses after a name is a reference: it is taken out of the "
     "sentence, which then stays unless it relays something else",
     "evidence_retry": "nothing supported beyond the question repeated: ask again with the closest passage",
-    "cited_entry": "a bare yes or no citing one FAQ entry becomes that entry's answer",
     "focus_check": "abstain when no passage names the question's rare terms and neither does the answer",
-    "answering_line": "a bare name is replaced by the passage line that holds the question's rare terms",
     "offtarget_retry": "supported but off target: ask again with the closest passage",
     "bridged": "retrieval: the passage between the top two of one section is ranked third",
 }

@@ -389,10 +389,7 @@ def sync_for_index(
             raise _NoKV(f"the generator {gen.name!r} has no KV cache to precompute")
         return stitcher  # type: ignore[no-any-return]
 
-    code_lines = settings.prompt_code_lines
-    blocks = wanted_blocks(
-        index_chunks(store), settings.kv_slots, lambda c, n: passage_block(c, n, None, code_lines) + "\n\n"
-    )
+    blocks = wanted_blocks(index_chunks(store), settings.kv_slots, lambda c, n: passage_block(c, n) + "\n\n")
     prefix = prefix_key(model_id(settings.generator), SYSTEM_PROMPT)
     try:
         return sync_caches(

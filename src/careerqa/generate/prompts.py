@@ -85,29 +85,10 @@ def _attribute(value: str) -> str:
     return " ".join(value.split()).replace('"', "'").replace("<", "\u2039").replace(">", "\u203a")
 
 
-def condense_code(text: str, lines: int) -> str:
-    """``text`` with each fenced code block cut to its first ``lines`` lines and a "…" line (whole
-    when ``lines`` is 0 or the block is that short)."""
-    if lines <= 0:
-        return text
-
-    def cut(m: re.Match[str]) -> str:
-        body = m.group(2).split("\n")
-        if len(body) <= lines + 1:
-            return m.group(0)
-        return m.group(1) + "\n".join(body[:lines]) + "\n…\n" + m.group(3)
-
-    return _FENCED.sub(cut, text)
-
-
-_FENCED = re.compile(r"(^```[^\n]*\n)(.*?)\n?(^```[ \t]*$)", re.MULTILINE | re.DOTALL)
-
-
-def passage_block(chunk: Chunk, n: int, text: str | None = None, code_lines: int = 0) -> str:
-    """Passage ``n`` as the prompt shows it (``kv_cache`` keys the passage caches by this text), its
-    code blocks cut to ``code_lines`` lines (``condense_code``). Passages are quoted data: nothing
-    inside one can end it early or open another."""
-    body = fence(linearize_tables(condense_code(chunk.text if text is None else text, code_lines)))
+def passage_block(chunk: Chunk, n: int, text: str | None = None) -> str:
+    """Passage ``n`` as the prompt shows it (``kv_cache`` keys the passage caches by this text).
+    Passages are quoted data: nothing inside one can end it early or open another."""
+    body = fence(linearize_tables(chunk.text if text is None else text))
     source, section = _attribute(chunk.source), _attribute(chunk.section)
     return f'<passage n="{n}" source="{source}" section="{section}">\n{body}\n</passage>'
 
@@ -125,7 +106,6 @@ def build_messages(
     budget: int,
     texts: dict[str, str] | None = None,
     excerpt: Callable[[Hit], str | None] | None = None,
-    code_lines: int = 0,
 ) -> tuple[list[dict[str, str]], list[Hit]]:
     """The chat messages for ``question``, and the hits that fit the token budget, numbered 1..
     ``texts`` (chunk id → text) shows selected sentences instead of whole passages; a hit missing
@@ -144,8 +124,8 @@ def build_messages(
         if texts is not None and chunk.chunk_id not in texts:
             continue
         text = chunk.text if texts is None else texts[chunk.chunk_id]
-        body = fence(linearize_tables(condense_code(text, code_lines)))  # as passage_block writes it
-        block = passage_block(chunk, n, text, code_lines)
+        body = fence(linearize_tables(text))  # as passage_block writes it
+        block = passage_block(chunk, n, text)
         cost = count_tokens(block)
         if used and spent + cost > budget:
             break
