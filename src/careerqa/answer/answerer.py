@@ -3,7 +3,10 @@ stream of events (``events.py``): ``Answerer.events`` yields them, ``Answerer.as
 
 Abstention happens in three places: before generating, when the best passage is too far from the
 question (``Settings.min_dense_score``); after generating, when the model says the passages do not
-hold the answer; and after verification, when no sentence of the answer is supported.
+hold the answer (in whatever words: a refusal sentence is dropped, ``checking.verify``), unless a
+retry with the closest passage answers; and after verification, when no sentence of the answer is
+supported or what is supported is not about the question. The decisions beyond that plain path are
+the named rules of ``answer/rules.py``, each one kept by an ablation on the pooled dev splits.
 Not handled here: the prompts and recognising a refusal (``generate/prompts.py``), a follow-up's
 rewrite (``answer/turns.py``), checking a draft (``answer/checking.py``), the retry
 (``answer/retry.py``), printing (``cli/ask_cmd.py``), HTTP (``web/app.py``), retrieval itself
@@ -40,7 +43,6 @@ from careerqa.text.citations import MARKER, CitationStream
 from careerqa.types import Answer, Citation, Hit
 
 MAX_QUESTION_CHARS = 1000
-RESCUE_PASSAGES = 3  # the passages a low-cosine question's terms are looked for in
 MAX_IDLE_FEEDS = 8  # streamed pieces in a row without a word: the model loops on markers, stop it
 
 MODEL_REFUSED = "model: the passages do not answer the question"
@@ -120,7 +122,7 @@ class Answerer:
 
     def _answer(self, run: Run) -> Gen[Text, None, Answer]:
         """Abstain, answer from the FAQ, or generate and check; yields the text shown meanwhile."""
-        weak = self._weak_retrieval(run, run.standalone, run.hits)
+        weak = self._weak_retrieval(run.hits)
         if weak is not None:
             return run.abstained(weak)
         vector = self._question_vector(run.standalone)
@@ -135,23 +137,12 @@ class Answerer:
         checked = self._refused(run, focus) if refused else self._verified(run, draft, used, focus)
         return checked if isinstance(checked, Answer) else run.answered(checked)
 
-    def _weak_retrieval(self, run: Run, question: str, hits: Sequence[Hit]) -> str | None:
-        """Why to abstain before generating: the best passage is too far from the question and the top
-        passages do not hold its terms either. None: go on."""
+    def _weak_retrieval(self, hits: Sequence[Hit]) -> str | None:
+        """Why to abstain before generating: the best passage is too far from the question. None: go on."""
         best = max((h.dense_score or 0.0 for h in hits), default=0.0)
         if best >= self.settings.min_dense_score:
             return None
-        if self.rules.on("terms_rescue") and self._terms_found(question, hits):
-            run.fire("terms_rescue")
-            return None
         return f"retrieval: best passage similarity {best:.2f} < {self.settings.min_dense_score}"
-
-    def _terms_found(self, question: str, hits: Sequence[Hit]) -> bool:
-        """Do the top passages hold most of the question's terms (``focus_rescue_coverage``)? A question
-        whose words are there goes to the model even when the passages' cosine is low."""
-        top = [h.chunk.embedding_text() for h in hits[:RESCUE_PASSAGES]]
-        focus = self.focus_index.check(self.retriever.prepare(question), top)
-        return bool(focus.terms) and focus.coverage >= self.settings.focus_rescue_coverage
 
     def _question_vector(self, question: str) -> np.ndarray | None:
         """The question's embedding, when the FAQ route, sentence selection or the excerpt needs it."""
@@ -261,22 +252,10 @@ class Answerer:
             if not checked.kept:  # a relayed sentence dropped says why (answer/relay.py)
                 relayed = checked.relayed[0].reason if checked.relayed else None
                 return run.abstained(relayed or run.relay_reason() or NOTHING_SUPPORTED, total)
-        unfocused = focus.coverage < self.settings.focus_min_coverage and not focus.named_by(draft.text)
-        if unfocused and self.rules.on("focus_check"):
-            run.fire("focus_check")
-            return run.abstained(f"focus: no passage mentions {', '.join(focus.missing[:3])}", total)
         shaped = shape(self, run.standalone, focus, checked.kept, checked.by_display)
         if shaped is not None:
             return replace(checked, kept=shaped)
-        # Off target: once more with the passage closest to the question (the same passage alone is
-        # a new prompt when the first one held several).
-        if not self.rules.on("offtarget_retry"):
-            return run.abstained(OFF_TARGET, total)
-        retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, alone)
-        if retried is None:
-            return run.abstained(OFF_TARGET, total)
-        run.fire("offtarget_retry")
-        return retried
+        return run.abstained(OFF_TARGET, total)  # supported, but not about the question
 
     def _entry_answer(self, run: Run, hit: Hit, rule: str) -> Answer | None:
         """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's,

@@ -7,10 +7,10 @@ weighing most: "salary" and "Germany" in "what salary does an AI engineer earn i
 than "AI" and "engineer", which half the corpus mentions. ``coverage`` is the IDF-weighted share of
 the focus terms that the retrieved passages hold, in any inflection (Snowball stems, ``text/tokens.py``).
 
-Answering uses it after generation: when coverage is under ``Settings.focus_min_coverage`` and the
-answer names none of the missing terms either, the answer is built from passage words around a gap
-("AWS SageMaker [1]" for a question about Azure certification) and is refused. The threshold is
-calibrated on the dev split with ``bench/calibrate_focus.py``.
+Answering uses it to decide whether a model refusal is retried with the closest passage
+(``Settings.focus_rescue_coverage``), and a retry's answer is refused when coverage is under
+``Settings.focus_min_coverage`` and the answer names none of the missing terms either. (A refusal of
+every answer so built, the rule ``focus_check``, went: it changed no answer on the pooled dev splits.)
 Not handled here: synonyms ("doctorate" / "PhD" share no stem: a paraphrase can look uncovered, which
 is why coverage alone never refuses and the threshold sits below every answerable dev question).
 """

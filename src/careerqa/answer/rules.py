@@ -20,7 +20,6 @@ from careerqa.errors import BadInput
 
 RULES: dict[str, str] = {
     "faq_route": "a corpus FAQ entry close enough to the question is the answer, without the model",
-    "terms_rescue": "weak cosine, but the top passages hold the question's terms: generate anyway",
     "refusal_retry": "the model refused although the passages hold the question's terms: ask again "
     "with the closest passage alone",
     "sentence_refusal": "a sentence saying the passages do not hold the answer is dropped; a draft of "
@@ -28,8 +27,6 @@ RULES: dict[str, str] = {
     "reference_links": "a link in parentheses after a name is a reference: it is taken out of the "
     "sentence, which then stays unless it relays something else",
     "evidence_retry": "nothing supported beyond the question repeated: ask again with the closest passage",
-    "focus_check": "abstain when no passage names the question's rare terms and neither does the answer",
-    "offtarget_retry": "supported but off target: ask again with the closest passage",
     "bridged": "retrieval: the passage between the top two of one section is ranked third",
 }
 
