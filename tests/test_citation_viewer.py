@@ -17,7 +17,7 @@ from careerqa.engine.core import Engine
 from careerqa.web.app import create_app
 
 from . import test_chat_page
-from .conftest import FakeEmbedder
+from .conftest import SEED, FakeEmbedder
 from .docfixtures import guide_pdf
 from .fakes import FakeGenerator
 from .helpers import ANSWER, QUESTION, Scripted, live_server, make_settings
@@ -34,6 +34,7 @@ An image tag <img src=x onerror="window.pwned=2"> and a link <a href="javascript
 are text in this corpus, never markup.
 """
 HOSTILE_ANSWER = "Recruiters reward portfolios that show careful input handling [1]."
+SEED_ANSWER = "Key areas include linear algebra, calculus and probability and statistics [1]."
 PDF_QUESTION = "should I counter the first salary offer?"
 PDF_ANSWER = "Negotiation specialists recommend countering the first offer fifteen percent higher [1]."
 
@@ -41,7 +42,8 @@ PDF_ANSWER = "Negotiation specialists recommend countering the first offer fifte
 @pytest.fixture(scope="module")
 def viewer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("viewer")
-    settings = make_settings(root, {"hostile.md": HOSTILE}).replace(answer_cache_size=0)
+    seed = SEED.read_text(encoding="utf-8")  # the real article: a long document to open and scroll
+    settings = make_settings(root, {"hostile.md": HOSTILE, SEED.name: seed}).replace(answer_cache_size=0)
     guide_pdf(settings.corpus_dir / "guide.pdf")
     script = Scripted()
     engine = Engine(settings, embedder=FakeEmbedder(), generator=FakeGenerator(script))
@@ -80,7 +82,9 @@ def _open(driver: WebDriver, selector: str) -> float:
     message = driver.find_elements(By.CSS_SELECTOR, ".message.assistant.done")[-1]
     target = message.find_element(By.CSS_SELECTOR, selector)
     driver.execute_script("document.getElementById('viewer').dataset.state = ''")
-    return float(driver.execute_async_script(_CLICK_AND_TIME, target))
+    elapsed = float(driver.execute_async_script(_CLICK_AND_TIME, target))
+    print(f"citation opened in {elapsed:.0f} ms")  # shown with pytest -s
+    return elapsed
 
 
 def _in_view(driver: WebDriver, css: str) -> bool:
@@ -161,3 +165,16 @@ def test_markup_inside_a_document_never_runs(page, viewer_stack):
     assert page.execute_script("return window.pwned") is None
     severe = [e for e in page.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
+
+
+def test_a_citation_into_the_long_seed_article_opens_within_300_ms(page, viewer_stack):
+    """The whole 3,300-word article is put in the page and scrolled to the passage."""
+    viewer_stack["script"].replies[:] = [SEED_ANSWER]
+    message = ask(page, "what kind of math should I focus on for AI?")
+    assert SEED.name in message.find_element(By.CSS_SELECTOR, ".sources").text
+    assert _open(page, "sup.citation a") < OPEN_MS
+    text = page.find_element(By.ID, "doc-text").get_attribute("textContent")
+    assert len(text.split()) > 3000  # the whole document, not the passage
+    mark = page.find_element(By.CSS_SELECTOR, "#doc-text mark.support")
+    assert "linear algebra" in mark.text
+    assert _in_view(page, "#doc-text mark.support")
