@@ -13,6 +13,7 @@ read here.
 
     python bench/ablate_rules.py                        # all rules; bench/results/ablation-dev.json
     python bench/ablate_rules.py --rules answering_line,cited_entry
+    python bench/ablate_rules.py --setting focus_rescue_coverage=0.5,0.25,0   # a threshold instead
 
 Each corpus needs an index first (``careerqa index --corpus … --index-dir …``); ``--index-root``
 names the folder holding one per corpus (``seed``, ``pandas-doc``, ``r-manuals``).
@@ -47,8 +48,8 @@ def corpora(index_root: Path) -> dict[str, dict[str, Path]]:
     return found
 
 
-def run(name: str, paths: dict[str, Path], off: str, out: Path) -> dict:
-    env = {**os.environ, "CAREERQA_RULES_OFF": off, "CAREERQA_KV_CACHE": "off", "HF_HUB_OFFLINE": "1"}
+def run(name: str, paths: dict[str, Path], extra: dict[str, str], out: Path) -> dict:
+    env = {**os.environ, "CAREERQA_KV_CACHE": "off", "HF_HUB_OFFLINE": "1", **extra}
     cmd = [
         sys.executable, str(ROOT / "bench" / "replay_answers.py"), "--split", "dev",
         "--set", str(paths["set"]), "--corpus", str(paths["corpus"]), "--index-dir", str(paths["index"]),
@@ -56,6 +57,17 @@ def run(name: str, paths: dict[str, Path], off: str, out: Path) -> dict:
     ]  # fmt: skip
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(out.read_text(encoding="utf-8"))
+
+
+def configs(rules: str, setting: str | None) -> list[tuple[str, dict[str, str]]]:
+    """(label, environment) of each run: the first is the baseline the others are compared with."""
+    if setting is None:
+        return [("baseline", {"CAREERQA_RULES_OFF": ""})] + [
+            (r, {"CAREERQA_RULES_OFF": r}) for r in rules.split(",")
+        ]
+    name, values = setting.split("=", 1)
+    variable = "CAREERQA_" + name.upper()
+    return [(f"{name}={v}" if i else "baseline", {variable: v}) for i, v in enumerate(values.split(","))]
 
 
 def scores(records: list[dict]) -> dict:
@@ -68,6 +80,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rules", default=",".join(RULES), help="rules to ablate, comma-separated")
+    parser.add_argument("--setting", default=None, help="NAME=V1,V2,...: compare values of one setting")
     parser.add_argument("--index-root", type=Path, default=Path("/tmp/careerqa-eval-indexes"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ablation-dev.json")
     args = parser.parse_args()
@@ -77,12 +90,11 @@ def main() -> None:
     started = time.perf_counter()
     rows: dict[str, dict] = {}
     answers: dict[str, dict[str, str]] = {}
-    for off in ["", *args.rules.split(",")]:
-        label = off or "baseline"
+    for label, extra in configs(args.rules, args.setting):
         pooled: list[dict] = []
         per_corpus = {}
         for name, paths in sets.items():
-            report = run(name, paths, off, scratch / f"{label}-{name}.json")
+            report = run(name, paths, extra, scratch / f"{label}-{name}.json")
             pooled.extend(report["records"])
             per_corpus[name] = scores(report["records"])
             per_corpus[name]["generated"] = report["generated"]

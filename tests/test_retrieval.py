@@ -120,6 +120,7 @@ def _retriever(chunks):
 
     retriever = Retriever.__new__(Retriever)  # only the section links: no index needed
     retriever._next = next_in_section(chunks)
+    retriever.bridge, retriever.bridged = True, 0
     return retriever
 
 
