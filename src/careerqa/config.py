@@ -97,7 +97,8 @@ class Settings:
     # (the prompt asks for 1-3).
     max_answer_sentences: int = 4
     # A retry's answer is refused when the passages hold less than this IDF-weighted share of the
-    # question's terms and the answer names none of the missing ones (answer/retry.py, focus.py).
+    # question's terms and the answer names none of the missing ones (rule retry_focus:
+    # answer/pipeline.py, focus.py).
     focus_min_coverage: float = 0.09
     # An answer whose best sentence is less similar to the question than this is off target: tried
     # once more with the closest passage, else refused; sentences under the second are dropped.

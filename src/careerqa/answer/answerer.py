@@ -1,16 +1,15 @@
 """Question → retrieve → answer or abstain → prompt → generate → map ``[n]`` → verify, as one
 stream of events (``events.py``): ``Answerer.events`` yields them, ``Answerer.ask`` is derived.
 
-Abstention happens in three places: before generating, when the best passage is too far from the
-question (``Settings.min_dense_score``); after generating, when the model says the passages do not
-hold the answer (in whatever words: a refusal sentence is dropped, ``checking.verify``), unless a
-retry with the closest passage answers; and after verification, when no sentence of the answer is
-supported or what is supported is not about the question. The decisions beyond that plain path are
-the named rules of ``answer/rules.py``, each one kept by an ablation on the pooled dev splits.
+Abstention happens before generating, when the best passage is too far from the question
+(``Settings.min_dense_score``), and after it, when the draft fails a step of the check pipeline
+(``answer/pipeline.py``: the model's refusal in whatever words, nothing supported beyond the question,
+off target) and the retry that step may ask for, the same pipeline on the closest passage, does no
+better (``Answerer._settle``). The decisions beyond the plain path are the named rules of
+``answer/rules.py``, each one kept by an ablation on the pooled dev splits.
 Not handled here: the prompts and recognising a refusal (``generate/prompts.py``), a follow-up's
-rewrite (``answer/turns.py``), checking a draft (``answer/checking.py``), the retry
-(``answer/retry.py``), printing (``cli/ask_cmd.py``), HTTP (``web/app.py``), retrieval itself
-(``retrieve/hybrid.py``).
+rewrite (``answer/turns.py``), the checks (``answer/pipeline.py``, ``answer/checking.py``), printing
+(``cli/ask_cmd.py``), HTTP (``web/app.py``), retrieval itself (``retrieve/hybrid.py``).
 """
 
 from __future__ import annotations
@@ -19,18 +18,16 @@ import re
 import time
 from collections.abc import Generator as Gen
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
-from careerqa.answer.checking import evidence, shape, verify
 from careerqa.answer.focus import Focus, FocusIndex
 from careerqa.answer.form import STOP, MarkupFilter
 from careerqa.answer.grounding import Verifier
-from careerqa.answer.retry import retry
+from careerqa.answer.pipeline import NOTHING_SUPPORTED, Refusal, answer_again, check
 from careerqa.answer.rules import Rules
-from careerqa.answer.run import Checked, Draft, Run, elapsed_ms, is_refusal
+from careerqa.answer.run import Draft, Question, Run, elapsed_ms, is_refusal
 from careerqa.answer.shortcuts import FaqMatcher, faq_answer, select_sentences
 from careerqa.answer.turns import Turn, rewrite
 from careerqa.config import Settings
@@ -45,9 +42,6 @@ from careerqa.types import Answer, Citation, Hit
 MAX_QUESTION_CHARS = 1000
 MAX_IDLE_FEEDS = 8  # streamed pieces in a row without a word: the model loops on markers, stop it
 
-MODEL_REFUSED = "model: the passages do not answer the question"
-NOTHING_SUPPORTED = "verification: no sentence is supported by the passage it cites"
-OFF_TARGET = "relevance: the supported sentences do not address the question"
 
 
 class Answerer:
@@ -130,12 +124,12 @@ class Answerer:
         if faq is not None:
             return faq
         messages, used, focus = self._prompt(run.standalone, run.hits, vector)
-        draft = yield from self._generate(run, messages, used)
-        refused = is_refusal(draft.text)
-        if not refused and (rest := run.release(draft.tail)):
+        searched = self.retriever.prepare(run.standalone)
+        question = Question(run.asked, run.standalone, searched, focus, vector)
+        draft = yield from self._generate(run, question, messages, used)
+        if not is_refusal(draft.text) and (rest := run.release(draft.tail)):
             yield Text(rest)
-        checked = self._refused(run, focus) if refused else self._verified(run, draft, used, focus)
-        return checked if isinstance(checked, Answer) else run.answered(checked)
+        return self._settle(run, question, check(self, draft))
 
     def _weak_retrieval(self, hits: Sequence[Hit]) -> str | None:
         """Why to abstain before generating: the best passage is too far from the question. None: go on."""
@@ -189,7 +183,7 @@ class Answerer:
         return text if text and count(text) <= 2 * budget else None
 
     def _generate(
-        self, run: Run, messages: list[dict[str, str]], used: Sequence[Hit]
+        self, run: Run, question: Question, messages: list[dict[str, str]], used: Sequence[Hit]
     ) -> Gen[Text, None, Draft]:
         """Stream the model's answer: markup filtered out, markers renumbered by first mention, and
         the start held back while it could still become a refusal (``can_show``)."""
@@ -217,45 +211,29 @@ class Answerer:
         run.timings["first_token"] = first_token if first_token is not None else run.timings["generate"]
         run.tokens.update(getattr(self.generator, "last_usage", None) or {})
         run.draft = stream.text.strip()
-        return Draft(run.draft, stream.order, tail)
+        return Draft(question, tuple(used), run.draft, tuple(stream.order), tail)
 
-    def _refused(self, run: Run, focus: Focus) -> Checked | Answer:
-        """The model said the passages do not answer: abstain, unless they hold the question's terms;
-        then once more with the passage closest to the question."""
-        if focus.coverage < self.settings.focus_rescue_coverage or not self.rules.on("refusal_retry"):
-            return run.abstained(MODEL_REFUSED)
-        retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, set())
-        if retried is None:
-            return run.abstained(MODEL_REFUSED)
-        run.fire("refusal_retry")
-        return retried
-
-    def _verified(self, run: Run, draft: Draft, used: Sequence[Hit], focus: Focus) -> Checked | Answer:
-        """The draft's supported sentences, on target (focus, relevance and form: answer/focus.py,
-        answer/relevance.py, answer/form.py); else once more with the closest passage, or an abstention."""
-        checked = run.timed("verify", verify, self, draft.text, draft.order, used, run.asked)
-        if checked.refusals:
-            run.fire("sentence_refusal")
-            if not checked.kept:  # a refusal in other words, whatever it cites
-                return self._refused(run, focus)
-        total = len(checked.checks)
-        alone = {used[0].chunk.chunk_id} if len(used) == 1 else set()
-        if not evidence(self, run.standalone, checked.kept):
-            # Nothing the passages support, or only the question repeated with a yes or no (which any
-            # passage on the topic "supports"): once more with the closest passage. A bare yes or no
-            # that the retry does not better is kept: it may well be right, and it cites its passage.
-            if self.rules.on("evidence_retry"):
-                retried = run.timed("retry", retry, self, run.standalone, focus, run.hits, alone)
-                if retried is not None:
-                    run.fire("evidence_retry")
-                    return retried
-            if not checked.kept:  # a relayed sentence dropped says why (answer/relay.py)
-                relayed = checked.relayed[0].reason if checked.relayed else None
-                return run.abstained(relayed or run.relay_reason() or NOTHING_SUPPORTED, total)
-        shaped = shape(self, run.standalone, focus, checked.kept, checked.by_display)
-        if shaped is not None:
-            return replace(checked, kept=shaped)
-        return run.abstained(OFF_TARGET, total)  # supported, but not about the question
+    def _settle(self, run: Run, question: Question, outcome: Draft | Refusal) -> Answer:
+        """The checked draft as the answer. A refusal that names a retry rule (when on) asks the model
+        once more from the closest passage, through the same checks; failing that, its fallback goes
+        on, or the answer is an abstention with the reason."""
+        run.fire_all(outcome.fired)
+        if isinstance(outcome, Refusal) and outcome.retry and self.rules.on(outcome.retry):
+            retried = run.timed("retry", answer_again, self, question, run.hits, outcome.tried)
+            run.fire_all(retried.fired)  # what the retry's own steps applied (retry_focus)
+            if isinstance(retried, Draft):
+                run.fire(outcome.retry)
+                outcome = retried
+        if isinstance(outcome, Refusal) and outcome.fallback is not None:
+            outcome = check(self, outcome.fallback)
+        run.fire_all(outcome.fired)
+        if isinstance(outcome, Refusal):
+            reason = outcome.reason
+            if reason == NOTHING_SUPPORTED:  # a relayed sentence dropped says why (answer/relay.py)
+                reason = run.relay_reason() or reason
+            return run.abstained(reason, outcome.sentences_total)
+        assert outcome.checked is not None  # a draft through the whole pipeline has been verified
+        return run.answered(outcome.checked)
 
     def _entry_answer(self, run: Run, hit: Hit, rule: str) -> Answer | None:
         """``hit``'s FAQ answer, cited, as the answer (``shortcuts.faq_answer``): the fast path's,

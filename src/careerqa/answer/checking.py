@@ -1,12 +1,12 @@
 """Checking a draft: ``verify`` keeps the sentences the passages support, each cited to the passage
 that supports it, less those that relay what the question did not ask about (``answer/relay.py``,
 whatever passage they cite) and those that say the passages do not hold the answer (counted: a draft
-of nothing else is a refusal, ``answerer._verified``); ``evidence`` asks whether they say more than
+of nothing else is a refusal, ``pipeline.sentence_refused``); ``evidence`` asks whether they say more than
 the question; ``shape`` keeps those on target, in the answer's form.
 
 Not handled here: the scores behind these (support: ``answer/grounding.py``; relevance:
-``answer/relevance.py``; focus: ``answer/focus.py``; form: ``answer/form.py``), deciding what to do when a
-check fails (``answer/answerer.py``), answering again (``answer/retry.py``).
+``answer/relevance.py``; focus: ``answer/focus.py``; form: ``answer/form.py``), the order of the checks and
+what to do when one fails (``answer/pipeline.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from careerqa.answer.focus import Focus
 from careerqa.answer.form import is_copy, select
 from careerqa.answer.relay import Relay, record, relay, without_reference_links
 from careerqa.answer.relevance import echoes, in_context, sentence_relevance
-from careerqa.answer.run import Checked, Parts
+from careerqa.answer.run import Checked, Parts, Question
 from careerqa.generate.prompts import is_abstention
 from careerqa.text.citations import MARKER
 from careerqa.text.lines import LIST_MARK
@@ -71,20 +70,17 @@ def verify(
     return Checked(by_display, checks, kept, tuple(relayed), refusals)
 
 
-def evidence(parts: Parts, question: str, kept: Sequence[str]) -> bool:
+def evidence(question: Question, kept: Sequence[str]) -> bool:
     """Do the kept sentences say something beyond the question (``relevance.echoes``)?"""
-    searched = parts.retriever.prepare(question)
-    return any(not echoes(sentence, question, searched) for sentence in kept)
+    return any(not echoes(sentence, question.text, question.searched) for sentence in kept)
 
 
-def shape(
-    parts: Parts, question: str, focus: Focus, kept: list[str], by_display: dict[int, Hit]
-) -> list[str] | None:
+def shape(parts: Parts, question: Question, kept: list[str], by_display: dict[int, Hit]) -> list[str] | None:
     """The kept sentences that are about the question, at most ``max_answer_sentences`` and at most
     two verbatim copies; None when the answer as a whole is off target."""
     settings, embedder = parts.settings, parts.retriever.embedder
     # measured against the question as it was searched: "reinforcment lerning" is far from any answer
-    searched = parts.retriever.prepare(question)
+    searched, focus = question.searched, question.focus
     relevance = sentence_relevance(embedder, searched, kept, focus)
     contexts = [_copied_from(sentence, by_display) for sentence in kept]
     if any(contexts):  # a copied fragment means what the passage line it comes from says

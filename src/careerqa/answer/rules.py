@@ -2,14 +2,15 @@
 
 Each entry of ``RULES`` names one decision of the answer path that a plain "retrieve, prompt,
 generate, keep the supported sentences" would not make, and says what it does. The answerer asks
-``Rules.on(name)`` before it applies one and records ``Run.fire(name)`` when it changed the answer's
-course; the names fired go into ``Answer.rules`` (``ask --json``, the API) and ``careerqa eval``
-counts them (``rules_fired``). ``CAREERQA_RULES_OFF=name,name`` turns rules off, for ablations on
-the pooled dev splits (``bench/ablate_rules.py``): a rule stays only where turning it off costs
-something there. Unknown names are refused, so a typo cannot pass for an ablation.
+``Rules.on(name)`` before it applies one (most are steps of ``answer/pipeline.py``) and records the
+name when it changed the answer's course; the names fired go into ``Answer.rules`` (``ask --json``,
+the API) and ``careerqa eval`` counts them (``rules_fired``). ``CAREERQA_RULES_OFF=name,name`` turns
+rules off, for ablations on the pooled dev splits (``bench/ablate_rules.py``): a rule stays only
+where turning it off costs something there. Unknown names are refused, so a typo cannot pass for an ablation.
 
-Not handled here: the rules' own logic (``answer/answerer.py``, ``answer/checking.py``,
-``retrieve/hybrid.py``), the always-on checks (support, relay, markup) that every answer passes.
+Not handled here: the rules' own logic (``answer/pipeline.py``, ``answer/answerer.py``,
+``answer/checking.py``, ``retrieve/hybrid.py``), the always-on checks (support, relay, markup) that
+every answer passes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ RULES: dict[str, str] = {
     "reference_links": "a link in parentheses after a name is a reference: it is taken out of the "
     "sentence, which then stays unless it relays something else",
     "evidence_retry": "nothing supported beyond the question repeated: ask again with the closest passage",
+    "retry_focus": "a retry's answer must name one of the question's rare terms when the passages hold "
+    "few of them",
     "bridged": "retrieval: the passage between the top two of one section is ranked third",
 }
 

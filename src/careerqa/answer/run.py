@@ -1,30 +1,34 @@
 """What the steps of answering one question share: the question's ``Run`` (what retrieval found, what
-the user was shown, the clock, and the one place an ``Answer`` is made), the model's ``Draft``, its
-``Checked`` sentences, and ``Parts``, the answerer's parts that checking and the retry read.
+the user was shown, the clock, and the one place an ``Answer`` is made), the ``Question`` as the
+checks read it, the model's ``Draft``, its ``Checked`` sentences, and ``Parts``, the answerer's parts
+that the checks read.
 
 What is shown and what is answered pass the relay rule (``answer/relay.py``): a streamed sentence that
 relays something the question did not ask about is held back (``RelayGuard``), and such a sentence
 is dropped from the answer made from checked sentences (``Run.answered``), with its reason when none
 is left.
 
-Not handled here: the steps themselves (``answer/answerer.py`` drives them, ``answer/checking.py``
-verifies and shapes a draft, ``answer/retry.py`` answers again), nor the prompts' text
+Not handled here: the steps themselves (``answer/answerer.py`` drives them, ``answer/pipeline.py``
+checks a draft and answers again, ``answer/checking.py`` verifies and shapes it), nor the prompts' text
 (``generate/prompts.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from careerqa.answer.focus import FocusIndex
+import numpy as np
+
+from careerqa.answer.focus import Focus, FocusIndex
 from careerqa.answer.form import place_markers
 from careerqa.answer.grounding import SentenceSupport, Verifier
 from careerqa.answer.relay import Relay, RelayGuard, screen
 from careerqa.answer.rules import Rules
 from careerqa.config import Settings
+from careerqa.embed.embedding import Embedder
 from careerqa.generate.base import Generator
 from careerqa.generate.prompts import ABSTAIN_TEXT, can_show, is_abstention
 from careerqa.retrieve.hybrid import Retriever
@@ -64,13 +68,41 @@ def elapsed_ms(since: float) -> float:
 
 
 @dataclass(frozen=True)
-class Draft:
-    """The model's answer as streamed: its text (markers numbered by first mention), the prompt
-    passage of each number, and the end that was not shown yet."""
+class Question:
+    """The question as every check reads it, computed once: what the user asked (and its rewrite),
+    the standalone form answered, its one corrected form as searched (``Retriever.prepare``), how well
+    the prompt's passages cover its rare terms, and the standalone form's vector (when a stage needs it)."""
 
+    asked: tuple[str, ...]
     text: str
-    order: list[int]
-    tail: str
+    searched: str
+    focus: Focus
+    vector: np.ndarray | None = None
+
+    def searched_vector(self, embedder: Embedder) -> np.ndarray:
+        """The searched form's vector: ``vector`` when the two forms are one."""
+        if self.vector is not None and self.searched == self.text:
+            return self.vector
+        vector: np.ndarray = embedder.embed_batch([self.searched])[0]
+        return vector
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A model answer on its way through the checks (``answer/pipeline.py``): its text (markers
+    numbered by first mention) and the prompt passage behind each number (``order``), the end not yet
+    shown (``tail``), whether it is a retry's, what checking kept (``checked``), whether a bare answer
+    the retry did not better may stand (``bare_ok``), and the named rules applied to it."""
+
+    question: Question
+    passages: tuple[Hit, ...]
+    text: str
+    order: tuple[int, ...]
+    tail: str = ""
+    retry: bool = False
+    checked: Checked | None = None
+    bare_ok: bool = False
+    fired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +138,10 @@ class Run:
     def fire(self, rule: str) -> None:
         if rule not in self.fired:
             self.fired.append(rule)
+
+    def fire_all(self, rules: Sequence[str]) -> None:
+        for rule in rules:
+            self.fire(rule)
 
     def timed(self, name: str, stage: Callable[..., T], *args: Any) -> T:
         started = time.perf_counter()
