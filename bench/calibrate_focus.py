@@ -2,7 +2,7 @@
 
 Retrieval only (no language model), for every question of the split:
 - focus coverage of the top passages (``answer/focus.py``): answerable vs unanswerable, for
-  ``focus_min_coverage`` and ``focus_rescue_coverage``.
+  ``focus_rescue_coverage``.
 With ``--answers FILE`` (a ``bench/replay_answers.py`` report), for every answered question:
 - the relevance of the answer's best sentence to the question (``answer/relevance.py``), split by whether the
   answer named a key fact (on target) or none (off target), for ``min_answer_relevance``.

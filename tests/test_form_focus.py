@@ -70,7 +70,6 @@ def test_focus_coverage_weights_rare_terms():
     focus = index.check("what salary does an AI engineer earn in Germany?", ["AI engineers need Python."])
     assert focus.missing == ("salary", "earn", "germany")
     assert focus.coverage < 0.3
-    assert focus.named_by("The salaries are high") and not focus.named_by("Python matters")
     covered = index.check("which tools do AI engineers use?", ["AI engineers use cloud tools."])
     assert covered.missing == () and covered.coverage == 1.0
     # the words that frame a question are not its focus: "mean" is in no passage, CI/CD is the subject

@@ -83,20 +83,6 @@ def test_a_draft_that_starts_by_refusing_is_refused_and_may_be_retried_when_the_
     assert pipeline.model_refused(parts, answer) is answer
 
 
-def test_a_retry_that_names_none_of_the_missing_rare_terms_is_refused():
-    parts = _Parts()
-    focus = _focus(coverage=0.05, missing=("swarm",))
-    vague = _draft("It packages a model [1].", focus=focus, retry=True)
-    out = pipeline.focus_named(parts, vague)
-    assert isinstance(out, Refusal) and out.reason == pipeline.FOCUS_MISSING and out.fired == ("retry_focus",)
-    named = _draft("Swarm schedules containers [1].", focus=focus, retry=True)
-    assert pipeline.focus_named(parts, named) is named
-    first = replace(vague, retry=False)
-    assert pipeline.focus_named(parts, first) is first  # only a retry's answer
-    off = _Parts(rules=Rules.parse("retry_focus"))
-    assert pipeline.focus_named(off, vague) is vague
-
-
 def test_nothing_left_but_refusal_sentences_is_the_models_refusal():
     parts = _Parts()
     out = pipeline.sentence_refused(parts, _draft("X is not mentioned in the passages [1].", [], refusals=1))

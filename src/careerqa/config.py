@@ -96,17 +96,13 @@ class Settings:
     # "Answer focus, form and typo-tolerant retrieval"). An answer keeps at most this many sentences
     # (the prompt asks for 1-3).
     max_answer_sentences: int = 4
-    # A retry's answer is refused when the passages hold less than this IDF-weighted share of the
-    # question's terms and the answer names none of the missing ones (rule retry_focus:
-    # answer/pipeline.py, focus.py).
-    focus_min_coverage: float = 0.09
-    # An answer whose best sentence is less similar to the question than this is off target: tried
-    # once more with the closest passage, else refused; sentences under the second are dropped.
+    # An answer whose best sentence is less similar to the question than this is off target and
+    # refused; sentences under the second are dropped.
     # Dev (bench/calibrate_focus.py): on-target answers' best sentence 0.29 and up, off-target 0.25.
     min_answer_relevance: float = 0.27
     min_sentence_relevance: float = 0.1
-    # A question under min_dense_score still goes to the model, and a model refusal is retried with the
-    # closest passage, when the top passages hold this IDF-weighted share of its terms. Chosen on the
+    # A model refusal is retried with the closest passage (rule refusal_retry) when the prompt's
+    # passages hold this IDF-weighted share of the question's terms. Chosen on the
     # dev splits pooled over the seed, pandas-doc and r-manuals (bench/results/issue25/
     # sweep-focus-rescue-dev.json): 0.5 false refusals 0.095; 0.25 0.084, unanswerable refused 1.0;
     # 0 0.084 and 0.955.

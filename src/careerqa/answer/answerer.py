@@ -220,7 +220,7 @@ class Answerer:
         run.fire_all(outcome.fired)
         if isinstance(outcome, Refusal) and outcome.retry and self.rules.on(outcome.retry):
             retried = run.timed("retry", answer_again, self, question, run.hits, outcome.tried)
-            run.fire_all(retried.fired)  # what the retry's own steps applied (retry_focus)
+            run.fire_all(retried.fired)  # what the retry's own steps applied
             if isinstance(retried, Draft):
                 run.fire(outcome.retry)
                 outcome = retried

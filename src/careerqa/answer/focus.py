@@ -8,9 +8,9 @@ than "AI" and "engineer", which half the corpus mentions. ``coverage`` is the ID
 the focus terms that the retrieved passages hold, in any inflection (Snowball stems, ``text/tokens.py``).
 
 Answering uses it to decide whether a model refusal is retried with the closest passage
-(``Settings.focus_rescue_coverage``), and a retry's answer is refused when coverage is under
-``Settings.focus_min_coverage`` and the answer names none of the missing terms either. (A refusal of
-every answer so built, the rule ``focus_check``, went: it changed no answer on the pooled dev splits.)
+(``Settings.focus_rescue_coverage``). (Refusing an answer on low coverage, ``focus_check``, and a
+retry's answer that names no missing term, ``retry_focus``, went: neither changed an answer on the
+pooled dev splits.)
 Not handled here: synonyms ("doctorate" / "PhD" share no stem: a paraphrase can look uncovered, which
 is why coverage alone never refuses and the threshold sits below every answerable dev question).
 """
@@ -37,11 +37,6 @@ class Focus:
     terms: tuple[str, ...]  # the question's focus words (folded), in order
     missing: tuple[str, ...]  # those that no given passage holds in any inflection
     coverage: float  # IDF-weighted share of ``terms`` the passages hold (1.0 without terms)
-
-    def named_by(self, text: str) -> bool:
-        """Does ``text`` (an answer) name one of the missing terms, in any inflection?"""
-        stems = set(tokenize(text))
-        return any(stem(term) in stems for term in self.missing)
 
 
 class FocusIndex:

@@ -30,7 +30,6 @@ from careerqa.types import Hit
 MODEL_REFUSED = "model: the passages do not answer the question"
 NOTHING_SUPPORTED = "verification: no sentence is supported by the passage it cites"
 OFF_TARGET = "relevance: the supported sentences do not address the question"
-FOCUS_MISSING = "focus: the question's rare terms are in no passage and not in the answer either"
 NO_OTHER_PASSAGE = "retry: no other passage to answer from"
 
 
@@ -61,17 +60,6 @@ def _refused(parts: Parts, draft: Draft) -> Refusal:
     hold enough of the question's rare terms (``focus_rescue_coverage``)."""
     may = not draft.retry and draft.question.focus.coverage >= parts.settings.focus_rescue_coverage
     return Refusal(MODEL_REFUSED, retry="refusal_retry" if may else None)
-
-
-def focus_named(parts: Parts, draft: Draft) -> Draft | Refusal:
-    """A retry's answer, when the passages hold little of the question's rare terms
-    (``focus_min_coverage``), must name one of them (rule ``retry_focus``)."""
-    focus = draft.question.focus
-    if not draft.retry or not parts.rules.on("retry_focus"):
-        return draft
-    if focus.coverage < parts.settings.focus_min_coverage and not focus.named_by(draft.text):
-        return Refusal(FOCUS_MISSING, fired=("retry_focus",))
-    return draft
 
 
 def verified(parts: Parts, draft: Draft) -> Draft | Refusal:
@@ -120,7 +108,7 @@ def on_target(parts: Parts, draft: Draft) -> Draft | Refusal:
     return replace(draft, checked=replace(checked, kept=shaped))
 
 
-STEPS: tuple[Step, ...] = (model_refused, focus_named, verified, sentence_refused, has_evidence, on_target)
+STEPS: tuple[Step, ...] = (model_refused, verified, sentence_refused, has_evidence, on_target)
 
 
 def check(parts: Parts, draft: Draft, steps: Sequence[Step] = STEPS) -> Draft | Refusal:

@@ -28,8 +28,6 @@ RULES: dict[str, str] = {
     "reference_links": "a link in parentheses after a name is a reference: it is taken out of the "
     "sentence, which then stays unless it relays something else",
     "evidence_retry": "nothing supported beyond the question repeated: ask again with the closest passage",
-    "retry_focus": "a retry's answer must name one of the question's rare terms when the passages hold "
-    "few of them",
     "bridged": "retrieval: the passage between the top two of one section is ranked third",
 }
 
