@@ -152,7 +152,9 @@ def test_ask_shows_verified_answer_when_citations_were_fixed(fake_cli):
 
 def test_ask_says_when_verification_rejects_a_streamed_answer(fake_cli):
     fake_cli["replies"] = ["Bananas are yellow and grow on tall plants in warm tropical countries [1]."] * 2
-    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"], obj=fake_cli["obj"])
+    make = fake_cli["obj"].engine_factory  # without the quote, which would answer from the Khan Academy line
+    obj = CliContext(engine_factory=lambda *args, **kw: make(*args, **kw, rules_off="quote_fallback"))
+    result = runner.invoke(cli.app, ["ask", "free maths courses Khan Academy?"], obj=obj)
     assert result.exit_code == 0, result.output
     assert "Verified answer (no sentence is supported by the passages):" in result.stdout
     assert result.stdout.rstrip().endswith("does not contain the answer to this question.")

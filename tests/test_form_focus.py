@@ -122,10 +122,15 @@ def test_off_target_twice_is_refused_with_the_reason(tmp_path, fake_embedder):
     def reply(messages):
         return "Teamwork and code review are daily work in most AI teams [1]."
 
-    engine = _engine(tmp_path, fake_embedder, reply)
-    answer = engine.ask("where are free maths courses? Khan Academy or MIT OpenCourseWare?")
+    question = "where are free maths courses? Khan Academy or MIT OpenCourseWare?"
+    engine = _engine(tmp_path / "a", fake_embedder, reply, rules_off="quote_fallback")
+    answer = engine.ask(question)
     assert answer.abstained and answer.text == ABSTAIN_TEXT
     assert answer.abstain_reason is not None and answer.abstain_reason.startswith("relevance")
+    # with the quote fallback, the passage line that names both is the answer, cited
+    quoted = _engine(tmp_path / "b", fake_embedder, reply).ask(question)
+    assert not quoted.abstained and quoted.rules == ("quote_fallback",)
+    assert "Khan Academy" in quoted.text and quoted.text.endswith("[1].") and "Teamwork" not in quoted.text
 
 
 def test_failure_kinds_tag_each_way_an_answer_goes_wrong():

@@ -25,7 +25,7 @@ DOCKER = "Docker packages a model with its dependencies, so it runs the same on 
 @dataclass
 class _Store:
     def sentence_vectors(self, chunk: Chunk) -> np.ndarray:
-        return FakeEmbedder().embed_batch([chunk.text])
+        return FakeEmbedder().embed_batch(chunk.sentences())
 
 
 @dataclass
@@ -144,3 +144,73 @@ def test_check_runs_the_steps_in_order_and_stops_at_the_first_refusal_with_the_r
     assert seen == ["one", "two"] and out == Refusal("two", fired=("one", "two"))
     passed = check(_Parts(), _draft("a"), [step("one"), step("three")])
     assert isinstance(passed, Draft) and passed.fired == ("one", "three")
+
+
+ARTICLE = (
+    "## Missing data\n\nPandas aims to be flexible with missing data. "
+    "Trailing empty fields are often dropped by spreadsheet exports. To read such files set fill to true. "
+    "Counting values is easy."
+)
+
+
+def _quote_draft(question: str, coverage: float = 1.0):
+    return _draft("", question=question, focus=_focus(coverage=coverage))
+
+
+def _unchecked(monkeypatch):
+    """``quote``'s own choice, without the checks after it (tested above, step by step)."""
+    monkeypatch.setattr(pipeline, "check", lambda parts, draft: draft)
+
+
+def test_a_refused_question_gets_the_closest_passage_sentence_and_the_next_quoted_and_cited(monkeypatch):
+    _unchecked(monkeypatch)
+    parts = _Parts(settings=Settings(quote_min_similarity=0.5, quote_sentences=2))
+    question = _quote_draft("spreadsheet exports dropped trailing empty fields").question
+    out = pipeline.quote(parts, question, [_hit(DOCKER, "c0"), _hit(ARTICLE)])
+    assert isinstance(out, Draft) and out.fired == ("quote_fallback",) and out.retry
+    first = "Trailing empty fields are often dropped by spreadsheet exports [1]."
+    assert out.text == first + " To read such files set fill to true [1]."
+    assert out.passages[0].chunk.chunk_id == "c1"
+    single = _Parts(settings=Settings(quote_min_similarity=0.5, quote_sentences=1))
+    one = pipeline.quote(single, question, [_hit(ARTICLE)])
+    assert isinstance(one, Draft) and one.text == first
+
+
+def test_no_quote_for_a_question_far_from_every_sentence_or_whose_terms_the_passages_lack(monkeypatch):
+    _unchecked(monkeypatch)
+    strict = _Parts(settings=Settings(quote_min_similarity=0.95))
+    question = _quote_draft("spreadsheet exports dropped trailing empty fields").question
+    assert pipeline.quote(strict, question, [_hit(ARTICLE)]) == Refusal(pipeline.NO_CLOSE_SENTENCE)
+    loose = _Parts(settings=Settings(quote_min_similarity=0.1))
+    uncovered = _quote_draft("spreadsheet exports dropped trailing empty fields", coverage=0.1).question
+    assert pipeline.quote(loose, uncovered, [_hit(ARTICLE)]) == Refusal(pipeline.NO_CLOSE_SENTENCE)
+
+
+def test_a_quote_shows_no_code_or_heading_and_ends_before_what_a_colon_introduces(monkeypatch):
+    _unchecked(monkeypatch)
+    text = (
+        "## Read a CSV file\n\nx = read.csv('file.csv'); print(x)\n\nIn [1]: read a CSV file, read.csv\n\n"
+        "Use read.csv to read a CSV file, as below:\n\nPass the file name first.\n\nIt returns a frame."
+    )
+    parts = _Parts(settings=Settings(quote_min_similarity=0.3, quote_sentences=3))
+    out = pipeline.quote(parts, _quote_draft("how do I read a CSV file?").question, [_hit(text)])
+    assert isinstance(out, Draft) and out.text == "Use read.csv to read a CSV file, as below [1]."
+
+
+def test_the_whole_pipeline_passes_a_quote_copied_from_its_passage(tmp_path, fake_embedder):
+    """Through a real engine: the model refuses twice, the closest sentence is quoted and verified."""
+    from careerqa.engine.core import Engine
+    from tests.conftest import make_settings
+    from tests.fakes import FakeGenerator
+
+    settings = replace(make_settings(tmp_path), quote_min_similarity=0.3)
+    engine = Engine(settings, embedder=fake_embedder, generator=FakeGenerator(lambda messages: ABSTAIN_TEXT))
+    answer = engine.ask("What does monitoring catch after a model is deployed?")
+    assert not answer.abstained and "quote_fallback" in answer.rules, answer
+    assert (
+        answer.text.startswith("Monitoring catches data drift")
+        and answer.citations[0].hit.chunk.source == "cloud.md"
+    )
+    off = replace(settings, rules_off="quote_fallback")
+    engine = Engine(off, embedder=fake_embedder, generator=FakeGenerator(lambda messages: ABSTAIN_TEXT))
+    assert engine.ask("What does monitoring catch after a model is deployed?").abstained

@@ -107,6 +107,11 @@ class Settings:
     # sweep-focus-rescue-dev.json): 0.5 false refusals 0.095; 0.25 0.084, unanswerable refused 1.0;
     # 0 0.084 and 0.955.
     focus_rescue_coverage: float = 0.25
+    # When a first draft is refused (and its retry too) while the passages hold that share of the
+    # question's terms, the passage sentence closest to the question is quoted, with the next ones up
+    # to quote_sentences, if its cosine reaches this (rule quote_fallback; answer/pipeline.py).
+    quote_min_similarity: float = 0.57
+    quote_sentences: int = 2
 
     # Passage KV caches (generate/kv_cache.py, generate/kv_stitch.py; docs/design.md, "Passage KV caches").
     # "stitch": retrieved

@@ -25,7 +25,7 @@ import numpy as np
 from careerqa.answer.focus import Focus, FocusIndex
 from careerqa.answer.form import STOP, MarkupFilter
 from careerqa.answer.grounding import Verifier
-from careerqa.answer.pipeline import NOTHING_SUPPORTED, Refusal, answer_again, check
+from careerqa.answer.pipeline import NOTHING_SUPPORTED, Refusal, answer_again, check, quote
 from careerqa.answer.rules import Rules
 from careerqa.answer.run import Draft, Question, Run, elapsed_ms, is_refusal
 from careerqa.answer.shortcuts import FaqMatcher, faq_answer, select_sentences
@@ -226,6 +226,9 @@ class Answerer:
                 outcome = retried
         if isinstance(outcome, Refusal) and outcome.fallback is not None:
             outcome = check(self, outcome.fallback)
+        if isinstance(outcome, Refusal) and self.rules.on("quote_fallback"):
+            quoted = quote(self, question, run.hits)
+            outcome = quoted if isinstance(quoted, Draft) else outcome
         run.fire_all(outcome.fired)
         if isinstance(outcome, Refusal):
             reason = outcome.reason

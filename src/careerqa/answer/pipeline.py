@@ -16,6 +16,7 @@ first draft and making the answer (``answer/answerer.py``, ``answer/run.py``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -24,13 +25,15 @@ from careerqa.answer.form import STOP, strip_markup
 from careerqa.answer.relevance import best_passage
 from careerqa.answer.run import Draft, Parts, Question, is_refusal
 from careerqa.generate.prompts import build_messages
-from careerqa.text.citations import CitationStream
+from careerqa.text.citations import MARKER, CitationStream
+from careerqa.text.lines import looks_like_code
 from careerqa.types import Hit
 
 MODEL_REFUSED = "model: the passages do not answer the question"
 NOTHING_SUPPORTED = "verification: no sentence is supported by the passage it cites"
 OFF_TARGET = "relevance: the supported sentences do not address the question"
 NO_OTHER_PASSAGE = "retry: no other passage to answer from"
+NO_CLOSE_SENTENCE = "quote: no passage sentence is close enough to the question"
 
 
 @dataclass(frozen=True)
@@ -144,3 +147,42 @@ def answer_again(
     stream.finish()
     draft = Draft(question, tuple(used), stream.text.strip(), tuple(stream.order), retry=True)
     return check(parts, draft)
+
+
+def quote(parts: Parts, question: Question, hits: Sequence[Hit]) -> Draft | Refusal:
+    """The answer when the model gave none: the retrieved prose sentence closest to the question, and
+    the prose sentences after it in its passage up to ``quote_sentences`` (a passage that names a
+    problem often solves it in the next sentence; one ending in ":" introduces what a quote cannot
+    show), quoted and cited, through the same checks. Only for a question whose terms the passages
+    hold (``focus_rescue_coverage``) and a sentence whose cosine with it reaches
+    ``quote_min_similarity``: a near-topic question nobody answered stays refused."""
+    settings, store = parts.settings, parts.retriever.store
+    if question.focus.coverage < settings.focus_rescue_coverage:
+        return Refusal(NO_CLOSE_SENTENCE)
+    vector = question.searched_vector(parts.retriever.embedder)
+    best: tuple[float, Hit, int] | None = None
+    for hit in hits:
+        sentences = hit.chunk.sentences()
+        for i, score in enumerate(store.sentence_vectors(hit.chunk) @ vector if sentences else ()):
+            if _prose(sentences[i]) and (best is None or float(score) > best[0]):
+                best = (float(score), hit, i)
+    if best is None or best[0] < settings.quote_min_similarity:
+        return Refusal(NO_CLOSE_SENTENCE)
+    _score, hit, i = best
+    sentences = hit.chunk.sentences()
+    quoted = [sentences[i]]
+    for following in sentences[i + 1 : i + max(1, settings.quote_sentences)]:
+        if quoted[-1].rstrip().endswith(":") or not _prose(following):
+            break
+        quoted.append(following)
+    text = " ".join(re.sub(r"\s*([.!?:;]?)$", r" [1]\1", " ".join(q.split()), count=1) for q in quoted)
+    text = re.sub(r"\[1\][:;]?$", "[1].", text)  # the answer ends as a sentence, not on what it introduced
+    draft = Draft(question, (hit,), text, (1,), retry=True, fired=("quote_fallback",))
+    return check(parts, draft)
+
+
+def _prose(sentence: str) -> bool:
+    """A sentence a quote may show: not a heading, not code, and no bracketed number a reader would
+    take for a citation marker."""
+    line = sentence.strip()
+    return bool(line) and not line.startswith("#") and not looks_like_code(line) and not MARKER.search(line)

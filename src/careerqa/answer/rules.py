@@ -28,6 +28,8 @@ RULES: dict[str, str] = {
     "reference_links": "a link in parentheses after a name is a reference: it is taken out of the "
     "sentence, which then stays unless it relays something else",
     "evidence_retry": "nothing supported beyond the question repeated: ask again with the closest passage",
+    "quote_fallback": "a first draft refused (and its retry too) while a passage sentence is close to "
+    "the question and the passages hold its terms: that sentence and the next, quoted and cited",
     "bridged": "retrieval: the passage between the top two of one section is ranked third",
 }
 
