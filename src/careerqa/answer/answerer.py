@@ -43,7 +43,6 @@ MAX_QUESTION_CHARS = 1000
 MAX_IDLE_FEEDS = 8  # streamed pieces in a row without a word: the model loops on markers, stop it
 
 
-
 class Answerer:
     def __init__(
         self,

@@ -6,8 +6,10 @@ first answer and the retry pass the same steps: a refusal may name the rule that
 (``Refusal.retry``, only for a first answer), and the answerer then asks the model once more from
 other passages (``answer_again``, a draft with ``retry=True``) and runs the same pipeline on that
 draft. A refusal that leaves a ``fallback`` (a bare yes or no, supported) goes on with it when the
-retry does no better. The named rules a step applied are in ``Draft.fired`` (``answer/rules.py``),
-counted by ``careerqa eval``.
+retry does no better; a first draft still refused may be answered by a quote of the retrieved
+sentence closest to the question (``quote``, rule ``quote_fallback``), which passes the same steps.
+The named rules a step applied are in ``Draft.fired`` (``answer/rules.py``), counted by
+``careerqa eval``.
 
 Not handled here: what a step measures (support ``answer/grounding.py`` via ``checking.verify``,
 relevance ``answer/relevance.py``, focus ``answer/focus.py``, form ``answer/form.py``), streaming the

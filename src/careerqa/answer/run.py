@@ -77,7 +77,7 @@ class Question:
     text: str
     searched: str
     focus: Focus
-    vector: np.ndarray | None = None
+    vector: np.ndarray | None = field(default=None, compare=False)  # derived from ``text``
 
     def searched_vector(self, embedder: Embedder) -> np.ndarray:
         """The searched form's vector: ``vector`` when the two forms are one."""
