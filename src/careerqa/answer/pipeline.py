@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from careerqa.answer.checking import evidence, shape, verify
 from careerqa.answer.form import STOP, strip_markup
-from careerqa.answer.relevance import best_passage
+from careerqa.answer.relevance import closest_sentence
 from careerqa.answer.run import Draft, Parts, Question, is_refusal
 from careerqa.generate.prompts import build_messages
 from careerqa.text.citations import MARKER, CitationStream
@@ -131,13 +131,11 @@ def answer_again(
     parts: Parts, question: Question, hits: Sequence[Hit], tried: frozenset[str]
 ) -> Draft | Refusal:
     """A retry: the model asked once more, without streaming, from the one retrieved passage closest
-    to the question (``relevance.best_passage``; not one in ``tried``), and that draft checked by the
+    to the question (``relevance.closest_sentence``; not one in ``tried``), and that draft checked by the
     same pipeline."""
     retriever, settings = parts.retriever, parts.settings
-    vector = question.searched_vector(retriever.embedder)
-    vectors = [retriever.store.sentence_vectors(h.chunk) for h in hits]
-    target = best_passage(vector, hits, vectors)
-    if target is None or target.chunk.chunk_id in tried:
+    closest = closest_sentence(question.searched_vector(retriever.embedder), hits, retriever.store)
+    if closest is None or (target := closest[1]).chunk.chunk_id in tried:
         return Refusal(NO_OTHER_PASSAGE)
     count = parts.generator.count_tokens
     messages, used = build_messages(question.text, [target], count, settings.context_tokens)
@@ -158,16 +156,11 @@ def quote(parts: Parts, question: Question, hits: Sequence[Hit]) -> Draft | Refu
     show), quoted and cited, through the same checks. Only for a question whose terms the passages
     hold (``focus_rescue_coverage``) and a sentence whose cosine with it reaches
     ``quote_min_similarity``: a near-topic question nobody answered stays refused."""
-    settings, store = parts.settings, parts.retriever.store
+    settings = parts.settings
     if question.focus.coverage < settings.focus_rescue_coverage:
         return Refusal(NO_CLOSE_SENTENCE)
     vector = question.searched_vector(parts.retriever.embedder)
-    best: tuple[float, Hit, int] | None = None
-    for hit in hits:
-        sentences = hit.chunk.sentences()
-        for i, score in enumerate(store.sentence_vectors(hit.chunk) @ vector if sentences else ()):
-            if _prose(sentences[i]) and (best is None or float(score) > best[0]):
-                best = (float(score), hit, i)
+    best = closest_sentence(vector, hits, parts.retriever.store, keep=_prose)
     if best is None or best[0] < settings.quote_min_similarity:
         return Refusal(NO_CLOSE_SENTENCE)
     _score, hit, i = best

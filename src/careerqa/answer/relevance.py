@@ -12,20 +12,21 @@ records; docs/design.md, "Answer focus, form and typo-tolerant retrieval").
 
 ``echoes`` finds a sentence that only repeats the question (a bare yes or no): an answer made of
 nothing else names no evidence and is re-tried like an unsupported one (kept if the retry does no
-better). ``best_passage`` picks, for a retry, the retrieved passage whose best sentence is most
+better). ``closest_sentence`` picks, for a retry or a quote, the retrieved sentence most
 similar to the question. Not handled here: whether the sentence is true to its passage
 (verification) or complete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from careerqa.answer.focus import Focus
 from careerqa.answer.form import plain_words
 from careerqa.embed.embedding import Embedder
+from careerqa.index.store import Store
 from careerqa.text.citations import MARKER
 from careerqa.text.sentences import passage_sentences
 from careerqa.text.tables import linearize_tables
@@ -78,16 +79,18 @@ def in_context(sentence: str, passage: str) -> str | None:
     return None
 
 
-def best_passage(
-    question_vector: np.ndarray, hits: Sequence[Hit], sentence_vectors: Sequence[np.ndarray]
-) -> Hit | None:
-    """The hit whose best sentence is most similar to the question (``sentence_vectors[i]`` holds the
-    vectors of ``hits[i]``'s sentences)."""
-    best: tuple[float, int] | None = None
-    for i, vectors in enumerate(sentence_vectors):
-        if len(vectors) == 0:
+def closest_sentence(
+    question_vector: np.ndarray, hits: Sequence[Hit], store: Store, keep: Callable[[str], bool] | None = None
+) -> tuple[float, Hit, int] | None:
+    """The retrieved sentence most similar to the question, among those ``keep`` accepts (all without
+    it): its cosine, its hit, and its index in ``hit.chunk.sentences()`` (the first of equals, in
+    ranking order). The hit of the best of all is the passage a retry answers from."""
+    best: tuple[float, Hit, int] | None = None
+    for hit in hits:
+        sentences = hit.chunk.sentences()
+        if not sentences:
             continue
-        score = float(np.max(vectors @ question_vector))
-        if best is None or score > best[0]:
-            best = (score, i)
-    return hits[best[1]] if best is not None else None
+        for i, score in enumerate(store.sentence_vectors(hit.chunk) @ question_vector):
+            if (keep is None or keep(sentences[i])) and (best is None or float(score) > best[0]):
+                best = (float(score), hit, i)
+    return best
