@@ -54,7 +54,7 @@ from careerqa.config import Settings  # noqa: E402
 from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.judge import Judge  # noqa: E402
 from careerqa.evals.scoring import EvalItem, citation_checks, facts_found, load_eval_set  # noqa: E402
-from careerqa.generate.kv_cache import sync_for_index  # noqa: E402
+from careerqa.generate.kv_sync import sync_for_index  # noqa: E402
 from careerqa.index.faiss_store import IndexStore  # noqa: E402
 from careerqa.types import Answer  # noqa: E402
 

@@ -11,18 +11,9 @@ from typer.testing import CliRunner
 import careerqa.cli as cli
 from careerqa.cli.context import CliContext
 from careerqa.engine.core import Engine
-from careerqa.generate.kv_cache import (
-    BlockComputer,
-    KVStore,
-    block_key,
-    cache_folder,
-    index_chunks,
-    prefix_key,
-    sync_caches,
-    sync_for_index,
-    wanted_blocks,
-)
-from careerqa.generate.kv_stitch import split_prompt
+from careerqa.generate.kv_cache import KVStore, block_key, cache_folder, prefix_key
+from careerqa.generate.kv_prompt import split_prompt
+from careerqa.generate.kv_sync import BlockComputer, index_chunks, sync_caches, sync_for_index, wanted_blocks
 from careerqa.generate.prompts import SYSTEM_PROMPT, build_messages, can_show, passage_block
 from careerqa.index.faiss_store import IndexStore
 from careerqa.types import Chunk, Hit

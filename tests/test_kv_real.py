@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from careerqa.engine.core import Engine
-from careerqa.generate.kv_cache import KVStore, cache_folder, sync_for_index
+from careerqa.generate.kv_cache import KVStore, cache_folder
+from careerqa.generate.kv_sync import sync_for_index
 from careerqa.generate.llama import load_generator
 from careerqa.generate.prompts import SYSTEM_PROMPT, build_messages
 from careerqa.index.faiss_store import IndexStore
@@ -39,12 +40,14 @@ def _model_cache():
     return Settings().cache_dir  # the assembled GGUF, shared with the other real tests
 
 
-def test_index_step_computes_a_cache_per_passage_and_slot(setup):
+def test_index_step_computes_one_quantized_cache_per_passage(setup):
     engine, _generator, report, settings = setup
     chunks = len(engine.view().store)
-    assert report.computed == report.wanted == 3 * chunks and report.failed == 0
-    assert report.bytes_per_chunk > 20_000 * 40  # ~28.7 kB per token, passages of 40+ tokens
-    assert len(KVStore(cache_folder(settings)).keys()) == 3 * chunks
+    assert report.computed == report.wanted == report.cached_chunks == chunks and report.failed == 0
+    assert report.kv_type == "q8_0" and report.layout == "passage"
+    # q8_0: ~15.2 kB per token (f16: 28.7 kB), passages of 40+ tokens
+    assert 12_000 * 40 < report.bytes_per_chunk < 17_000 * 400
+    assert len(KVStore(cache_folder(settings)).keys()) == chunks
     again = sync_for_index(settings, engine.view().store, lambda: pytest.fail("nothing to compute"))
     assert again.computed == 0 and again.present == report.computed
 
@@ -91,6 +94,7 @@ def test_stitched_answer_reads_only_the_question_live_and_survives_a_damaged_cac
     assert not answer.abstained, answer
     assert "Khan Academy" in answer.text or "MIT" in answer.text
     assert last["blocks_cached"] == last["blocks"] >= 2
+    assert last["labels_swapped"] == last["blocks"] - 1  # slots 2.. from the slot-1 caches
     # the excerpt (<= excerpt_tokens of the first passage), the question and the assistant header,
     # not the passages
     assert last["live_tokens"] < settings.excerpt_tokens + 50

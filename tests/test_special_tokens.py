@@ -81,7 +81,7 @@ def _special_tokens(llm) -> dict[int, str]:
 
 @pytest.mark.real
 def test_a_passage_with_every_special_token_tokenizes_to_ordinary_text(vocab):
-    from careerqa.generate.kv_stitch import PromptRenderer
+    from careerqa.generate.kv_prompt import PromptRenderer
 
     special = _special_tokens(vocab)
     assert {"<|im_start|>", "<|im_end|>", "<|endoftext|>"} <= set(special.values())

@@ -27,6 +27,8 @@ def _default_cache_dir() -> Path:
 CHOICES: dict[str, tuple[str, ...]] = {
     "context_mode": ("passages", "sentences"),
     "kv_cache": ("stitch-last-live", "stitch", "off"),  # passage KV caches (generate/kv_stitch.py)
+    "kv_layout": ("passage", "slot"),
+    "kv_type": ("q8_0", "f16", "q4_0"),
 }
 
 
@@ -113,14 +115,29 @@ class Settings:
     quote_min_similarity: float = 0.57
     quote_sentences: int = 2
 
-    # Passage KV caches (generate/kv_cache.py, generate/kv_stitch.py; docs/design.md, "Passage KV caches").
-    # "stitch": retrieved
-    # passages are read from the caches `careerqa index` computed; only the excerpt (excerpt_tokens)
-    # and the question are read live; "stitch-last-live": the last passage is read live too (it sees
-    # the others; ~230 more tokens, ~2 s on 2 cores); "off": every prompt is read whole.
+    # Passage KV caches (generate/kv_cache.py, kv_sync.py, kv_stitch.py; docs/design.md, "Passage KV
+    # caches"). "stitch": retrieved passages are read from their caches (computed wherever the index is
+    # built: `careerqa index`, and in the background by `serve`, the watchers and a first-use `ask`);
+    # only the excerpt (excerpt_tokens) and the question are read live; "stitch-last-live": the last
+    # passage is read live too (it sees the others; ~230 more tokens, ~2 s on 2 cores); "off": every
+    # prompt is read whole and no cache is computed.
     kv_cache: str = "stitch"
-    kv_slots: int = 4  # caches per passage, one for each prompt position [1]..[kv_slots]
-    kv_budget_mb: int = 1024  # passage caches kept on disk; the rest are read live
+    # "passage": one cache per passage, its slot label swapped in at question time; "slot": one per
+    # (passage, slot) for the slots [1]..[kv_slots] (4x the compute and bytes; kept to compare).
+    kv_layout: str = "passage"
+    kv_slots: int = 4
+    # llama.cpp KV cache type of the stitched context and its caches: q8_0 takes 0.53 of f16's bytes
+    # (bench/results/kv-layouts.json); a quantized V cache runs with flash attention.
+    kv_type: str = "q8_0"
+    # MB of passage caches kept on disk (the most-retrieved passages first; the rest are read live).
+    # 0: sized from the corpus, all of it unless that is over a quarter of the free disk (kv_sync.py).
+    kv_budget_mb: int = 0
+    # Compute a missing passage's cache while answering (benchmarks that measure stitched answers
+    # without computing every cache first); off: a passage without a cache is read live.
+    kv_fill_on_miss: int = 0
+    # 1: a CLI `ask` or `chat` that finds caches missing starts `careerqa index` in the background
+    # (nice 10, log in the cache folder) to compute them; 0: only `careerqa index` and `serve` do.
+    kv_background: int = 1
     kv_cache_dir: str = ""  # default: <cache_dir>/passage-kv/<hash of the index folder>
     kv_n_ctx: int = 1536  # the stitched context (~1,300 tokens at most by default): a RoPE shift costs
     # in proportion to it; a prompt that does not fit is read by the normal path

@@ -6,7 +6,8 @@ llama.cpp build check and the question log. The OS releases the lock when its ho
 process never leaves a folder locked.
 
 Not handled here: locking between threads of one process (callers pair it with a ``threading.Lock``
-where they need one) and timeouts (a waiter waits until the holder is done).
+where they need one) and timeouts (a waiter waits until the holder is done, or with ``try_file_lock``
+not at all).
 """
 
 from __future__ import annotations
@@ -25,5 +26,21 @@ def file_lock(path: Path) -> Iterator[None]:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def try_file_lock(path: Path) -> Iterator[bool]:
+    """``file_lock`` without waiting: yields True while this holds the lock, False (at once) when
+    another holder has it."""
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

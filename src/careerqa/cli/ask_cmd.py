@@ -141,6 +141,19 @@ def ask(
         else:
             answer = _ask_once(engine, question, [], top_k, stream=not no_stream)
         _log_answer(engine, answer)
+        _caches_after(engine, quiet=as_json)
+
+
+def _caches_after(engine: Engine, quiet: bool) -> None:
+    """After a one-shot answer: count its passages, and compute the passage caches that are missing
+    in a background process, so the next answers are fast (``engine/caches.py``)."""
+    engine.caches.flush_counts()
+    pid = engine.caches.build_detached()
+    if pid is not None and not quiet:
+        err(
+            f"computing passage caches for faster answers in the background (pid {pid}, log "
+            f"{engine.caches.folder / 'build.log'}; `careerqa doctor` shows how far)"
+        )
 
 
 def _remote(server: str | None, corpus: Path | None, index_dir: Path | None) -> RemoteClient | None:
@@ -186,7 +199,15 @@ def chat(
     with user_errors():
         engine = CliContext.of(ctx).engine(corpus, index_dir)
         engine.view().answerer.warm_up()  # load the index and models, read the system prompt, before asking
+        engine.caches.start()  # missing passage caches are computed while you type (engine/caches.py)
     typer.echo("careerqa chat — ask about AI careers. Empty line, 'exit' or Ctrl-D to leave.")
+    try:
+        _chat_loop(engine, top_k)
+    finally:
+        engine.caches.stop()
+
+
+def _chat_loop(engine: Engine, top_k: int | None) -> None:
     history: list[tuple[str, str]] = []
     while True:
         try:

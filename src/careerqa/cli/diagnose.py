@@ -66,7 +66,33 @@ def diagnose(
     model = _model(settings, report, assemble=check, progress=progress)
     report.sections["llama"] = _llama(settings, report, model if check else None, recheck)
     report.sections["index"] = _index(settings, report)
+    report.sections["passage_kv"] = _passage_kv(settings, report)
     return report
+
+
+def _passage_kv(settings: Settings, report: Report) -> dict[str, Any]:
+    """How many of the index's passages have a KV cache (read from the folder, no model loaded)."""
+    from careerqa.engine.caches import read_synced
+    from careerqa.engine.models import EMBEDDER_DIMS
+    from careerqa.generate.kv_cache import cache_folder
+    from careerqa.generate.kv_sync import cached_share
+    from careerqa.index.backends import backend_for
+
+    if settings.kv_cache == "off" or settings.generator_url:
+        return {"state": "off"}
+    try:
+        store = backend_for(settings).load(settings.embedder, EMBEDDER_DIMS.get(settings.embedder, 0))
+    except CareerQAError:
+        return {"state": "no index"}
+    share = cached_share(settings, store)
+    complete = read_synced(cache_folder(settings)) == (store.manifest.version if store.manifest else None)
+    share["state"] = "complete" if share["cached_chunks"] == share["chunks"] else "partial"
+    if share["cached_chunks"] < share["chunks"] and not complete:
+        report.notes.append(
+            f"passage KV caches: {share['cached_chunks']} of {share['chunks']} passages cached; the rest are "
+            "read live (slower first words) until `careerqa index` or a running server computes them"
+        )
+    return share
 
 
 def _settings(settings: Settings) -> dict[str, Any]:

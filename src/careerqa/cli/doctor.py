@@ -83,6 +83,14 @@ def _print(data: dict[str, Any]) -> None:
         )
     else:
         typer.echo(f"index     {index['dir']}: {index.get('state')}")
+    kv = data.get("passage_kv") or {}
+    if "chunks" in kv:
+        typer.echo(
+            f"caches    {kv['cached_chunks']} of {kv['chunks']} passages ({kv['kv_type']}, "
+            f"{kv['bytes'] / 2**20:.0f} MB in {kv['folder']})"
+        )
+    else:
+        typer.echo(f"caches    {kv.get('state', 'unknown')}")
     settings = data["settings"]
     typer.echo("settings  " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "admin_token"))
     for note in data["notes"]:

@@ -2,7 +2,7 @@
 the corpus, and print what changed.
 
 Not handled here: syncing itself (``index/sync.py``, ``index/watch.py``) and the caches
-(``generate/kv_cache.py``); registering the command (``cli/app.py``).
+(``engine/caches.py``, ``generate/kv_sync.py``); registering the command (``cli/app.py``).
 """
 
 from __future__ import annotations
@@ -87,20 +87,19 @@ def flagged_lines(flagged: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def _sync_passage_kv(engine: Engine, quiet: bool) -> Any:
-    """The passage KV caches of the index just synced (``kv_cache.sync_for_index``)."""
-    from careerqa.generate.kv_cache import sync_for_index
-
-    store = engine.view().store  # the version just committed, whatever the index backend
-    return sync_for_index(engine.settings, store, lambda: engine.generator, engine.progress)
+    """The passage KV caches of the index just synced (``engine/caches.py``, ``generate/kv_sync.py``)."""
+    return engine.caches.sync(engine.progress)  # the version just committed, whatever the index backend
 
 
 def _kv_line(kv: Any) -> str:
     if kv.skipped:
         return f"passage KV caches: skipped ({kv.skipped})"
+    per_chunk = f", {kv.compute_seconds / kv.computed:.1f} s each" if kv.computed else ""
     return (
-        f"passage KV caches: {kv.computed} computed, {kv.present} kept, {kv.removed} removed, "
-        f"{kv.over_budget} over the budget ({kv.bytes_total / 2**20:.0f} MB in {kv.folder}, "
-        f"{kv.seconds:.1f} s)"
+        f"passage KV caches: {kv.cached_chunks} of {kv.chunks} passages cached ({kv.kv_type}): "
+        f"{kv.computed} computed{per_chunk}, {kv.present} kept, {kv.removed} removed, "
+        f"{kv.over_budget} over the budget of {kv.budget_bytes / 2**20:.0f} MB "
+        f"({kv.bytes_total / 2**20:.0f} MB in {kv.folder}, {kv.seconds:.1f} s)"
     )
 
 
@@ -129,15 +128,20 @@ def _index_watch(
 
     def sync() -> SyncReport:
         full_now, first[0] = first[0], False
-        return engine.sync(full=full_now)
+        report = engine.sync(full=full_now)
+        engine.caches.start()  # passage caches follow each sync, in the background (engine/caches.py)
+        return report
 
     with user_errors():
         engine = context.engine(corpus, index_dir, quiet=as_json)
         settings = engine.settings
-        watch_corpus(
-            settings.corpus_dir,
-            sync,
-            on_sync,
-            quiet_ms=settings.watch_quiet_ms,
-            on_ready=lambda: err(f"watching {settings.corpus_dir} for changes (Ctrl-C to stop)"),
-        )
+        try:
+            watch_corpus(
+                settings.corpus_dir,
+                sync,
+                on_sync,
+                quiet_ms=settings.watch_quiet_ms,
+                on_ready=lambda: err(f"watching {settings.corpus_dir} for changes (Ctrl-C to stop)"),
+            )
+        finally:
+            engine.caches.stop()

@@ -5,7 +5,8 @@ The CLI and the web service both hold one ``Engine``; tests build one with fakes
 embedder and the language model, loaded when first needed), ``IndexHolder`` (the current
 ``IndexView`` of the index, hot-swapped when another process commits) and the sync. On first use it
 brings the index up to date with the corpus (``auto_sync``); a sync in this process hands the store
-it saved to the holder, so nothing is read back from disk. Not handled here: printing and HTTP.
+it saved to the holder, so nothing is read back from disk; ``caches`` keeps the passage KV caches in
+step with it (``engine/caches.py``). Not handled here: printing and HTTP.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from careerqa.answer.shortcuts import AnswerCache, FaqMatcher, normalise_questio
 from careerqa.answer.turns import Turn
 from careerqa.config import Settings
 from careerqa.embed.embedding import Embedder
+from careerqa.engine.caches import PassageCaches
 from careerqa.engine.models import LazyModels
 from careerqa.engine.view import IndexHolder, IndexView, Stamp
 from careerqa.errors import CareerQAError, IndexMissing
@@ -53,6 +55,11 @@ class Engine:
         self.last_sync: SyncReport | None = None
         self.backend = backend_for(settings)  # FAISS files (default) or Qdrant
         self.index = IndexHolder(self.backend, self._first_load, self._load, self._make_view)
+        # The passage KV caches: counted here, computed by ``caches.start()``'s builder (serve, the
+        # watchers, chat), ``caches.sync()`` (``careerqa index``) or ``caches.build_detached()`` (ask).
+        self.caches = PassageCaches(
+            settings, self.view, lambda: self.generator, lambda: self.models.loaded_generator
+        )
 
     # --- the models (loaded on first use; never the index) ------------------------------------------
 
@@ -80,6 +87,7 @@ class Engine:
         report = self._sync(full)
         if report.store is not None:
             self.index.install(report.store, report.stamp)
+            self.caches.wake()  # a running builder brings the caches in step with this version
         return report
 
     def _sync(self, full: bool) -> SyncReport:
@@ -183,8 +191,10 @@ class Engine:
             yield from replayed(cached)
             return
         for event in view.answerer.events(question, history=history, top_k=top_k):
-            if isinstance(event, Done) and not history:
-                view.cache.put(self._cache_key(question, top_k), event.answer)
+            if isinstance(event, Done):
+                self.caches.note(event.answer)
+                if not history:
+                    view.cache.put(self._cache_key(question, top_k), event.answer)
             yield event
 
     def cached(self, question: str, top_k: int | None, view: IndexView) -> Answer | None:

@@ -62,6 +62,11 @@ class LazyModels:
         return self._generator
 
     @property
+    def loaded_generator(self) -> Generator | None:
+        """The language model if it is loaded or was passed in (a test's fake), without loading it."""
+        return self._generator
+
+    @property
     def embedder_name(self) -> str:
         return self._embedder.name if self._embedder is not None else self.settings.embedder
 

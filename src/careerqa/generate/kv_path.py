@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from careerqa.generate.kv_cache import KVStore
-from careerqa.generate.kv_stitch import PromptRenderer, Stitcher
+from careerqa.generate.kv_prompt import PromptRenderer
+from careerqa.generate.kv_stitch import Stitcher
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ class StitchedPath:
                     n_ctx=self._settings.kv_n_ctx,
                     threads=threads,
                     lookup=self._settings.kv_lookup,
+                    kv_type=self._settings.kv_type,
+                    layout=self._settings.kv_layout,
                 )
+                self._stitcher.fill_on_miss = bool(self._settings.kv_fill_on_miss)
             except (ValueError, RuntimeError, OSError) as exc:
                 self.unavailable = str(exc)
                 logger.warning("passage KV caches are off: %s", exc)

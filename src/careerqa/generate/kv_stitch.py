@@ -6,8 +6,17 @@ is scratch for loading a cache (``llama_state_seq_set_data`` wipes its destinati
 cached at the positions right after the prefix is loaded into 2, shifted (RoPE) to where it lands,
 copied into 1 and dropped from 2. The first passage's key sentences (``prompts.excerpt_block``), the
 question and the assistant header are then read live in one decode, and the answer is decoded
-greedily. With a cache per (passage, slot) the passage labels need no live decode either: one decode
-call and one pending shift per question.
+greedily: one decode call and one pending shift per question.
+
+One cache per passage (``Settings.kv_layout`` "passage"): each passage is cached as it reads in slot 1
+(``<passage n="1" …``). In slot n its first tokens, the label up to the slot number, are replaced by the
+cells of ``<passage n="n`` read after the system prefix alone (computed once per slot and kept in
+memory, a few tokens each), exactly what a cache computed for slot n holds there; the rest of the
+passage keeps the cells it got after label 1. "slot" keeps one cache per (passage, slot), for
+comparison (``bench/bench_kv_layouts.py``).
+
+KV types (``Settings.kv_type``): f16, or llama.cpp's q8_0 / q4_0 blocks for K and V (about 0.53 / 0.28
+of the bytes). A quantized V cache needs flash attention, so the context then runs with it.
 
 What a passage does not see: the passages before it (each was read after the system prefix alone).
 The excerpt, the question and the answer see every passage. Quality against full prefill is measured in
@@ -17,95 +26,35 @@ passage read live, so it sees the others) and "off".
 Fallbacks: a prompt that is not a passages prompt (the rewrite prompt, the judge), a prompt that does
 not fit ``kv_n_ctx``, or a model without a ChatML-style template is not planned here (``plan`` returns
 None) and the caller uses the normal path; a block whose cache is missing, stale or unreadable is
-read live. Not handled here: the files (``generate/kv_cache.py``) and loading the model
-(``generate/llama.py``).
+read live. Not handled here: the files (``generate/kv_cache.py``, ``generate/kv_sync.py``) and
+loading the model (``generate/llama.py``).
 """
 
 from __future__ import annotations
 
 import codecs
 import ctypes
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from careerqa.generate.kv_cache import BlockComputer, CachedBlock, KVStore, block_key, prefix_key
+from careerqa.generate.kv_cache import CachedBlock, KVStore, block_key, prefix_key
+from careerqa.generate.kv_prompt import (
+    LABEL,
+    Plan,
+    PromptRenderer,
+    held_for_stop,
+    plan_prompt,
+    prefix_tokens,
+    slot_one,
+    stop_at,
+)
+from careerqa.generate.kv_sync import BlockComputer
 
-PASSAGES_HEAD = "Passages:\n\n"  # how ``prompts.build_messages`` starts the user message
-_BLOCK = re.compile(r'<passage n="\d+" source=[^\n>]*>\n.*?\n</passage>\n\n', re.DOTALL)
-# the first passage's key sentences repeated before the question (``prompts.excerpt_block``): read live
-_EXCERPT = re.compile(r'<passage n="\d+">\n.*?\n</passage>\n\n', re.DOTALL)
+# llama.cpp's ggml_type numbers for the KV cache types offered (Settings.kv_type)
+KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 SEQ_PREFIX, SEQ_MAIN, SEQ_SCRATCH = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A rendered passages prompt cut where the tokenizer always cuts: after the "\\n\\n" that ends the
-    prefix and each passage block."""
-
-    system: str
-    prefix: str  # chat template + system prompt + "<user header>Passages:\n\n"
-    blocks: tuple[str, ...]  # each passage block with the "\n\n" after it
-    tail: str  # [excerpt block] "Question: …\nAnswer:" + the template's end of turn and assistant header
-
-
-def split_prompt(rendered: str, messages: Sequence[dict[str, str]]) -> Layout | None:
-    """Cut ``rendered`` (the chat template applied to ``messages``) into prefix, blocks and tail, or
-    None when ``messages`` are not a system prompt and one passages message."""
-    if len(messages) != 2 or messages[0].get("role") != "system" or messages[1].get("role") != "user":
-        return None
-    user = messages[1].get("content") or ""
-    start = rendered.find(user)
-    if not user.startswith(PASSAGES_HEAD) or start < 0 or rendered.find(user, start + 1) >= 0:
-        return None
-    pos = start + len(PASSAGES_HEAD)
-    prefix = rendered[:pos]
-    blocks = []
-    while match := _BLOCK.match(rendered, pos):
-        blocks.append(match.group(0))
-        pos = match.end()
-    excerpt = _EXCERPT.match(rendered, pos)
-    if not rendered[excerpt.end() if excerpt else pos :].startswith("Question:"):
-        return None
-    return Layout(messages[0]["content"], prefix, tuple(blocks), rendered[pos:])
-
-
-class PromptRenderer:
-    """The model's own chat template applied to messages, and its tokenizer, as llama-cpp-python's
-    ``create_chat_completion`` uses them (so both paths read the same tokens)."""
-
-    def __init__(self, llama: Any) -> None:
-        from llama_cpp import llama_chat_format
-
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template or "<|im_start|>" not in template:
-            raise ValueError("the stitched path needs a ChatML-style chat template")
-        self._llama = llama
-
-        def text(token: int) -> str:
-            return str(llama._model.token_get_text(token)) if token != -1 else ""
-
-        self._formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template, eos_token=text(llama.token_eos()), bos_token=text(llama.token_bos())
-        )
-
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return str(self._formatter(messages=list(messages)).prompt)  # type: ignore[arg-type]
-
-    def tokenize(self, text: str) -> list[int]:
-        # special=True as llama-cpp-python reads a whole chat prompt.
-        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-
-@dataclass
-class Plan:
-    layout: Layout
-    prefix: list[int]
-    blocks: list[list[int]]
-    tail: list[int]
 
 
 class Stitcher(BlockComputer):
@@ -120,6 +69,8 @@ class Stitcher(BlockComputer):
         n_ctx: int,
         threads: int,
         lookup: int = 0,
+        kv_type: str = "f16",
+        layout: str = "passage",
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -129,9 +80,14 @@ class Stitcher(BlockComputer):
         self.store = store
         self.model = model
         self.lookup = lookup  # prompt-lookup draft tokens per step; 0 = plain greedy decoding
-        # Compute and store a missing cache while answering (bench_kv.py --fill-on-miss): the answer
-        # is then the stitched one, and the time that of a live read.
+        if kv_type not in KV_TYPES:
+            raise ValueError(f"unknown KV cache type {kv_type!r}; choose one of {', '.join(KV_TYPES)}")
+        self.kv_type = kv_type
+        self.per_passage = layout == "passage"
+        # Compute and store a missing cache while answering (Settings.kv_fill_on_miss, for benchmarks):
+        # the answer is then the stitched one, and the time that of a live read.
         self.fill_on_miss = False
+        self._labels: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}  # label cells by prefix
         self.renderer = PromptRenderer(llama)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx
@@ -139,7 +95,14 @@ class Stitcher(BlockComputer):
         params.n_seq_max = 3
         params.kv_unified = True  # a partial seq_cp between sequences aborts without it
         params.n_threads = params.n_threads_batch = threads
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as the Llama object's context
+        params.type_k = params.type_v = KV_TYPES[kv_type]
+        # As the Llama object's context, unless the V cache is quantized: llama.cpp needs flash
+        # attention for that.
+        params.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            if kv_type == "f16"
+            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        )
         params.no_perf = True
         self._ctx = _internals.LlamaContext(model=llama._model, params=params, verbose=False)
         self.n_ctx = n_ctx
@@ -166,26 +129,10 @@ class Stitcher(BlockComputer):
         return self.renderer.render(messages)
 
     def plan(self, messages: Sequence[dict[str, str]], max_tokens: int) -> Plan | None:
-        rendered = self.render(messages)
-        layout = split_prompt(rendered, messages)
-        if layout is None:
-            return None
-        plan = Plan(layout, self.tokenize(layout.prefix), [self.tokenize(b) for b in layout.blocks], [])
-        plan.tail = self.tokenize(layout.tail)
-        pieces = plan.prefix + [t for b in plan.blocks for t in b] + plan.tail
-        if len(pieces) + max_tokens + 1 > self.n_ctx:
-            return None
-        # Cutting the text must not change its tokens (it does not where the pieces end in "\n\n";
-        # checked every time, ~1 ms, so a template or tokenizer where it does falls back).
-        if pieces != self.tokenize(rendered):
-            return None
-        return plan
+        return plan_prompt(self.renderer, messages, max_tokens, self.n_ctx, self.per_passage)
 
     def prefix_tokens(self, system_prompt: str) -> list[int]:
-        rendered = self.render(
-            [{"role": "system", "content": system_prompt}, {"role": "user", "content": PASSAGES_HEAD + "\0"}]
-        )
-        return self.tokenize(rendered[: rendered.index(PASSAGES_HEAD + "\0") + len(PASSAGES_HEAD)])
+        return prefix_tokens(self.renderer, system_prompt)
 
     # --- the context --------------------------------------------------------------------------
 
@@ -222,6 +169,13 @@ class Stitcher(BlockComputer):
         self._decode(tokens, 0, SEQ_PREFIX, logits="none")
         self._prefix = tokens
 
+    def label_blob(self, prefix: list[int], label: list[int]) -> bytes:
+        """The cells of a slot's label read right after the prefix (computed once, kept in memory)."""
+        key = (tuple(prefix), tuple(label))
+        if key not in self._labels:
+            self._labels[key] = self._block_blob(label, len(prefix))
+        return self._labels[key]
+
     def compute(self, system_prompt: str, block: str) -> tuple[int, bytes]:
         """The cache of ``block`` read right after the system prefix: (tokens, blob without the prefix)."""
         prefix = self.prefix_tokens(system_prompt)
@@ -246,8 +200,9 @@ class Stitcher(BlockComputer):
         finally:
             self._rm(SEQ_SCRATCH)
 
-    def _insert(self, blob: bytes, tokens: int, at: int, prefix_len: int) -> bool:
-        """Load a cached block into sequence 1 at position ``at``; False (nothing changed) if it fails."""
+    def _insert(self, blob: bytes, tokens: int, at: int, prefix_len: int, skip: int = 0) -> bool:
+        """Load a cached block of ``tokens`` tokens into sequence 1, its first ``skip`` cells left out and
+        the rest starting at position ``at``; False (nothing changed) if it fails."""
         buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
         ctx = self._ctx.ctx
         if not self._lib.llama_state_seq_set_data(ctx, buf, len(blob), SEQ_SCRATCH):
@@ -258,11 +213,54 @@ class Stitcher(BlockComputer):
         if lo != prefix_len or hi != prefix_len + tokens - 1:  # computed after another prefix
             self._rm(SEQ_SCRATCH)
             return False
-        if at != prefix_len:
-            self._lib.llama_memory_seq_add(self._mem, SEQ_SCRATCH, lo, hi + 1, at - prefix_len)
+        if skip:
+            self._rm(SEQ_SCRATCH, lo, lo + skip)
+        if at != prefix_len + skip:
+            self._lib.llama_memory_seq_add(self._mem, SEQ_SCRATCH, lo + skip, hi + 1, at - prefix_len - skip)
         self._lib.llama_memory_seq_cp(self._mem, SEQ_SCRATCH, SEQ_MAIN, -1, -1)
         self._rm(SEQ_SCRATCH)
         return True
+
+    def _lookup(self, plan: Plan, i: int, pkey: str) -> list[tuple[bytes, int, int]] | None:
+        """What puts block ``i`` into sequence 1 from caches: (blob, its tokens, cells left out) in
+        order, or None when there is no cache for it (the block is then read live)."""
+        assert self.store is not None
+        text, tokens = plan.layout.blocks[i], plan.blocks[i]
+        p = len(plan.prefix)
+        label = plan.labels[i] if plan.labels is not None else 0
+        one = slot_one(text) if label else text
+        if one == text:  # slot 1, or a cache per (passage, slot): the block as it is
+            cached = self._cached(block_key(pkey, text), tokens, p)
+            return None if cached is None else [(cached.blob, len(tokens), 0)]
+        # Another slot of a per-passage cache: this slot's label cells, then the passage's own cells
+        # after the label it was computed with.
+        one_label = self.tokenize(LABEL.match(one).group(0))  # type: ignore[union-attr]
+        cached = self._cached(block_key(pkey, one), one_label + tokens[label:], p)
+        if cached is None:
+            return None
+        return [
+            (self.label_blob(plan.prefix, tokens[:label]), label, 0),
+            (cached.blob, cached.tokens, len(one_label)),
+        ]
+
+    def _place(self, parts: list[tuple[bytes, int, int]], pos: int, prefix_len: int) -> bool:
+        """Insert ``parts`` (``_lookup``) from ``pos`` on; False, with nothing changed, if one fails."""
+        at = pos
+        for blob, tokens, skip in parts:
+            if not self._insert(blob, tokens, at, prefix_len, skip):
+                self._rm(SEQ_MAIN, pos, at)
+                return False
+            at += tokens - skip
+        return True
+
+    def _cached(self, key: str, tokens: list[int], prefix_len: int) -> CachedBlock | None:
+        assert self.store is not None
+        cached = self.store.get(key, len(tokens))
+        if cached is None and self.fill_on_miss:
+            blob = self._block_blob(tokens, prefix_len)  # as `careerqa index` would have computed it
+            self.store.put(key, len(tokens), blob, {"filled_on_miss": True})
+            cached = CachedBlock(len(tokens), blob)
+        return cached
 
     # --- answering ----------------------------------------------------------------------------
 
@@ -274,20 +272,17 @@ class Stitcher(BlockComputer):
         self.ensure_prefix(plan.prefix)
         self._rm(SEQ_MAIN)
         self._rm(SEQ_SCRATCH)
+        for i, label in enumerate(plan.labels or ()):  # before any shift is pending: no K rotation
+            if label and slot_one(layout.blocks[i]) != layout.blocks[i]:
+                self.label_blob(plan.prefix, plan.blocks[i][:label])
         self._lib.llama_memory_seq_cp(self._mem, SEQ_PREFIX, SEQ_MAIN, -1, -1)
-        p = len(plan.prefix)
-        pos, live = p, []
-        loaded = read_live = 0
-        pkey = prefix_key(self.model, layout.system)
-        for i, (text, tokens) in enumerate(zip(layout.blocks, plan.blocks, strict=True)):
+        pos, live = len(plan.prefix), []
+        loaded = read_live = swapped = 0
+        pkey = prefix_key(self.model, layout.system, self.kv_type)
+        for i, tokens in enumerate(plan.blocks):
             use_cache = self.store is not None and not (live_last and i == len(plan.blocks) - 1)
-            key = block_key(pkey, text)
-            cached = self.store.get(key, len(tokens)) if use_cache and self.store else None
-            if cached is None and use_cache and self.fill_on_miss and self.store is not None:
-                blob = self._block_blob(tokens, p)  # as `careerqa index` would have computed it
-                self.store.put(key, len(tokens), blob, {"filled_on_miss": True})
-                cached = CachedBlock(len(tokens), blob)
-            if cached is None:
+            parts = self._lookup(plan, i, pkey) if use_cache else None
+            if parts is None:
                 live.extend(tokens)
                 continue
             if live:  # a sequence's batch must start right after its last position
@@ -295,9 +290,10 @@ class Stitcher(BlockComputer):
                 pos += len(live)
                 read_live += len(live)
                 live = []
-            if self._insert(cached.blob, len(tokens), pos, p):
+            if self._place(parts, pos, len(plan.prefix)):
                 pos += len(tokens)
                 loaded += 1
+                swapped += len(parts) > 1
             else:
                 live.extend(tokens)
         live.extend(plan.tail)
@@ -306,6 +302,7 @@ class Stitcher(BlockComputer):
             "live_tokens": read_live + len(live),
             "blocks": len(plan.blocks),
             "blocks_cached": loaded,
+            "labels_swapped": swapped,
             "completion_tokens": 0,
             "drafted": 0,
             "accepted": 0,
@@ -325,12 +322,12 @@ class Stitcher(BlockComputer):
             out.append(token)
             self.last["completion_tokens"] = len(out)
             text += decoder.decode(self._piece(token))
-            cut = _stop_at(text, stop)
+            cut = stop_at(text, stop)
             if cut is not None:
                 if cut > shown:
                     yield text[shown:cut]
                 return
-            safe = len(text) - _held_for_stop(text, stop)
+            safe = len(text) - held_for_stop(text, stop)
             if safe > shown:
                 yield text[shown:safe]
                 shown = safe
@@ -358,7 +355,7 @@ class Stitcher(BlockComputer):
             pos += accepted
             self._rm(SEQ_MAIN, pos, -1)  # the rejected draft tokens
         rest = text + decoder.decode(b"", final=True)
-        cut = _stop_at(rest, stop)
+        cut = stop_at(rest, stop)
         rest = rest[:cut] if cut is not None else rest
         if len(rest) > shown:
             yield rest[shown:]
@@ -378,19 +375,3 @@ class Stitcher(BlockComputer):
 
 class StitchFailed(RuntimeError):
     """llama.cpp refused a stitched decode; before any text is out, the caller reads the prompt normally."""
-
-
-def _stop_at(text: str, stop: Sequence[str]) -> int | None:
-    hits = [text.find(s) for s in stop if s and s in text]
-    return min(hits) if hits else None
-
-
-def _held_for_stop(text: str, stop: Sequence[str]) -> int:
-    """How many characters at the end of ``text`` could begin a stop string."""
-    held = 0
-    for s in stop:
-        for k in range(min(len(s) - 1, len(text)), 0, -1):
-            if text.endswith(s[:k]):
-                held = max(held, k)
-                break
-    return held

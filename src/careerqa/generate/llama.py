@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from careerqa.errors import BadInput, ModelUnavailable
 from careerqa.generate.base import SEED, Generator
 from careerqa.generate.kv_path import StitchedPath
 from careerqa.generate.kv_stitch import StitchFailed
+from careerqa.generate.kv_sync import BlockComputer
 from careerqa.generate.model_files import ensure_model
 
 
@@ -68,6 +70,9 @@ class LlamaGenerator(Generator):
         self.n_ctx = settings.n_ctx
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread id of the stream holding the lock
+        self._state = threading.Lock()  # guards the two counts below
+        self._streams = 0  # streams running or waiting for the lock (the cache builder waits for 0)
+        self._last_end = 0.0  # time.monotonic() when the last one ended
         self._kv = StitchedPath(self._llama, Path(model_path), settings, self.name)
         self.kv_mode = settings.kv_cache
 
@@ -79,6 +84,22 @@ class LlamaGenerator(Generator):
             raise RuntimeError(
                 "a previous stream() from this thread is still open; finish or close() it first"
             )
+        with self._state:
+            self._streams += 1
+        try:
+            yield from self._stream_locked(messages, max_tokens, stop)
+        finally:
+            with self._state:
+                self._streams -= 1
+                self._last_end = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last stream ended; 0 while one runs or waits (``engine/caches.py``)."""
+        return 0.0 if self._streams else time.monotonic() - self._last_end
+
+    def _stream_locked(
+        self, messages: list[dict[str, str]], max_tokens: int, stop: list[str] | None
+    ) -> Iterator[str]:
         with self._lock:
             self._owner = threading.get_ident()
             try:
@@ -134,8 +155,14 @@ class LlamaGenerator(Generator):
                 self._kv.prefill(messages[0]["content"])
 
     def passage_kv(self) -> StitchedPath | None:
-        """The stitched path, for computing passage caches at index time (``kv_cache.sync_caches``)."""
+        """The stitched path (its ``Stitcher``, the files it reads)."""
         return self._kv
+
+    def passage_computer(self) -> BlockComputer | None:
+        """What computes passage caches (``kv_sync.sync_caches``), one at a time under this model's
+        lock, so never in the middle of an answer; None when the stitched path cannot run."""
+        stitcher = self._kv.stitcher() if self._kv is not None and self.kv_mode != "off" else None
+        return None if stitcher is None else _LockedComputer(stitcher, self._lock)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -145,6 +172,17 @@ class LlamaGenerator(Generator):
         if self._kv is not None:
             self._kv.close()
         self._llama.close()
+
+
+class _LockedComputer(BlockComputer):
+    """A ``Stitcher``'s ``compute`` under the generator's lock."""
+
+    def __init__(self, stitcher: Any, lock: threading.Lock) -> None:
+        self._stitcher, self._lock = stitcher, lock
+
+    def compute(self, system_prompt: str, block: str) -> tuple[int, bytes]:
+        with self._lock:
+            return self._stitcher.compute(system_prompt, block)  # type: ignore[no-any-return]
 
 
 def model_threads(settings: Settings) -> int:

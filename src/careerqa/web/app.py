@@ -153,12 +153,15 @@ def _lifespan(
         # Load the index (and, for our own engine, the models) before the first request; a failure
         # is logged and left for each request to report, so the page still opens and says why.
         await anyio.to_thread.run_sync(_warm_up, app.state.engine, own)
+        if own:  # the passage caches catch up with the index between answers (engine/caches.py)
+            app.state.engine.caches.start()
         stop = threading.Event()
         watcher = _start_watcher(app.state.engine, reindex_lock, stop) if watch else None
         yield
         stop.set()
         if watcher is not None:
             await anyio.to_thread.run_sync(watcher.join, 5)
+        await anyio.to_thread.run_sync(app.state.engine.caches.stop)
 
     return lifespan
 
@@ -192,6 +195,7 @@ def _add_status_routes(app: FastAPI, settings: Settings, queue: GenerationQueue,
             "index": _index_facts(engine),
             "models": {"embedder": engine.embedder_name, "generator": _generator_name(engine)},
             "queue": {"pending": queue.pending, "max_waiting": queue.max_waiting, "slots": queue.slots},
+            "passage_caches": engine.caches.status(),
         }
         return JSONResponse(body, status_code=503 if draining else 200)
 
