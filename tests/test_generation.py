@@ -231,6 +231,7 @@ def _llama_generator() -> tuple[LlamaGenerator, _FakeLlama]:
     fake = _FakeLlama()
     gen._llama = fake  # type: ignore[assignment]
     gen.name, gen._lock, gen._owner = "fake-llama", threading.Lock(), None
+    gen._state, gen._streams, gen._last_end = threading.Lock(), 0, 0.0
     return gen, fake
 
 

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -112,6 +113,9 @@ class PassageCaches:
                 logger.exception("passage caches: the builder failed; answers read passages live")
                 self._state = "failed"
                 continue
+            if not report.enabled:  # caches off, or a generator without a KV cache: nothing to do, ever
+                self._state = "off"
+                break
             if report.skipped and report.skipped.startswith("another"):
                 self._wake.wait(POLL_S)  # its builder may stop before ours could start: look again
                 self._wake.set()
@@ -232,15 +236,16 @@ class PassageCaches:
                 return None  # a builder is at work already
         log = self.folder / "build.log"
         env = {**os.environ, **settings_env(self.settings), "CAREERQA_KV_BACKGROUND": "0"}
+        nice = shutil.which("nice")  # below the user's next commands (no preexec_fn: we have threads)
+        command = [*([nice, "-n", "10"] if nice else []), sys.executable, "-m", "careerqa", "index", "--json"]
         with open(log, "ab") as err:
             child = subprocess.Popen(  # noqa: S603 - our own CLI, no shell
-                [sys.executable, "-m", "careerqa", "index", "--json"],
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
                 start_new_session=True,
-                preexec_fn=lambda: os.nice(10),  # noqa: PLW1509 - a plain nice, no threads yet
             )
         return child.pid
 

@@ -60,7 +60,7 @@ class KVReport:
     """What a sync did to the passage caches (``index --json`` → ``passage_kv``, ``/health``, doctor)."""
 
     folder: str = ""
-    enabled: bool = True
+    enabled: bool = True  # False: caches are off, or the generator has none to compute
     skipped: str | None = None  # why nothing was computed (setting off, backend without a KV cache, …)
     layout: str = "passage"
     kv_type: str = "f16"
@@ -320,7 +320,7 @@ def sync_for_index(
             lambda: passage_computer(generator()), progress, turn, stop,
         )  # fmt: skip
     except NoKV as exc:
-        return KVReport(str(folder), skipped=str(exc), layout=layout, kv_type=kv_type, chunks=len(chunks))
+        return KVReport(str(folder), False, str(exc), layout=layout, kv_type=kv_type, chunks=len(chunks))
     report.layout, report.kv_type, report.chunks, report.budget = (
         settings.kv_layout,
         settings.kv_type,
