@@ -8,7 +8,8 @@ One run, one corpus, on a quiet machine:
 3. Loading a cache into the stitched context (read from disk, ``llama_state_seq_set_data``, shift,
    copy): ms per passage, measured in this process for 20 passages per variant.
 4. With ``--fresh``: ``careerqa serve`` on a fresh index and no caches (what a new user runs, nothing
-   by hand first): seconds until ``/health`` answers and until ``/health`` reports every passage cached.
+   by hand first): seconds until ``/health`` answers and until ``/health`` reports every passage cached,
+   and three questions asked while its builder computes (each may wait for one passage's compute).
 5. One server per variant (and the fresh one), all up at once; each question is asked of every server
    in turn (the order rotates), streaming ``/chat``: time to the first text and to the end, p50 / p95.
 
@@ -244,9 +245,14 @@ def main() -> None:
             server = Server("fresh", fresh_env, work / "server-fresh.log")
             servers.append(server)
             up, _ = server.wait(cached=False, timeout=900)
+            during = []  # answers while the builder computes: each waits for one passage at most
+            for question in questions[-3:]:
+                state = (server.health() or {}).get("passage_caches", {})
+                during.append({**stream_chat(server.url, question), "builder": state.get("state")})
             cached, health = server.wait(cached=True, timeout=args.fresh_timeout)
             report["fresh"] = {
                 "health_s": up,
+                "answers_while_building": during,
                 "all_cached_s": cached,
                 "passage_caches": health["passage_caches"],
                 "chunks": health["index"]["chunks"],

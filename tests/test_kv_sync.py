@@ -219,6 +219,7 @@ def test_index_cli_caches_then_the_detached_build_is_not_needed(kv_engine, monke
     assert kw["env"]["CAREERQA_KV_CACHE"] == "stitch" and kw["env"]["CAREERQA_KV_BACKGROUND"] == "0"
     with KVStore(cache_folder(engine.settings)).builder():  # a builder at work elsewhere
         assert engine.caches.build_detached() is None
-    report = engine.caches.sync()  # as `careerqa index` runs it: records the version it is in step with
-    assert report.computed == len(engine.view().store)
+    engine.sync()  # `careerqa index` syncs the index first (which wakes the builder, were one running)
+    report = engine.caches.sync()  # then the caches: records the version it is in step with
+    assert report.computed == len(engine.view().store) and not report.interrupted
     assert engine.caches.build_detached() is None and len(started) == 1  # in step: nothing to start

@@ -121,7 +121,11 @@ def test_a_first_use_ask_leaves_a_background_build_that_completes(tmp_path):
     assert ask.returncode == 0, ask.stderr
     assert "computing passage caches for faster answers in the background" in ask.stderr
     assert "Docker" in ask.stdout
-    wait_for(lambda: (tmp_path / "kv" / "synced.json").exists(), 300, "the background build did not end")
+    log = tmp_path / "kv" / "build.log"
+    try:
+        wait_for(lambda: (tmp_path / "kv" / "synced.json").exists(), 300, "the background build did not end")
+    except AssertionError as exc:  # say why: the build's own stderr
+        raise AssertionError(f"{exc}\n{log.read_text() if log.exists() else 'no build.log'}") from None
     doctor = subprocess.run(
         [sys.executable, "-m", "careerqa", "doctor", "--json", "--no-check"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

@@ -108,7 +108,7 @@ def progress_printer() -> Callable[[str, int], None]:
             bar.update(amount)
             if bar.n >= bar.total:
                 bar.close()
-        elif event == "kv_total" and amount:  # passage KV caches (generate/kv_cache.py)
+        elif event == "kv_total" and amount:  # passage KV caches (generate/kv_sync.py)
             bar = tqdm(total=amount, desc="computing passage KV caches", unit="passage", file=sys.stderr)
         elif event == "kv_computed" and bar is not None:
             bar.update(amount)

@@ -129,7 +129,8 @@ class PassageCaches:
     def sync(self, progress: Callable[[str, int], None] | None = None) -> KVReport:
         """One run over the current index version: the builder's, and ``careerqa index``'s (with its
         progress bar)."""
-        view = self._view()
+        self._wake.clear()  # this run brings the caches in step with the version read now; a later sync
+        view = self._view()  # (a wake while it runs) interrupts it, and the builder starts over
         self._progress = {"to_compute": 0, "computed": 0}
         self._state = "starting"
         self.flush_counts()
