@@ -23,7 +23,12 @@ QUESTION = "Where can I find free courses to improve my maths?"
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("kv-real")
     settings = make_settings(root).replace(
-        kv_cache="stitch", kv_slots=3, kv_cache_dir=str(root / "kv"), answer_cache_size=0, faq_min_score=2.0
+        kv_cache="stitch",
+        kv_slots=3,
+        kv_cache_dir=str(root / "kv"),
+        answer_cache_size=0,
+        faq_min_score=2.0,
+        kv_type="q8_0",  # the quantized path (flash attention) here; the default f16 in test_real_caches.py
     )
     generator = load_generator(settings.replace(cache_dir=_model_cache()), progress=False)
     engine = Engine(settings, embedder=FakeEmbedder(), generator=generator)

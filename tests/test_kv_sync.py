@@ -117,9 +117,9 @@ def test_retrieval_counts_add_up_across_processes(tmp_path):
 
 
 def test_settings_env_rebuilds_the_settings_without_secrets(monkeypatch, tmp_path):
-    settings = Settings(corpus_dir=tmp_path / "c", kv_type="f16", kv_budget_mb=7, admin_token="secret")
+    settings = Settings(corpus_dir=tmp_path / "c", kv_type="q8_0", kv_budget_mb=7, admin_token="secret")
     env = settings_env(settings)
-    assert "CAREERQA_ADMIN_TOKEN" not in env and env["CAREERQA_KV_TYPE"] == "f16"
+    assert "CAREERQA_ADMIN_TOKEN" not in env and env["CAREERQA_KV_TYPE"] == "q8_0"
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert Settings.from_env() == settings.replace(admin_token="")

@@ -100,7 +100,7 @@ def all_cached(client: httpx.Client) -> dict | None:
 def test_a_server_on_a_fresh_index_caches_every_passage_by_itself(server):
     client = server["client"]
     caches = wait_for(lambda: all_cached(client), 300, "the passages were not cached")
-    assert caches["kv_type"] == "q8_0" and 0 < caches["bytes"] <= caches["budget_bytes"]
+    assert caches["kv_type"] == "f16" and 0 < caches["bytes"] <= caches["budget_bytes"]
     answer = client.post("/chat", json={"question": "Where can I learn linear algebra for free?"}).json()
     assert not answer["abstained"] and ("Khan" in answer["answer"] or "MIT" in answer["answer"])
 

@@ -28,7 +28,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "context_mode": ("passages", "sentences"),
     "kv_cache": ("stitch-last-live", "stitch", "off"),  # passage KV caches (generate/kv_stitch.py)
     "kv_layout": ("passage", "slot"),
-    "kv_type": ("q8_0", "f16", "q4_0"),
+    "kv_type": ("f16", "q8_0", "q4_0"),
 }
 
 
@@ -126,9 +126,12 @@ class Settings:
     # (passage, slot) for the slots [1]..[kv_slots] (4x the compute and bytes; kept to compare).
     kv_layout: str = "passage"
     kv_slots: int = 4
-    # llama.cpp KV cache type of the stitched context and its caches: q8_0 takes 0.53 of f16's bytes
-    # (bench/results/kv-layouts.json); a quantized V cache runs with flash attention.
-    kv_type: str = "q8_0"
+    # llama.cpp KV cache type of the stitched context and its caches. q8_0 takes 0.53 of f16's bytes
+    # (2.7 against 5.2 MB per seed passage) with answers as good, but a quantized V cache runs with
+    # flash attention, slower on a CPU: first text p50 1.60 s against 1.15 s, compute 2.5 against
+    # 2.2 s per passage (bench/bench_kv_types.py, bench/results/kv-layouts/). f16 for speed; q8_0 where
+    # disk is short (a budget too small for the corpus in f16 keeps twice the passages in q8_0).
+    kv_type: str = "f16"
     # MB of passage caches kept on disk (the most-retrieved passages first; the rest are read live).
     # 0: sized from the corpus, all of it unless that is over a quarter of the free disk (kv_sync.py).
     kv_budget_mb: int = 0

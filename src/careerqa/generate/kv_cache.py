@@ -12,8 +12,8 @@ A changed chunk, prompt, model or cache type therefore has another key: a stale 
 so never used.
 
 Where the bytes live: ``<cache_dir>/passage-kv/<hash of the index folder>/`` (``Settings.kv_cache_dir``
-overrides it), outside the index folder. A passage costs ~2.7 MB in q8_0 (~5 MB in f16: 28,688 bytes
-per token for the 1.5B model): too big to sit in a folder that lives in a project tree or is copied
+overrides it), outside the index folder. A passage costs ~5 MB in f16 (28,688 bytes per token for the
+1.5B model; ~2.7 MB in q8_0): too big to sit in a folder that lives in a project tree or is copied
 with the index, and not needed to search or to answer (a missing cache means the passage is read live).
 One folder per index folder, so two indexes never delete each other's caches.
 

@@ -186,4 +186,3 @@ def _log(engine: Engine, answer: Answer, version: str) -> str | None:
     except OSError:
         logger.exception("could not write the question log")
         return None
-
