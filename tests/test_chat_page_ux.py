@@ -277,14 +277,8 @@ def _shot(driver: WebDriver, shown: WebElement, name: str) -> Image.Image:
     ratio = image.width / width
     assert abs(image.height - height * ratio) <= 2, (image.size, width, height)
     r = shown.rect
-    crop = image.crop(
-        (
-            int(r["x"] * ratio),
-            int(r["y"] * ratio),
-            int((r["x"] + r["width"]) * ratio),
-            int((r["y"] + r["height"]) * ratio),
-        )
-    )
+    crop = image.crop((int(r["x"] * ratio), int(r["y"] * ratio), int((r["x"] + r["width"]) * ratio),
+                       int((r["y"] + r["height"]) * ratio)))
     colours = crop.getcolors(maxcolors=1_000_000) or []
     assert len(colours) >= 8, f"{name}: the {shown.get_attribute('class')} message looks blank"
     return image

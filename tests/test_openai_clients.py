@@ -177,9 +177,7 @@ def test_a_client_task_prompt_gets_a_reply_not_a_422(server, stream):
     if stream:
         client = server["client"]
         pieces = client.chat.completions.create(
-            model="careerqa",
-            messages=ask,
-            stream=True,  # type: ignore[arg-type]
+            model="careerqa", messages=ask, stream=True  # type: ignore[arg-type]
         )
         content = "".join(c.choices[0].delta.content or "" for c in pieces if c.choices)
     else:

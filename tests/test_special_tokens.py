@@ -72,10 +72,8 @@ def _special_tokens(llm) -> dict[int, str]:
         if not text or not text.startswith(("<", "[")):
             continue
         raw = text.encode("utf-8")
-        if (
-            llm.tokenize(raw, add_bos=False, special=True)
-            == [token]
-            != llm.tokenize(raw, add_bos=False, special=False)
+        if llm.tokenize(raw, add_bos=False, special=True) == [token] != llm.tokenize(
+            raw, add_bos=False, special=False
         ):
             found[token] = text
     return found

@@ -178,10 +178,8 @@ def check_llama(
             known = _read_results(results_path).get(key)
             if isinstance(known, dict) and known.get("ok"):
                 return CheckResult(True, True, key, str(known.get("system_info", "")))
-        cmd = list(
-            probe_cmd
-            or [sys.executable, "-m", "careerqa.generate.llama_probe", str(model_path), str(threads)]
-        )
+        cmd = list(probe_cmd or [sys.executable, "-m", "careerqa.generate.llama_probe", str(model_path),
+        str(threads)])
         started = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, errors="replace")

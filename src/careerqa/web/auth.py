@@ -116,7 +116,8 @@ class RateLimit:
                 self._buckets[who] = (tokens, now)
                 wait = max(1, math.ceil((1.0 - tokens) / self.refill))
                 raise RateLimited(
-                    f"too many requests: this key may make {self.capacity:g} a minute; try again in {wait} s",
+                    f"too many requests: this key may make {self.capacity:g} a minute; "
+                    f"try again in {wait} s",
                     wait,
                 )
             self._buckets[who] = (tokens - 1.0, now)

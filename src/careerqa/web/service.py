@@ -186,3 +186,4 @@ def _log(engine: Engine, answer: Answer, version: str) -> str | None:
     except OSError:
         logger.exception("could not write the question log")
         return None
+
