@@ -3,7 +3,7 @@
 One run, one corpus, on a quiet machine:
 1. The index is built once (``careerqa index --no-passage-kv``).
 2. For each variant (``LAYOUT-TYPE``: ``slot-f16`` = one cache per passage and slot, f16, the layout
-   before this benchmark; ``passage-f16``; ``passage-q8_0``, the default; ``passage-q4_0``), ``careerqa
+   before this benchmark; ``passage-f16``, the default; ``passage-q8_0``; ``passage-q4_0``), ``careerqa
    index`` computes the caches into a folder of its own: seconds and bytes per chunk from ``index --json``.
 3. Loading a cache into the stitched context (read from disk, ``llama_state_seq_set_data``, shift,
    copy): ms per passage, measured in this process for 20 passages per variant.
@@ -14,8 +14,8 @@ One run, one corpus, on a quiet machine:
    in turn (the order rotates), streaming ``/chat``: time to the first text and to the end, p50 / p95.
 
     python bench/bench_kv_layouts.py --corpus corpus --questions eval/questions.jsonl --fresh
-    python bench/bench_kv_layouts.py --corpus /tmp/pandas-1000 --variants passage-q8_0 --fresh \\
-        --questions eval/corpora/pandas-doc/questions.jsonl --split all --skip-index-variants
+    python bench/bench_kv_layouts.py --corpus /tmp/pandas-1000/corpus --fresh --skip-index-variants \\
+        --questions eval/corpora/pandas-doc/questions.jsonl --split all   # scripts/pandas_1000.sh
 
 Writes ``--out`` (JSON): the load average before and after each phase, every timing, the medians.
 """
@@ -40,6 +40,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench_serve  # noqa: E402
 
 from careerqa.evals.scoring import load_eval_set  # noqa: E402
 
@@ -118,30 +121,11 @@ class Server:
 
 
 def stream_chat(url: str, question: str) -> dict[str, Any]:
-    started, first = time.perf_counter(), None
-    answer: dict[str, Any] = {}
+    """One streamed ``/chat`` answer (``bench_serve.stream_chat``), its times in seconds."""
     with httpx.Client(base_url=url, timeout=300) as client:
-        with client.stream("POST", "/chat", json={"question": question, "stream": True}) as response:
-            response.raise_for_status()
-            event = ""
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    if event == "delta" and first is None:
-                        first = time.perf_counter() - started
-                    elif event == "end":
-                        answer = json.loads(line[6:])
-    total = time.perf_counter() - started
-    return {
-        "question": question,
-        "first_text_s": round(first if first is not None else total, 3),
-        "total_s": round(total, 3),
-        "route": answer.get("route"),
-        "abstained": answer.get("abstained"),
-        "answer": answer.get("answer"),
-        "prompt_tokens": (answer.get("tokens") or {}).get("prompt_tokens"),
-    }
+        timed = bench_serve.stream_chat(client, question)
+    first, total = timed.pop("ttft_ms"), timed.pop("total_ms")
+    return {"question": question, "first_text_s": first / 1000, "total_s": total / 1000, **timed}
 
 
 def pstats(values: list[float]) -> dict[str, float | int]:

@@ -82,6 +82,8 @@ def stream_chat(client: httpx.Client, question: str) -> dict[str, Any]:
         "total_ms": round(total * 1000, 1),
         "route": answer.get("route"),
         "abstained": answer.get("abstained"),
+        "answer": answer.get("answer"),
+        "prompt_tokens": (answer.get("tokens") or {}).get("prompt_tokens"),
     }
 
 

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +35,7 @@ __all__ = [
     "broken_engine",
     "live_server",
     "make_settings",
+    "serve_process",
     "sse_events",
     "use_generator",
 ]
@@ -95,3 +99,37 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
 def use_generator(stack: dict, generator: Generator) -> None:
     engine = Engine(stack["settings"], embedder=FakeEmbedder(), generator=generator)
     stack["app"].dependency_overrides[get_engine] = lambda: engine
+
+
+@contextmanager
+def serve_process(root: Path, env: dict[str, str], timeout: float = 600) -> Iterator[httpx.Client]:
+    """``careerqa serve`` started in ``root`` as a user starts it (a process of its own, its log in
+    ``root/server.log``), a client once ``/health`` answers; the server is stopped afterwards."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with open(root / "server.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "careerqa", "serve", "--port", str(port)],
+            cwd=root,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout  # a first run builds the index and assembles the model
+        try:
+            while True:
+                assert proc.poll() is None, (root / "server.log").read_text()
+                try:
+                    if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(1)
+            with httpx.Client(base_url=url, timeout=300) as client:
+                yield client
+        finally:
+            proc.terminate()
+            proc.wait(30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .helpers import serve_process
 
 pytestmark = pytest.mark.real
 
@@ -59,35 +60,8 @@ def wait_for(check, timeout: float, what: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("real-caches")
-    env = corpus_at(root)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "careerqa", "serve", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, (root / "server.log").read_text()
-        try:
-            return httpx.get(f"{url}/health", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, 600, "the server did not start")
-        with httpx.Client(base_url=url, timeout=300) as client:
-            yield {"client": client, "root": root}
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+    with serve_process(root, corpus_at(root)) as client:
+        yield {"client": client, "root": root}
 
 
 def all_cached(client: httpx.Client) -> dict | None:

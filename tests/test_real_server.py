@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from careerqa.text.citations import cited_numbers
 
 from .conftest import REPO
-from .helpers import sse_events
+from .helpers import serve_process, sse_events
 
 pytestmark = pytest.mark.real
 
@@ -33,36 +30,9 @@ The most requested extra skill in these roles is remote sensing, usually learned
 def server(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("real-server")
     shutil.copytree(REPO / "corpus", root / "corpus")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "CAREERQA_ADMIN_TOKEN": "real-token", "HF_HUB_OFFLINE": "1"}
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "careerqa", "serve", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600  # first run: index build and model assembly
-    try:
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(1)
-        with httpx.Client(base_url=url, timeout=300) as client:
-            yield {"client": client, "root": root, "env": env}
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+    with serve_process(root, env) as client:
+        yield {"client": client, "root": root, "env": env}
 
 
 def _no_dangling(answer: dict) -> None:
