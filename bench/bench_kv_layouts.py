@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import bench_serve  # noqa: E402
 
+from careerqa.config import Settings  # noqa: E402
 from careerqa.evals.scoring import load_eval_set  # noqa: E402
 
 VARIANTS = ("slot-f16", "passage-f16", "passage-q8_0")
@@ -223,7 +224,8 @@ def main() -> None:
     servers: list[Server] = []
     try:
         if args.fresh:
-            fresh_env = variant_env(base, "passage-q8_0", work / "kv-fresh")
+            default = f"{Settings().kv_layout}-{Settings().kv_type}"  # what a new user runs
+            fresh_env = variant_env(base, default, work / "kv-fresh")
             fresh_env["CAREERQA_INDEX_DIR"] = str(work / "index-fresh")
             before = load()
             server = Server("fresh", fresh_env, work / "server-fresh.log")
