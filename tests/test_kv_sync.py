@@ -86,7 +86,9 @@ def test_auto_budget_fits_the_corpus_unless_it_would_fill_the_disk(tmp_path, mon
 
     monkeypatch.setattr("careerqa.generate.kv_sync.shutil.disk_usage", lambda _p: Usage())
     budget, source = auto_budget(tmp_path / "kv", ["x" * 3_000_000], "q8_0")
-    assert budget == 25 << 20 and "free disk" in source
+    assert budget == 25 << 20 and "free disk" in source and "q8_0" not in source
+    _budget, source = auto_budget(tmp_path / "kv", ["x" * 3_000_000], "f16")
+    assert "CAREERQA_KV_TYPE=q8_0" in source  # the way to fit twice the passages
 
 
 def test_one_builder_per_folder_and_a_stop_between_passages(tmp_path):

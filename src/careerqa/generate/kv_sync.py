@@ -116,7 +116,8 @@ def auto_budget(folder: Path, texts: Iterable[str], kv_type: str) -> tuple[int, 
     share = int(DISK_SHARE * (free + KVStore(folder).bytes_used()))
     if need <= share:
         return need, "the corpus's estimated size"
-    return share, f"{DISK_SHARE:.0%} of the free disk (the corpus would need ~{need >> 20} MB)"
+    hint = "; CAREERQA_KV_TYPE=q8_0 takes about half" if kv_type == "f16" else ""
+    return share, f"{DISK_SHARE:.0%} of the free disk (the corpus would need ~{need >> 20} MB{hint})"
 
 
 def sync_caches(
