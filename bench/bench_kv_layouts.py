@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument(
         "--skip-index-variants", action="store_true", help="no `careerqa index` variants (only --fresh)"
     )
-    parser.add_argument("--fresh-timeout", type=float, default=3600)
+    parser.add_argument("--fresh-timeout", type=float, default=4 * 3600)
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp one)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "kv-layouts.json")
     args = parser.parse_args()

@@ -50,6 +50,7 @@ def test_index_step_computes_one_quantized_cache_per_passage(setup):
     chunks = len(engine.view().store)
     assert report.computed == report.wanted == report.cached_chunks == chunks and report.failed == 0
     assert report.kv_type == "q8_0" and report.layout == "passage"
+    assert 0 < report.seconds_per_cache == pytest.approx(report.compute_seconds / report.computed, abs=0.01)
     # q8_0: ~15.2 kB per token (f16: 28.7 kB), passages of 40+ tokens
     assert 12_000 * 40 < report.bytes_per_chunk < 17_000 * 400
     assert len(KVStore(cache_folder(settings)).keys()) == chunks

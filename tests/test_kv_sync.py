@@ -12,7 +12,7 @@ import pytest
 
 from careerqa.config import Settings
 from careerqa.engine import caches as caches_mod
-from careerqa.engine.caches import read_synced, settings_env
+from careerqa.engine.caches import read_synced, settings_env, synced_key
 from careerqa.engine.core import Engine
 from careerqa.generate.kv_cache import KVStore, RetrievalCounts, block_key, cache_folder, prefix_key
 from careerqa.generate.kv_prompt import slot_one
@@ -182,7 +182,7 @@ def test_the_builder_computes_only_while_no_answer_runs_and_follows_each_sync(kv
     wait_for(lambda: engine.caches.status()["state"] == "ready")
     status = engine.caches.status()
     assert status["cached_chunks"] == status["chunks"] == chunks and generator.computed_while_busy == 0
-    assert read_synced(cache_folder(engine.settings)) == engine.view().version
+    assert read_synced(cache_folder(engine.settings)) == synced_key(engine.settings, engine.view().version)
     assert cached_share(engine.settings, engine.view().store)["cached_chunks"] == chunks
 
     corpus = engine.settings.corpus_dir
@@ -225,3 +225,5 @@ def test_index_cli_caches_then_the_detached_build_is_not_needed(kv_engine, monke
     report = engine.caches.sync()  # then the caches: records the version it is in step with
     assert report.computed == len(engine.view().store) and not report.interrupted
     assert engine.caches.build_detached() is None and len(started) == 1  # in step: nothing to start
+    engine.caches.settings = engine.settings.replace(kv_type="q8_0")  # another type: not in step
+    assert engine.caches.build_detached() == 42 and len(started) == 2

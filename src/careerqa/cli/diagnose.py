@@ -72,7 +72,7 @@ def diagnose(
 
 def _passage_kv(settings: Settings, report: Report) -> dict[str, Any]:
     """How many of the index's passages have a KV cache (read from the folder, no model loaded)."""
-    from careerqa.engine.caches import read_synced
+    from careerqa.engine.caches import read_synced, synced_key
     from careerqa.engine.models import EMBEDDER_DIMS
     from careerqa.generate.kv_cache import cache_folder
     from careerqa.generate.kv_sync import cached_share
@@ -85,7 +85,8 @@ def _passage_kv(settings: Settings, report: Report) -> dict[str, Any]:
     except CareerQAError:
         return {"state": "no index"}
     share = cached_share(settings, store)
-    complete = read_synced(cache_folder(settings)) == (store.manifest.version if store.manifest else None)
+    version = store.manifest.version if store.manifest else ""
+    complete = read_synced(cache_folder(settings)) == synced_key(settings, version)
     share["state"] = "complete" if share["cached_chunks"] == share["chunks"] else "partial"
     if share["cached_chunks"] < share["chunks"] and not complete:
         report.notes.append(

@@ -94,7 +94,7 @@ def _sync_passage_kv(engine: Engine, quiet: bool) -> Any:
 def _kv_line(kv: Any) -> str:
     if kv.skipped:
         return f"passage KV caches: skipped ({kv.skipped})"
-    per_chunk = f", {kv.compute_seconds / kv.computed:.1f} s each" if kv.computed else ""
+    per_chunk = f", {kv.seconds_per_cache:.1f} s each" if kv.computed else ""
     return (
         f"passage KV caches: {kv.cached_chunks} of {kv.chunks} passages cached ({kv.kv_type}): "
         f"{kv.computed} computed{per_chunk}, {kv.present} kept, {kv.removed} removed, "

@@ -46,7 +46,7 @@ logger = logging.getLogger("careerqa.engine.caches")
 QUIET_S = 0.5  # the model idle this long (covers the gap between an answer's draft and its retry)
 POLL_S = 30.0  # how often the builder looks for a version another process committed
 COUNT_FLUSH = 10  # answers counted in memory before the counts are added to the file
-SYNCED = "synced.json"  # the index version the last whole run brought the caches in step with
+SYNCED = "synced.json"  # what the last whole run brought the caches in step with (``synced_key``)
 
 
 class PassageCaches:
@@ -156,7 +156,7 @@ class PassageCaches:
         else:
             self._state = "ready"
             self._synced_version = view.version
-            write_synced(self.folder, view.version)
+            write_synced(self.folder, synced_key(self.settings, view.version))
         logger.info("passage caches: %s", _summary(report))
         return report
 
@@ -229,7 +229,7 @@ class PassageCaches:
             version = self._view().version
         except Exception:
             return None
-        if read_synced(self.folder) == version:
+        if read_synced(self.folder) == synced_key(self.settings, version):
             return None
         store = KVStore(self.folder)
         with store.builder() as free:
@@ -263,10 +263,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return out
 
 
-def write_synced(folder: Any, version: str) -> None:
+def synced_key(settings: Settings, version: str) -> str:
+    """What a whole run brings the caches in step with: the index version, and what every cache key
+    shares (model, system prompt, KV type, layout), so another ``CAREERQA_KV_TYPE`` is not in step."""
+    from careerqa.generate.kv_cache import model_id, prefix_key
+    from careerqa.generate.prompts import SYSTEM_PROMPT
+
+    prefix = prefix_key(model_id(settings.generator), SYSTEM_PROMPT, settings.kv_type)
+    return f"{version}:{settings.kv_layout}:{prefix}"
+
+
+def write_synced(folder: Any, key: str) -> None:
     with contextlib.suppress(OSError):
         tmp = folder / f".{SYNCED}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"index_version": version}), encoding="utf-8")
+        tmp.write_text(json.dumps({"in_step_with": key}), encoding="utf-8")
         os.replace(tmp, folder / SYNCED)
 
 
@@ -275,7 +285,7 @@ def read_synced(folder: Any) -> str | None:
         data = json.loads((folder / SYNCED).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data.get("index_version") if isinstance(data, dict) else None
+    return data.get("in_step_with") if isinstance(data, dict) else None
 
 
 def _summary(report: KVReport) -> str:

@@ -80,6 +80,7 @@ class KVReport:
     bytes_per_chunk: float = 0.0  # for slot 1, averaged over the chunks cached in it
     tokens_computed: int = 0
     compute_seconds: float = 0.0  # the model's time for the caches computed in this run
+    seconds_per_cache: float = 0.0  # of it, per cache computed (per passage in the default layout)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -259,6 +260,8 @@ class _CacheSync:
         report.bytes_total = sum(size for key, size in self.store.keys().items() if key in self.keep)
         report.bytes_per_chunk = round(self.slot1_bytes / self.slot1_count, 1) if self.slot1_count else 0.0
         report.cached_chunks = self.slot1_count
+        if report.computed:
+            report.seconds_per_cache = round(report.compute_seconds / report.computed, 3)
         report.compute_seconds = round(report.compute_seconds, 3)
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
