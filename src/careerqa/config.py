@@ -133,7 +133,7 @@ class Settings:
     # disk is short (a budget too small for the corpus in f16 keeps twice the passages in q8_0).
     kv_type: str = "f16"
     # MB of passage caches kept on disk (the most-retrieved passages first; the rest are read live).
-    # 0: sized from the corpus, all of it unless that is over a quarter of the free disk (kv_sync.py).
+    # 0: a quarter of the free disk, so all of the corpus whenever it fits there (kv_sync.py).
     kv_budget_mb: int = 0
     # Compute a missing passage's cache while answering (benchmarks that measure stitched answers
     # without computing every cache first); off: a passage without a cache is read live.

@@ -4,8 +4,8 @@ under what budget; computing the missing ones and deleting what no passage needs
 One cache per passage (``Settings.kv_layout`` "passage", the default: ``kv_stitch`` swaps the slot
 label in) or one per (passage, slot) ("slot", kept to compare). Order: the most-retrieved passages
 first (``RetrievalCounts``), then corpus order; past the budget the rest are read live and their caches
-evicted. The budget is ``Settings.kv_budget_mb``, or with 0 (the default) sized from the corpus: all
-of it, unless that would take more than ``DISK_SHARE`` of the disk (``auto_budget``).
+evicted. The budget is ``Settings.kv_budget_mb``, or with 0 (the default) ``DISK_SHARE`` of the disk
+where the caches live: all of the corpus whenever it fits there (``auto_budget``).
 
 ``sync_caches`` is one pass. ``careerqa index`` runs it at once (the progress bar); the background
 builder (``engine/caches.py``: the server, ``index --watch``, the detached build after a first-use
@@ -36,12 +36,14 @@ if TYPE_CHECKING:
     from careerqa.index.store import Store
 
 # Bytes of KV per token for the packaged 1.5B model (28 layers, 2 KV heads of 128): f16 measured
-# (28,688); q8_0 and q4_0 take 34 and 18 bytes per 32 values. Only for sizing a budget before anything
-# is computed; what is kept is counted in the files' real sizes.
+# (28,688); q8_0 and q4_0 take 34 and 18 bytes per 32 values. Only for the estimate in the budget's
+# message; what is kept is counted in the files' real sizes.
 BYTES_PER_TOKEN = {"f16": 28_688, "q8_0": 15_300, "q4_0": 8_100}
-CHARS_PER_TOKEN = 3.0  # fewer than English prose has (~4.2): a budget sized from it errs on the big side
-DISK_SHARE = 0.25  # of the disk's free space (plus what the caches hold): the most an automatic budget takes
-MIN_AUTO_BUDGET = 64 << 20
+# Characters per token of the estimate: English prose has ~4.2, the pandas user guide's code-heavy text
+# 2.3 (measured on 157 of its passages), so an estimate can be off by half: the budget is not sized from
+# it (an estimate of 3.0 left ~100 of 1,078 pandas passages uncached), only the message.
+CHARS_PER_TOKEN = 2.5
+DISK_SHARE = 0.25  # of the disk's free space (plus what the caches hold): what an automatic budget takes
 
 ProgressFn = Callable[[str, int], None]
 Turn = Callable[[], AbstractContextManager[None]]
@@ -103,22 +105,22 @@ def wanted_blocks(
 
 
 def auto_budget(folder: Path, texts: Iterable[str], kv_type: str) -> tuple[int, str]:
-    """A budget for ``texts``' caches: all of them (estimated, on the big side), unless that is more
-    than ``DISK_SHARE`` of the free disk where the caches live (plus what they already take)."""
-    need = int(sum(len(t) for t in texts) / CHARS_PER_TOKEN * BYTES_PER_TOKEN.get(kv_type, 28_688) * 1.25)
-    need = max(need, MIN_AUTO_BUDGET)
+    """``DISK_SHARE`` of the free disk where the caches live (plus what they already take): all of
+    ``texts``' caches whenever they fit there, whatever their text's characters per token. The
+    message gives the corpus's estimated need, and a way to halve it when it does not fit."""
+    need = int(sum(len(t) for t in texts) / CHARS_PER_TOKEN * BYTES_PER_TOKEN.get(kv_type, 28_688))
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     try:
         free = shutil.disk_usage(probe).free
     except OSError:
-        return need, "the corpus's estimated size"
+        return need, "the corpus's estimated size (the free disk is unknown)"
     share = int(DISK_SHARE * (free + KVStore(folder).bytes_used()))
-    if need <= share:
-        return need, "the corpus's estimated size"
-    hint = "; CAREERQA_KV_TYPE=q8_0 takes about half" if kv_type == "f16" else ""
-    return share, f"{DISK_SHARE:.0%} of the free disk (the corpus would need ~{need >> 20} MB{hint})"
+    source = f"{DISK_SHARE:.0%} of the free disk; the corpus needs ~{need >> 20} MB"
+    if need > share and kv_type == "f16":
+        source += " (CAREERQA_KV_TYPE=q8_0 takes about half)"
+    return share, source
 
 
 def sync_caches(
