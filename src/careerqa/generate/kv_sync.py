@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 BYTES_PER_TOKEN = {"f16": 28_688, "q8_0": 15_300, "q4_0": 8_100}
 # Characters per token of the estimate: English prose has ~4.2, the pandas user guide's code-heavy text
 # 2.3 (measured on 157 of its passages), so an estimate can be off by half: the budget is not sized from
-# it (an estimate of 3.0 left ~100 of 1,078 pandas passages uncached), only the message.
+# it (at 3.0 and a 25 % margin it came to 10.7 GB for 1,078 pandas passages that need ~12 GB in f16),
+# only the message.
 CHARS_PER_TOKEN = 2.5
 DISK_SHARE = 0.25  # of the disk's free space (plus what the caches hold): what an automatic budget takes
 
