@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -26,19 +25,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_kv_layouts import pstats  # noqa: E402
 
 from careerqa.config import Settings  # noqa: E402
 from careerqa.engine.core import Engine  # noqa: E402
 from careerqa.evals.scoring import load_eval_set  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def p50_p95(values: list[float]) -> dict[str, float]:
-    return {"p50": round(statistics.median(values), 3), "p95": round(percentile(values, 0.95), 3)}
 
 
 def timed(engine: Engine, question: str) -> dict[str, Any]:
@@ -114,8 +107,8 @@ def main() -> None:
         same = sum(a["answer"] == r["answer"] for a, r in zip(answers[name], reference, strict=True))
         report["types"][name].update(
             generated=len(generated),
-            first_text_s=p50_p95([a["first_text_s"] for a in generated]),
-            total_s=p50_p95([a["total_s"] for a in generated]),
+            first_text_s=pstats([a["first_text_s"] for a in generated]),
+            total_s=pstats([a["total_s"] for a in generated]),
             same_answer_as_first_type=same,
             answers=answers[name],
         )

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from careerqa.config import ENV_PREFIX, Settings
 from careerqa.generate.kv_cache import KVStore, RetrievalCounts, cache_folder
-from careerqa.generate.kv_sync import KVReport, cached_share, sync_for_index
+from careerqa.generate.kv_sync import KVReport, cached_share, settings_prefix, sync_for_index
 
 if TYPE_CHECKING:
     from careerqa.engine.view import IndexView
@@ -266,11 +266,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def synced_key(settings: Settings, version: str) -> str:
     """What a whole run brings the caches in step with: the index version, and what every cache key
     shares (model, system prompt, KV type, layout), so another ``CAREERQA_KV_TYPE`` is not in step."""
-    from careerqa.generate.kv_cache import model_id, prefix_key
-    from careerqa.generate.prompts import SYSTEM_PROMPT
-
-    prefix = prefix_key(model_id(settings.generator), SYSTEM_PROMPT, settings.kv_type)
-    return f"{version}:{settings.kv_layout}:{prefix}"
+    return f"{version}:{settings.kv_layout}:{settings_prefix(settings)}"
 
 
 def write_synced(folder: Any, key: str) -> None:

@@ -292,6 +292,13 @@ def passage_computer(generator: Generator) -> BlockComputer:
     return computer  # type: ignore[no-any-return]
 
 
+def settings_prefix(settings: Settings) -> str:
+    """What every cache key of these settings shares: the model, the system prompt, the KV type."""
+    from careerqa.generate.prompts import SYSTEM_PROMPT
+
+    return prefix_key(model_id(settings.generator), SYSTEM_PROMPT, settings.kv_type)
+
+
 def sync_for_index(
     settings: Settings,
     store: Store,
@@ -316,7 +323,7 @@ def sync_for_index(
     slots = settings.kv_slots if settings.kv_layout == "slot" else 1
     counts = RetrievalCounts(folder).read()
     blocks = wanted_blocks(chunks, slots, lambda c, n: passage_block(c, n) + "\n\n", counts)
-    prefix = prefix_key(model_id(settings.generator), SYSTEM_PROMPT, settings.kv_type)
+    prefix = settings_prefix(settings)
     if settings.kv_budget_mb > 0:
         budget, source = settings.kv_budget_mb << 20, "kv_budget_mb"
     else:
@@ -343,11 +350,11 @@ def sync_for_index(
 def cached_share(settings: Settings, store: Store) -> dict[str, Any]:
     """How many of the index's passages have a whole cache now, read from the folder without the model
     (``careerqa doctor``, ``/health`` before the builder has run): cheap header reads."""
-    from careerqa.generate.prompts import SYSTEM_PROMPT, passage_block
+    from careerqa.generate.prompts import passage_block
 
     folder = cache_folder(settings)
     chunks = index_chunks(store)
-    prefix = prefix_key(model_id(settings.generator), SYSTEM_PROMPT, settings.kv_type)
+    prefix = settings_prefix(settings)
     kv = KVStore(folder)
     present = kv.keys()
     cached = [
